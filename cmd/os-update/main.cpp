@@ -1,0 +1,10 @@
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli.hpp"
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  return osu::cli::UpdateMain(args, osu::cli::Streams{std::cin, std::cout, std::cerr});
+}

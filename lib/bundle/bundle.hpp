@@ -1,0 +1,101 @@
+// A bundle is a tar stream: manifest.yaml, manifest.sig, the boot files, the root image,
+// in that order. BundleReader verifies the signature before handing out a single byte of
+// any later member, and checks each member against the manifest while it streams.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bundle/manifest.hpp"
+#include "common/error.hpp"
+#include "io/stream.hpp"
+
+namespace osu {
+
+class TarReader;
+
+class BundleReader {
+ public:
+  // Reads and verifies manifest + signature from `source` (not owned). `where` names the
+  // source in messages. keys: PEM public key paths.
+  static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
+                                                      const std::vector<std::string>& keys);
+  // Same, but without a signature check (os-update-bundle info): signature may be absent.
+  static Expected<std::unique_ptr<BundleReader>> OpenUnverified(Reader& source,
+                                                                const std::string& where);
+  ~BundleReader();
+
+  const Manifest& manifest() const { return manifest_; }
+  const std::string& manifest_bytes() const { return manifest_bytes_; }
+  const std::string& signature() const { return signature_; }  // empty if unsigned
+  const std::string& key_used() const { return key_used_; }    // empty if unverified
+
+  // The next boot file, in manifest order. The returned reader fails at its end if the
+  // member's bytes do not match the manifest's size and sha256 (Verification error).
+  // Returns nullopt once all boot files were handed out.
+  struct Member {
+    const FileEntry* entry;
+    Reader* data;  // valid until the next call on this BundleReader
+  };
+  Expected<std::optional<Member>> NextBootFile();
+
+  // The image member's raw (still compressed) bytes; call after all boot files.
+  Expected<Reader*> Image();
+
+  // After the image was read to its end: no further members may follow.
+  Result Finish();
+
+ private:
+  BundleReader() = default;
+  std::unique_ptr<TarReader> tar_;
+  Manifest manifest_;
+  std::string manifest_bytes_, signature_, key_used_;
+  std::unique_ptr<Reader> current_;
+  size_t next_boot_ = 0;
+  std::string where_;
+  bool unsigned_ = false;
+  bool image_taken_ = false;
+  struct PendingMember;  // a header read ahead (unsigned bundle without manifest.sig)
+  std::unique_ptr<PendingMember> pending_;
+  friend struct BundleOpener;
+};
+
+// Writes bundles. Low level on purpose: tests use it to forge malformed bundles signed with
+// a real key (a manifest that lies about sizes, members out of order, ...).
+class BundleWriter {
+ public:
+  static Expected<std::unique_ptr<BundleWriter>> Create(const std::string& path);
+  ~BundleWriter();
+  Result AddBytes(const std::string& name, const std::string& data);
+  Result AddFile(const std::string& name, const std::string& path);
+  Result Close();  // finishes the tar, fsyncs, renames into place
+
+ private:
+  BundleWriter() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The whole `os-update-bundle create`: compress the image to a temporary file, hash the
+// image and boot files, write and sign the manifest (unless private_key is empty: then the
+// bundle is unsigned and must be signed with SignBundle), write the bundle.
+struct CreateOptions {
+  std::string image;                    // uncompressed root file system image
+  Compression compression = Compression::Xz;
+  std::vector<std::string> boot_files;  // stored under their base names
+  std::string cmdline, compatible, version;
+  std::optional<std::string> min_version;
+  std::string private_key;              // empty: unsigned
+  std::string output;
+  EncodeOptions encode;
+};
+Result CreateBundle(const CreateOptions& options);
+
+// Copies `input` to `output` with the signature member set to `signature` (bytes) — the
+// HSM/CI flow: sign `os-update-bundle manifest FILE` with openssl, then attach.
+Result AttachSignature(const std::string& input, const std::string& signature,
+                       const std::string& output);
+
+}  // namespace osu

@@ -1,0 +1,44 @@
+// The bundle's manifest: the signed description of everything else in the bundle.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "compress/compression.hpp"
+
+namespace osu {
+
+struct FileEntry {
+  std::string name;    // tar member name; a plain file name for boot files
+  uint64_t size = 0;   // bytes (the uncompressed size, for the image)
+  std::string sha256;  // lower-case hex of those bytes
+};
+
+struct Manifest {
+  int format = 1;
+  std::string compatible;                  // e.g. "eos-x86_64-kvm"
+  std::string version;                     // e.g. "2.1.0"
+  std::optional<std::string> min_version;  // downgrade floor: device must already run this
+  std::string cmdline;                     // kernel command line for the new slot
+  Compression compression = Compression::Xz;
+  FileEntry image;                         // image.name is the tar member of the root image
+  std::vector<FileEntry> boot_files;       // in bundle order
+};
+
+inline constexpr int kManifestFormat = 1;
+inline constexpr const char* kManifestMember = "manifest.yaml";
+inline constexpr const char* kSignatureMember = "manifest.sig";
+
+// Parses and validates (format, required keys, hex digests, file names). Errors are
+// Verification errors naming the key: "manifest: image.sha256 is not 64 hex digits".
+Expected<Manifest> ParseManifest(const std::string& yaml);
+std::string SerializeManifest(const Manifest& m);
+
+// A boot file name is one plain path component: not empty, no '/', not "." or "..",
+// no leading '.', no control characters.
+Result ValidateBootFileName(const std::string& name);
+
+}  // namespace osu

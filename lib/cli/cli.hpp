@@ -1,0 +1,31 @@
+// The two command lines. cmd/ only forwards argv here; tests call these directly.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace osu::cli {
+
+struct Streams {
+  std::istream& in;
+  std::ostream& out;
+  std::ostream& err;
+};
+
+// Exit codes, documented in the README and decided only in ExitCode().
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUsage = 1;
+inline constexpr int kExitVerification = 2;
+inline constexpr int kExitSource = 3;
+inline constexpr int kExitState = 4;
+inline constexpr int kExitDevice = 5;
+inline constexpr int kExitUpdateAvailable = 100;
+int ExitCode(const Error& error);
+
+int UpdateMain(const std::vector<std::string>& args, const Streams& streams);
+int BundleMain(const std::vector<std::string>& args, const Streams& streams);
+
+}  // namespace osu::cli

@@ -1,0 +1,294 @@
+// `os-update`: the device-side command. Parses, loads config and system state, runs one
+// action, prints the result, and returns the exit code. All logic lives in lib/install.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "cli/cli.hpp"
+#include "cli/progress.hpp"
+#include "common/json.hpp"
+#include "install/apply.hpp"
+#include "install/lock.hpp"
+#include "install/system.hpp"
+#include "source/source.hpp"
+
+namespace osu::cli {
+namespace {
+
+constexpr const char* kFooter = R"(Examples:
+  os-update --status                      where am I, what is installed in each slot
+  os-update --check                       is there a newer bundle on update.server?
+  os-update --apply                       install it into the inactive slot
+  os-update --apply /media/usb/eos-2.0.osu
+  os-update --apply https://updates.example.com/eos-x86_64-kvm.osu --json
+  curl -s https://.../b.osu | os-update --apply -
+
+Exit codes:
+  0    success; --check: up to date
+  100  --check: an update is available
+  1    usage or configuration error
+  2    verification failed (signature, sha256, size, compatible, version)
+  3    source or network error (retrying may help)
+  4    refused by state (another os-update runs, target in use, no valid target)
+  5    device or I/O error
+
+Configuration: /etc/os-update.yml (see README: update.*, slots.*, boot.*, system.*).)";
+
+struct Options {
+  bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false;
+  std::string apply_source;
+  bool apply = false;
+  std::string config_path = kDefaultConfigPath;
+  bool config_given = false;
+  std::string check_source;
+};
+
+class Printer {
+ public:
+  Printer(const Streams& s, bool json) : s_(s), json_(json) {}
+
+  int Fail(const Error& e) const {
+    int code = ExitCode(e);
+    s_.err << "os-update: " << e.message() << std::endl;
+    if (json_)
+      s_.out << Json::MakeObject()
+                    .Set("event", "error")
+                    .Set("error", e.message())
+                    .Set("exit_code", code)
+                    .Dump()
+             << std::endl;
+    return code;
+  }
+
+ private:
+  const Streams& s_;
+  bool json_;
+};
+
+Json SlotJson(const SystemState& st, SlotId id) {
+  const Slot& slot = st.slots[id];
+  Json j = Json::MakeObject();
+  j.Set("device", slot.part.device.empty() ? slot.part.disk : slot.part.device);
+  if (slot.part.device.empty()) j.Set("offset", slot.part.offset);
+  j.Set("label", slot.part.label);
+  j.Set("partuuid", slot.part.partuuid);
+  j.Set("size", slot.part.size);
+  j.Set("booted", st.booted == id);
+  if (const auto& r = st.record(id)) {
+    j.Set("state", SlotStateName(r->state));
+    if (!r->version.empty()) j.Set("version", r->version);
+    if (!r->sha256.empty()) j.Set("sha256", r->sha256);
+    if (r->size) j.Set("image_size", r->size);
+    if (!r->updated_at.empty()) j.Set("updated_at", r->updated_at);
+    if (!r->reason.empty()) j.Set("reason", r->reason);
+  }
+  return j;
+}
+
+int Status(const SystemState& st, const Streams& s, bool json) {
+  if (json) {
+    Json j = Json::MakeObject();
+    j.Set("booted", std::string(1, SlotLetter(st.booted)));
+    j.Set("committed", st.committed ? Json(std::string(1, SlotLetter(*st.committed))) : Json());
+    j.Set("installed_version",
+          st.installed_version.empty() ? Json() : Json(st.installed_version));
+    Json slots = Json::MakeObject();
+    slots.Set("A", SlotJson(st, SlotId::A));
+    slots.Set("B", SlotJson(st, SlotId::B));
+    j.Set("slots", std::move(slots));
+    s.out << j.Dump() << std::endl;
+    return kExitOk;
+  }
+  s.out << "Booted slot:    " << SlotLetter(st.booted)
+        << (st.installed_version.empty() ? "" : " (version " + st.installed_version + ")") << "\n";
+  s.out << "Committed slot: "
+        << (st.committed ? std::string(1, SlotLetter(*st.committed))
+                         : std::string("unknown (no boot selection in this build)"))
+        << "\n";
+  for (SlotId id : {SlotId::A, SlotId::B}) {
+    const Slot& slot = st.slots[id];
+    const auto& r = st.record(id);
+    s.out << "Slot " << SlotLetter(id) << (st.booted == id ? " (booted)" : "") << ": "
+          << slot.part.label << " on " << slot.Describe() << ", " << slot.part.size << " bytes\n";
+    if (!r) {
+      s.out << "  no record\n";
+      continue;
+    }
+    s.out << "  state " << SlotStateName(r->state);
+    if (!r->version.empty()) s.out << ", version " << r->version;
+    if (!r->updated_at.empty()) s.out << ", " << r->updated_at;
+    s.out << "\n";
+    if (!r->sha256.empty()) s.out << "  sha256 " << r->sha256 << "\n";
+    if (!r->reason.empty()) s.out << "  reason: " << r->reason << "\n";
+  }
+  return kExitOk;
+}
+
+Expected<std::unique_ptr<Reader>> OpenCliSource(const std::string& uri, const Streams& s,
+                                                const SourceOptions& options) {
+  if (uri == "-") {
+    // The real stdin is read through its fd; an in-process test passes its own stream.
+    if (&s.in == &std::cin) return MakeFdReader(STDIN_FILENO, false, "standard input");
+    return MakeIstreamReader(s.in, "standard input");
+  }
+  return OpenSource(uri, options);
+}
+
+SourceOptions MakeSourceOptions(const Config& config, ProgressPrinter* printer) {
+  SourceOptions o;
+  o.ca_file = config.ca_file;
+  if (printer) o.log = [printer](const std::string& line) { printer->Info(line); };
+  return o;
+}
+
+int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const Printer& p) {
+  std::string uri = opt.check_source.empty() ? st.config.DefaultSource() : opt.check_source;
+  if (uri.empty())
+    return p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
+  SourceOptions so = MakeSourceOptions(st.config, nullptr);
+  so.read_limit = 64 * 1024;  // manifest and signature only
+  auto source = OpenCliSource(uri, s, so);
+  if (!source) return p.Fail(source.error());
+  auto result = Check(st, **source, DescribeSource(uri));
+  if (!result) return p.Fail(result.error());
+  const int code = result->update_available ? kExitUpdateAvailable : kExitOk;
+  if (opt.json) {
+    s.out << Json::MakeObject()
+                 .Set("installed", result->installed_version.empty()
+                                       ? Json()
+                                       : Json(result->installed_version))
+                 .Set("available", result->manifest.version)
+                 .Set("compatible", result->manifest.compatible)
+                 .Set("update_available", result->update_available)
+                 .Set("source", result->source)
+                 .Set("reason", result->reason)
+                 .Dump()
+          << std::endl;
+  } else {
+    s.out << "Installed: "
+          << (result->installed_version.empty() ? "unknown" : result->installed_version)
+          << " (slot " << SlotLetter(st.booted) << ")\n"
+          << "Available: " << result->manifest.version << " (" << result->source << ")\n"
+          << (result->update_available ? "Update available: " : "Up to date: ") << result->reason
+          << "\n";
+  }
+  return code;
+}
+
+int RunApply(const SystemState& st, const Options& opt, const Streams& s, const Printer& p) {
+  std::string uri = opt.apply_source.empty() ? st.config.DefaultSource() : opt.apply_source;
+  if (uri.empty())
+    return p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
+  auto lock = AcquireLock(st.config.lock_path);
+  if (!lock) return p.Fail(lock.error());
+
+  const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
+  ProgressPrinter printer(opt.json ? ProgressPrinter::Mode::Json
+                                   : (tty ? ProgressPrinter::Mode::Bar
+                                          : ProgressPrinter::Mode::Plain),
+                          opt.json ? s.out : s.err);
+  auto source = OpenCliSource(uri, s, MakeSourceOptions(st.config, &printer));
+  if (!source) return p.Fail(source.error());
+
+  ApplyRequest request;
+  request.where = DescribeSource(uri);
+  request.dry_run = opt.dry_run;
+  request.allow_downgrade = opt.allow_downgrade;
+  auto result = Apply(st, **source, request, printer.MakeReporter());
+  printer.Finish();
+  if (!result) return p.Fail(result.error());
+
+  const char letter = SlotLetter(result->target);
+  if (opt.json) {
+    Json j = Json::MakeObject();
+    j.Set("event", "result");
+    j.Set("slot", std::string(1, letter));
+    j.Set("version", result->manifest.version);
+    j.Set("dry_run", result->dry_run);
+    if (!result->dry_run) {
+      j.Set("sha256", result->copy.sha256);
+      j.Set("bytes", result->copy.bytes);
+      j.Set("bytes_written", result->copy.bytes_written);
+      j.Set("seconds", result->seconds);
+    }
+    s.out << j.Dump() << std::endl;
+  } else if (result->dry_run) {
+    s.out << "Dry run: would install " << result->manifest.version << " into slot " << letter
+          << "; nothing was written.\n";
+  } else {
+    const double mb = static_cast<double>(result->copy.bytes) / 1e6;
+    char rate[64];
+    std::snprintf(rate, sizeof rate, "%.1f s, %.1f MB/s", result->seconds,
+                  result->seconds > 0 ? mb / result->seconds : 0.0);
+    s.out << "Installed " << result->manifest.version << " into slot " << letter << " ("
+          << result->copy.bytes << " bytes, sha256 " << result->copy.sha256 << ", " << rate
+          << ").\nSlot " << letter << " is verified; it is not active yet.\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int UpdateMain(const std::vector<std::string>& args, const Streams& s) {
+  Options opt;
+  CLI::App app{
+      "os-update: A/B image updates for immutable embedded Linux.\n"
+      "Streams a signed bundle into the inactive slot, verifying its signature before a\n"
+      "byte is written and its sha256 and size while it streams."};
+  app.footer(kFooter);
+  auto* actions = app.add_option_group("Actions", "exactly one of");
+  actions->add_flag("--check", opt.check,
+                    "Read only the manifest and signature of SOURCE (default: update.server) "
+                    "and compare with the booted slot: exit 0 up to date, 100 update available");
+  auto* apply = actions->add_option("--apply", opt.apply_source,
+                                    "Install SOURCE (path, file://, -, http(s)://; default: "
+                                    "update.server) into the inactive slot")
+                    ->expected(0, 1);
+  actions->add_flag("--status", opt.status, "Show the slots, their records and the booted slot");
+  actions->require_option(1);
+  auto* check_source = app.add_option("source", opt.check_source, "SOURCE for --check or --apply");
+  (void)check_source;
+  app.add_flag("--json", opt.json, "Machine-readable output: one JSON object per line");
+  auto* config = app.add_option("--config", opt.config_path, "Configuration file")
+                     ->capture_default_str();
+  app.add_flag("--dry-run", opt.dry_run,
+               "--apply: verify the bundle's manifest and signature and print the plan only");
+  app.add_flag("--allow-downgrade", opt.allow_downgrade,
+               "--apply: accept a bundle older than the installed version");
+  app.set_version_flag("--version", std::string("os-update ") + OSU_VERSION);
+
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  } catch (const CLI::CallForHelp&) {
+    s.out << app.help();
+    return kExitOk;
+  } catch (const CLI::CallForVersion&) {
+    s.out << "os-update " << OSU_VERSION << "\n";
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    s.err << "os-update: " << e.what() << "\nRun 'os-update --help' for usage." << std::endl;
+    return kExitUsage;
+  }
+  opt.apply = apply->count() > 0;
+  opt.config_given = config->count() > 0;
+  Printer printer(s, opt.json);
+  if (opt.apply && opt.apply_source.empty()) opt.apply_source = opt.check_source;
+  if (!opt.check && !opt.check_source.empty() && !opt.apply)
+    return printer.Fail(UsageError("a SOURCE argument goes with --check or --apply"));
+
+  auto cfg = LoadConfig(opt.config_path, opt.config_given);
+  if (!cfg) return printer.Fail(cfg.error());
+  auto state = LoadSystemState(*cfg);
+  if (!state) return printer.Fail(state.error());
+
+  if (opt.status) return Status(*state, s, opt.json);
+  if (opt.check) return RunCheck(*state, opt, s, printer);
+  return RunApply(*state, opt, s, printer);
+}
+
+}  // namespace osu::cli

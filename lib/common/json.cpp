@@ -1,0 +1,83 @@
+#include "common/json.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace osu {
+
+Json& Json::Set(const std::string& key, Json value) {
+  auto& obj = std::get<Object>(v_);
+  for (auto& [k, v] : obj) {
+    if (k == key) {
+      v = std::move(value);
+      return *this;
+    }
+  }
+  obj.emplace_back(key, std::move(value));
+  return *this;
+}
+
+Json& Json::Push(Json value) {
+  std::get<Array>(v_).push_back(std::move(value));
+  return *this;
+}
+
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Json::Dump() const {
+  struct Visitor {
+    std::string operator()(std::nullptr_t) const { return "null"; }
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(uint64_t u) const { return std::to_string(u); }
+    std::string operator()(double d) const {
+      if (!std::isfinite(d)) return "null";
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6g", d);
+      return buf;
+    }
+    std::string operator()(const std::string& s) const { return JsonQuote(s); }
+    std::string operator()(const Object& o) const {
+      std::string out = "{";
+      bool first = true;
+      for (const auto& [k, v] : o) {
+        if (!first) out += ",";
+        first = false;
+        out += JsonQuote(k) + ":" + v.Dump();
+      }
+      return out + "}";
+    }
+    std::string operator()(const Array& a) const {
+      std::string out = "[";
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (i) out += ",";
+        out += a[i].Dump();
+      }
+      return out + "]";
+    }
+  };
+  return std::visit(Visitor{}, v_);
+}
+
+}  // namespace osu

@@ -1,0 +1,172 @@
+#include "config/config.hpp"
+
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <set>
+
+#include "common/fd.hpp"
+
+namespace osu {
+namespace {
+
+class ConfigReader {
+ public:
+  ConfigReader(const YAML::Node& root, const std::string& path) : root_(root), path_(path) {}
+
+  Error Bad(const YAML::Node& node, const std::string& key, const std::string& why) const {
+    std::string where = "config '" + path_ + "'";
+    if (node.Mark().line >= 0) where += ": line " + std::to_string(node.Mark().line + 1);
+    return UsageError(where + ": " + key + " " + why);
+  }
+
+  // A scalar at section.key; absent and null both leave `out` untouched.
+  Result String(const char* section, const char* key, std::string& out) const {
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    if (!node.IsScalar()) return Bad(node, Name(section, key), "must be a string");
+    out = node.Scalar();
+    return {};
+  }
+
+  Result Bool(const char* section, const char* key, bool& out) const {
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    bool value = false;
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value))
+      return Bad(node, Name(section, key), "must be true or false");
+    out = value;
+    return {};
+  }
+
+  Result Unsigned(const char* section, const char* key, unsigned& out) const {
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    const std::string& s = node.Scalar();
+    if (!node.IsScalar() || s.empty() || s.find_first_not_of("0123456789") != std::string::npos ||
+        s.size() > 4)
+      return Bad(node, Name(section, key), "must be a small non-negative number");
+    out = static_cast<unsigned>(std::stoul(s));
+    return {};
+  }
+
+  Result StringList(const char* section, const char* key, std::vector<std::string>& out) const {
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    if (node.IsScalar()) {  // a single file is fine too
+      out = {node.Scalar()};
+      return {};
+    }
+    if (!node.IsSequence()) return Bad(node, Name(section, key), "must be a list of file names");
+    out.clear();
+    for (const auto& item : node) {
+      if (!item.IsScalar() || item.Scalar().empty())
+        return Bad(item, Name(section, key), "must be a list of file names");
+      out.push_back(item.Scalar());
+    }
+    return {};
+  }
+
+  // Unknown sections and keys are errors: a typo must not silently fall back to a default.
+  Result CheckKnown() const {
+    static const std::set<std::string> kSections = {"update", "slots", "boot", "system",
+                                                    "install"};
+    static const std::set<std::string> kKeys = {
+        "update.server", "update.name", "update.pkey", "update.keys", "update.compatible",
+        "update.ca_file", "slots.disk", "slots.a", "slots.b", "boot.path", "system.cmdline",
+        "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
+        "install.threads"};
+    for (const auto& section : root_) {
+      const std::string name = section.first.Scalar();
+      if (!kSections.count(name)) return Bad(section.first, name, "is not a known section");
+      if (section.second.IsNull()) continue;
+      if (!section.second.IsMap()) return Bad(section.second, name, "must be a mapping");
+      for (const auto& entry : section.second) {
+        const std::string full = name + "." + entry.first.Scalar();
+        if (!kKeys.count(full)) return Bad(entry.first, full, "is not a known key");
+      }
+    }
+    return {};
+  }
+
+ private:
+  static std::string Name(const char* section, const char* key) {
+    return std::string(section) + "." + key;
+  }
+  YAML::Node Child(const char* section, const char* key) const {
+    YAML::Node s = root_[section];
+    if (!s || !s.IsMap()) return YAML::Node();
+    return s[key];
+  }
+
+  const YAML::Node& root_;
+  const std::string& path_;
+};
+
+}  // namespace
+
+std::string Config::DefaultSource() const {
+  if (server.empty() || name.empty()) return "";
+  std::string base = server;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base + "/" + name + ".osu";
+}
+
+Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
+  Config config;
+  config.path = path;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return UsageError("config '" + path + "': line " + std::to_string(e.mark.line + 1) +
+                      ": not valid YAML: " + e.msg);
+  }
+  if (!root || root.IsNull()) return config;  // an empty file: all defaults
+  if (!root.IsMap()) return UsageError("config '" + path + "': must be a mapping of sections");
+
+  try {
+    ConfigReader r(root, path);
+    for (Result res : {r.CheckKnown(), r.String("update", "server", config.server),
+                       r.String("update", "name", config.name),
+                       r.String("update", "pkey", config.pkey),
+                       r.StringList("update", "keys", config.keys),
+                       r.String("update", "compatible", config.compatible),
+                       r.String("update", "ca_file", config.ca_file),
+                       r.String("slots", "disk", config.disk),
+                       r.String("slots", "a", config.labels.a),
+                       r.String("slots", "b", config.labels.b),
+                       r.String("boot", "path", config.boot_path),
+                       r.String("system", "cmdline", config.cmdline_path),
+                       r.String("system", "mountinfo", config.mountinfo_path),
+                       r.String("system", "lock", config.lock_path),
+                       r.String("system", "os_release", config.os_release_path),
+                       r.Bool("install", "verify", config.verify_readback),
+                       r.Bool("install", "skip_unchanged", config.skip_unchanged),
+                       r.Unsigned("install", "threads", config.threads)}) {
+      if (!res) return res.error();
+    }
+  } catch (const YAML::Exception& e) {
+    return UsageError("config '" + path + "': " + e.what());
+  }
+  if (config.labels.a == config.labels.b)
+    return UsageError("config '" + path + "': slots.a and slots.b are both '" + config.labels.a +
+                      "'");
+  return config;
+}
+
+Expected<Config> LoadConfig(const std::string& path, bool explicit_path) {
+  auto text = ReadFile(path, ErrorKind::Usage);
+  if (!text) {
+    struct stat st {};
+    if (!explicit_path && ::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+      Config defaults;
+      return defaults;
+    }
+    return UsageError("config " + text.error().message());
+  }
+  return ParseConfig(*text, path);
+}
+
+}  // namespace osu

@@ -1,0 +1,55 @@
+// /etc/os-update.yml. EOS's keys keep their meaning; every key is optional and a missing key
+// is absent (its default applies), never the string "null".
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "slots/slots.hpp"
+
+namespace osu {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/os-update.yml";
+
+struct Config {
+  std::string path;  // where it was read from ("" when no file)
+
+  // update:
+  std::string server;                // update.server: base URL (or EOS user@host for ssh)
+  std::string name;                  // update.name: bundle name on the server
+  std::string pkey;                  // update.pkey: EOS's key (ssh private key, kept as given)
+  std::vector<std::string> keys;     // update.keys: PEM public keys trusted for bundles
+  std::string compatible;            // update.compatible: must equal the manifest's
+  std::string ca_file;               // update.ca_file: CA bundle for https
+
+  // slots:
+  std::string disk;                  // slots.disk: disk or image file; "" = scan all devices
+  SlotLabels labels;                 // slots.a / slots.b
+
+  // boot:
+  std::string boot_path = "/boot";   // boot.path: the mounted boot partition (ESP / RPi boot)
+
+  // system: (inputs, so that tests run the whole tool on a fake system)
+  std::string cmdline_path = "/proc/cmdline";          // system.cmdline
+  std::string mountinfo_path = "/proc/self/mountinfo";  // system.mountinfo
+  std::string lock_path = "/run/os-update.lock";        // system.lock
+  std::string os_release_path = "/etc/os-release";      // system.os_release
+
+  // install:
+  bool verify_readback = false;      // install.verify: read the slot back after writing
+  bool skip_unchanged = false;       // install.skip_unchanged
+  unsigned threads = 0;              // install.threads: decoder threads, 0 = all CPUs
+
+  // The bundle URL: update.server + "/" + update.name + ".osu" ("" when not configured).
+  std::string DefaultSource() const;
+};
+
+// Reads `path`. `explicit_path`: the user named it (--config), so a missing file is an error;
+// the default path may be missing (defaults apply). Errors are Usage errors:
+// "config '/etc/os-update.yml': line 3: update.keys must be a list of file names".
+Expected<Config> LoadConfig(const std::string& path, bool explicit_path);
+Expected<Config> ParseConfig(const std::string& yaml, const std::string& path);
+
+}  // namespace osu

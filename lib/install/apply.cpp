@@ -1,0 +1,229 @@
+#include "install/apply.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+#include <vector>
+
+#include "bundle/bundle.hpp"
+#include "common/fd.hpp"
+#include "compress/compression.hpp"
+#include "device/block_device.hpp"
+#include "install/version.hpp"
+
+namespace osu {
+namespace {
+
+std::string HumanBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// The checks that need only the verified manifest. Nothing has been written when they fail.
+Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
+                                  bool allow_downgrade) {
+  const Config& config = state.config;
+  if (config.compatible.empty())
+    return UsageError("config '" + config.path +
+                      "': update.compatible is not set, so no bundle can be checked against "
+                      "this device");
+  if (m.compatible != config.compatible)
+    return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
+                             config.compatible + "' (update.compatible)");
+  const std::string& installed = state.installed_version;
+  if (m.min_version && !installed.empty() && CompareVersions(installed, *m.min_version) < 0)
+    return VerificationError("bundle " + m.version + " needs at least version " + *m.min_version +
+                             " installed, this device runs " + installed);
+  if (!allow_downgrade && !installed.empty() && CompareVersions(m.version, installed) < 0)
+    return VerificationError("bundle version " + m.version + " is older than the installed " +
+                             installed + " (use --allow-downgrade)");
+  return {};
+}
+
+// Boot files are staged as ".<name>.new" and renamed only after the image verified.
+std::string StagedPath(const std::string& dir, const std::string& name) {
+  return dir + "/." + name + ".new";
+}
+
+Result StageBootFile(const std::string& dir, const FileEntry& entry, Reader& data) {
+  const std::string tmp = StagedPath(dir, entry.name);
+  auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!fd) return fd.error();
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    auto n = data.Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    if (auto r = WriteAll(fd->get(), std::span(buf.data(), *n), "'" + tmp + "'"); !r) return r;
+  }
+  if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + tmp + "'");
+  return {};
+}
+
+void RemoveStaged(const std::string& dir, const Manifest& m) {
+  for (const auto& f : m.boot_files) ::unlink(StagedPath(dir, f.name).c_str());
+}
+
+// Renames every staged file into place, then removes files of an older install that the new
+// manifest does not name. The record, written after this, is what makes the slot bootable.
+Result SwapBootFiles(const std::string& dir, const Manifest& m) {
+  std::set<std::string> keep{"record.yml"};
+  for (const auto& f : m.boot_files) {
+    keep.insert(f.name);
+    const std::string final_path = dir + "/" + f.name;
+    if (::rename(StagedPath(dir, f.name).c_str(), final_path.c_str()) != 0)
+      return ErrnoError("Failed to rename '" + StagedPath(dir, f.name) + "' to '" + final_path + "'");
+  }
+  std::vector<std::string> stale;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || keep.count(name)) continue;
+      stale.push_back(name);
+    }
+    ::closedir(d);
+  }
+  for (const auto& name : stale) ::unlink((dir + "/" + name).c_str());
+  return SyncDirectory(dir);
+}
+
+}  // namespace
+
+Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
+  auto bundle = BundleReader::Open(source, where, state.config.keys);
+  if (!bundle) return bundle.error();
+  CheckResult result;
+  result.source = where;
+  result.installed_version = state.installed_version;
+  result.manifest = (*bundle)->manifest();
+  const Manifest& m = result.manifest;
+  if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
+    return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
+                             state.config.compatible + "' (update.compatible)");
+  if (state.installed_version.empty()) {
+    result.update_available = true;
+    result.reason = "installed version unknown";
+  } else if (CompareVersions(m.version, state.installed_version) > 0) {
+    result.update_available = true;
+    result.reason = m.version + " is newer than " + state.installed_version;
+  } else {
+    result.reason = "up to date";
+  }
+  return result;
+}
+
+Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const ApplyRequest& request,
+                            const Reporter& reporter) {
+  const auto start = std::chrono::steady_clock::now();
+  const Config& config = state.config;
+  ApplyResult result;
+  result.target = OtherSlot(state.booted);
+  result.dry_run = request.dry_run;
+  const Slot& target = state.slots[result.target];
+  const char letter = SlotLetter(result.target);
+
+  // Invariant 1: never the booted slot, the committed slot, or a mounted device.
+  if (state.committed && *state.committed == result.target)
+    return StateError("slot " + std::string(1, letter) +
+                      " is the committed slot; commit or roll back the running trial first");
+  if (IsSlotMounted(target, state.mountinfo))
+    return StateError("target slot " + std::string(1, letter) + " (" + target.Describe() +
+                      ") is mounted");
+
+  auto bundle = BundleReader::Open(source, request.where, config.keys);
+  if (!bundle) return bundle.error();
+  BundleReader& b = **bundle;
+  const Manifest& m = b.manifest();
+  result.manifest = m;
+  reporter.Info("Bundle " + m.version + " for " + m.compatible + ", signed by " + b.key_used());
+
+  if (auto r = CheckManifestAgainstDevice(state, m, request.allow_downgrade); !r) return r.error();
+  if (m.image.size > target.part.size)
+    return VerificationError("image of " + std::to_string(m.image.size) + " bytes (" +
+                             HumanBytes(m.image.size) + ") does not fit slot " + letter + " (" +
+                             target.Describe() + ", " + std::to_string(target.part.size) +
+                             " bytes)");
+
+  reporter.Info(std::string("Target slot ") + letter + ": " + target.Describe() + ", " +
+                HumanBytes(target.part.size) + "; image " + HumanBytes(m.image.size) + " " +
+                CompressionName(m.compression) + ", " + std::to_string(m.boot_files.size()) +
+                " boot files");
+  if (request.dry_run) return result;
+
+  BlockDeviceOptions dev_options;
+  dev_options.offset = target.WriteOffset();
+  dev_options.size = target.part.size;
+  auto device = OpenBlockDevice(target.WritePath(), dev_options);
+  if (!device) return device.error();
+
+  // From here on the slot's content is unknown until proven: record that first.
+  const std::string dir = SlotDirectory(config.boot_path, result.target);
+  Record record;
+  record.slot = result.target;
+  record.state = SlotState::Installing;
+  record.version = m.version;
+  record.compatible = m.compatible;
+  record.cmdline = m.cmdline;
+  record.updated_at = UtcNow();
+  if (auto r = SaveRecord(config.boot_path, record); !r) return r.error();
+
+  auto fail = [&](const Error& error) -> Error {
+    RemoveStaged(dir, m);
+    Record invalid = record;
+    invalid.state = SlotState::Invalid;
+    invalid.reason = error.message();
+    invalid.updated_at = UtcNow();
+    (void)SaveRecord(config.boot_path, invalid);  // best effort: "installing" is not bootable either
+    return error;
+  };
+
+  for (;;) {
+    auto member = b.NextBootFile();
+    if (!member) return fail(member.error());
+    if (!*member) break;
+    reporter.Info("Boot file " + (*member)->entry->name + " (" +
+                  HumanBytes((*member)->entry->size) + ")");
+    if (auto r = StageBootFile(dir, *(*member)->entry, *(*member)->data); !r)
+      return fail(r.error().Context("boot file '" + (*member)->entry->name + "'"));
+  }
+
+  auto image = b.Image();
+  if (!image) return fail(image.error());
+  auto decoder = MakeDecoder(m.compression, **image, config.threads);
+  if (!decoder) return fail(decoder.error());
+
+  CopyOptions copy;
+  copy.expected_size = m.image.size;
+  copy.expected_sha256 = m.image.sha256;
+  copy.skip_unchanged = config.skip_unchanged;
+  copy.verify_readback = config.verify_readback;
+  if (reporter.progress) {
+    copy.progress = [&](uint64_t done) { reporter.progress(Progress{"write", done, m.image.size}); };
+  }
+  auto copied = StreamToDevice(**decoder, **device, copy);
+  if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
+  result.copy = *copied;
+  if (auto r = b.Finish(); !r) return fail(r.error());
+
+  if (auto r = SwapBootFiles(dir, m); !r) return fail(r.error());
+  record.state = SlotState::Verified;
+  record.sha256 = copied->sha256;
+  record.size = copied->bytes;
+  record.boot_files = m.boot_files;
+  record.updated_at = UtcNow();
+  if (auto r = SaveRecord(config.boot_path, record); !r) return fail(r.error());
+
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace osu

@@ -1,0 +1,48 @@
+// --check and --apply: from a bundle source to a verified, recorded inactive slot.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bundle/manifest.hpp"
+#include "install/stream_copy.hpp"
+#include "install/system.hpp"
+#include "io/stream.hpp"
+
+namespace osu {
+
+struct CheckResult {
+  std::string source;
+  std::string installed_version;  // "" when unknown
+  Manifest manifest;
+  bool update_available = false;
+  std::string reason;  // why (not) available, one line
+};
+
+// Reads only manifest and signature from `source` (which should be opened with a read limit).
+Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where);
+
+struct ApplyRequest {
+  std::string where;            // the source, for messages
+  bool dry_run = false;         // verify manifest and signature, print the plan, write nothing
+  bool allow_downgrade = false;
+};
+
+struct ApplyResult {
+  SlotId target = SlotId::B;
+  Manifest manifest;
+  CopyStats copy;
+  double seconds = 0;
+  bool dry_run = false;
+};
+
+// The whole install into the slot that is neither booted nor committed:
+//   verify signature, compatible, version floor, size  -> nothing written before this
+//   record "installing" -> boot files staged -> image streamed, hashed, fsynced
+//   -> boot files renamed into place -> record "verified".
+// On failure after the record says "installing", the record is set to "invalid" with the reason.
+Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const ApplyRequest& request,
+                            const Reporter& reporter);
+
+}  // namespace osu

@@ -1,0 +1,36 @@
+// The data path: decoded image -> sha256 -> slot, with decoding, hashing and writing
+// overlapped on threads and large aligned writes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/error.hpp"
+#include "device/block_device.hpp"
+#include "io/stream.hpp"
+
+namespace osu {
+
+struct CopyOptions {
+  uint64_t expected_size = 0;    // exact byte count the stream must have
+  std::string expected_sha256;   // lower-case hex
+  size_t chunk_size = 4u << 20;  // bytes per write (multiple of 4096)
+  unsigned buffers = 4;          // chunks in flight
+  bool skip_unchanged = false;   // read the target block, write only if it differs
+  bool verify_readback = false;  // read the written region back and hash it again
+  std::function<void(uint64_t done)> progress;  // decoded bytes so far; may be empty
+};
+
+struct CopyStats {
+  uint64_t bytes = 0;           // bytes of image
+  uint64_t bytes_written = 0;   // bytes actually written (less with skip_unchanged)
+  std::string sha256;
+};
+
+// Streams all of `decoded` into `device` from offset 0, then fsyncs it. Fails (Verification)
+// as soon as the stream exceeds expected_size (nothing past it is written), at the end if it
+// is shorter or its sha256 differs. Errors of the reader keep their kind.
+Expected<CopyStats> StreamToDevice(Reader& decoded, BlockDevice& device, const CopyOptions& options);
+
+}  // namespace osu

@@ -1,0 +1,98 @@
+#include "support/support.hpp"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+
+namespace osu::test {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/osu-test.XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+CommandResult Run(const std::string& command) {
+  CommandResult r;
+  std::string full = "exec 2>&1; " + command;
+  FILE* p = ::popen(full.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string MustRun(const std::string& command) {
+  auto r = Run(command);
+  INFO("command: " << command << "\noutput:\n" << r.output);
+  REQUIRE(r.exit_code == 0);
+  return r.output;
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << data;
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string Sha256OfFile(const std::string& path) {
+  auto out = MustRun("sha256sum '" + path + "'");
+  return out.substr(0, 64);
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+void SkipUnless(bool condition, const std::string& reason) {
+  if (condition) return;
+  std::cout << "SKIP: " << reason << std::endl;
+  std::cerr << "SKIP: " << reason << std::endl;
+  std::_Exit(77);
+}
+
+void SkipUnlessRoot(const std::string& what) {
+  SkipUnless(::geteuid() == 0, what + " needs root (loop devices, mounts); run the tests as root");
+}
+
+bool HaveTool(const std::string& tool) {
+  return Run("command -v '" + tool + "' >/dev/null").exit_code == 0;
+}
+
+void RequireTool(const std::string& tool) {
+  SkipUnless(HaveTool(tool), "'" + tool + "' is not installed (scripts/install-deps.sh installs it)");
+}
+
+std::string SourceDir() { return OSU_SOURCE_DIR; }
+std::string BinaryDir() { return OSU_BINARY_DIR; }
+
+}  // namespace osu::test

@@ -1,0 +1,55 @@
+// Shared test helpers: temp directories, running commands, skipping with a reason.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace osu::test {
+
+// A fresh directory under $TMPDIR, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr, interleaved
+};
+// Runs `command` with /bin/sh -c; never throws.
+CommandResult Run(const std::string& command);
+// Runs it and fails the current test (with its output) unless it exits 0.
+std::string MustRun(const std::string& command);
+
+void WriteFile(const std::string& path, const std::string& data);
+std::string ReadFile(const std::string& path);
+std::string Sha256OfFile(const std::string& path);  // via sha256sum: an oracle, not our code
+bool FileExists(const std::string& path);
+
+// Exit 77 (ctest: SKIP) printing the reason, unless the condition holds.
+void SkipUnless(bool condition, const std::string& reason);
+void SkipUnlessRoot(const std::string& what);
+bool HaveTool(const std::string& tool);
+void RequireTool(const std::string& tool);
+
+std::string SourceDir();  // the repository
+std::string BinaryDir();  // the build tree
+
+// Runs osu::cli::UpdateMain / BundleMain in-process with the given arguments (argv[0] added).
+struct MainResult {
+  int code = -1;
+  std::string out, err;
+};
+MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
+MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data = "");
+
+}  // namespace osu::test
