@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything os-update needs to build, test and run its demo on Debian 12.
+# Used by .ci/run and by the README's set-up commands. Needs root (or sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake pkg-config ca-certificates \
+  libblkid-dev libfdisk-dev libarchive-dev liblzma-dev libssl-dev libyaml-cpp-dev \
+  libcli11-dev catch2 libzstd-dev libcurl4-openssl-dev zlib1g-dev libubootenv-dev \
+  openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
+  dosfstools mtools nginx time python3 \
+  >/dev/null

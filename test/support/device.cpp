@@ -1,0 +1,152 @@
+#include "support/device.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <sstream>
+
+#include "crypto/sha256.hpp"
+
+namespace osu::test {
+
+FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
+  MustRun(SourceDir() + "/scripts/make-disk.sh " + SourceDir() + "/partition-layouts/" + layout +
+          ".sfdisk '" + disk() + "' >/dev/null");
+  std::filesystem::create_directories(boot());
+  std::filesystem::create_directories(path("keys"));
+  MustRun("openssl genpkey -algorithm ed25519 -out '" + private_key() + "' 2>/dev/null && " +
+          "openssl pkey -in '" + private_key() + "' -pubout -out '" + public_key() + "'");
+  SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");
+  WriteFile(path("mountinfo"),
+            "22 1 254:1 / / ro,relatime shared:1 - squashfs /dev/vda2 ro\n");
+  WriteConfig();
+  // Mark the booted slot with content, so that "unchanged" means something.
+  Region a = SlotA();
+  MustRun("head -c 3145728 /dev/urandom | dd of='" + disk() + "' bs=1M seek=" +
+          std::to_string(a.offset) + " oflag=seek_bytes conv=notrunc status=none");
+}
+
+Region FakeDevice::Partition(const std::string& label) const {
+  // sfdisk prints start and size in sectors of 512 bytes for these layouts.
+  auto out = MustRun("sfdisk --json '" + disk() + "' | python3 -c 'import json,sys; "
+                     "t=json.load(sys.stdin)[\"partitiontable\"]; "
+                     "p=[p for p in t[\"partitions\"] if p.get(\"name\")==\"" + label + "\"]; "
+                     "print(p[0][\"start\"]*512, p[0][\"size\"]*512)'");
+  std::istringstream in(out);
+  Region r;
+  in >> r.offset >> r.size;
+  return r;
+}
+
+void FakeDevice::WriteConfig(const std::string& extra, const std::string& compatible) {
+  WriteFile(config(), "update:\n"
+                      "  keys: [" + public_key() + "]\n"
+                      "  compatible: " + compatible + "\n"
+                      "slots:\n"
+                      "  disk: " + disk() + "\n"
+                      "boot:\n"
+                      "  path: " + boot() + "\n"
+                      "system:\n"
+                      "  cmdline: " + path("cmdline") + "\n"
+                      "  mountinfo: " + path("mountinfo") + "\n"
+                      "  lock: " + path("os-update.lock") + "\n"
+                      "  os_release: " + path("os-release") + "\n" + extra);
+}
+
+void FakeDevice::SetCmdline(const std::string& cmdline) { WriteFile(path("cmdline"), cmdline + "\n"); }
+
+std::string FakeDevice::MakeImage(const std::string& name, uint64_t size, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::string data(size, '\0');
+  for (uint64_t off = 0; off < size; off += 65536) {
+    if (rng() % 3 == 0) continue;  // a zero run
+    uint64_t end = std::min<uint64_t>(off + 65536, size);
+    for (uint64_t i = off; i < end; i += 8) {
+      uint64_t v = rng() & 0x0f0f0f0f0f0f0f0fULL;  // low entropy: compresses a little
+      std::memcpy(&data[i], &v, std::min<uint64_t>(8, end - i));
+    }
+  }
+  const std::string p = path(name);
+  WriteFile(p, data);
+  return p;
+}
+
+std::vector<std::string> FakeDevice::BootFiles() {
+  const std::string k = path("vmlinuz"), i = path("initrd.img");
+  if (!FileExists(k)) {
+    WriteFile(k, "kernel-" + std::string(100000, 'k'));
+    WriteFile(i, "initrd-" + std::string(50000, 'i'));
+  }
+  return {k, i};
+}
+
+std::string FakeDevice::MakeBundle(const std::string& name, const std::string& image,
+                                   const std::string& version, const std::string& compression,
+                                   const std::vector<std::string>& extra_args) {
+  const std::string out = path(name);
+  std::vector<std::string> args{"create", "--image", image, "--compression", compression,
+                                "--cmdline", "console=ttyS0 quiet", "--compatible",
+                                "demo-x86_64", "--version", version, "--key", private_key(),
+                                "--output", out};
+  for (const auto& f : BootFiles()) {
+    args.push_back("--boot-file");
+    args.push_back(f);
+  }
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  auto r = RunBundle(args);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  return out;
+}
+
+std::string FakeDevice::Fingerprint(Region r) const {
+  int fd = ::open(disk().c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  osu::Sha256 h;
+  std::vector<uint8_t> buf(1 << 20);
+  off_t pos = static_cast<off_t>(r.offset);
+  const off_t end = static_cast<off_t>(r.offset + r.size);
+  while (pos < end) {
+    off_t data = ::lseek(fd, pos, SEEK_DATA);
+    if (data < 0 || data >= end) break;
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole > end) hole = end;
+    h.Update("extent " + std::to_string(data) + "-" + std::to_string(hole) + "\n");
+    for (off_t at = data; at < hole;) {
+      size_t want = static_cast<size_t>(std::min<off_t>(hole - at, static_cast<off_t>(buf.size())));
+      ssize_t n = ::pread(fd, buf.data(), want, at);
+      REQUIRE(n > 0);
+      h.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+      at += n;
+    }
+    pos = hole;
+  }
+  ::close(fd);
+  return h.HexDigest();
+}
+
+std::string FakeDevice::RegionSha256(Region r, uint64_t length) const {
+  auto out = MustRun("dd if='" + disk() + "' bs=1M skip=" + std::to_string(r.offset) +
+                     " count=" + std::to_string(length) +
+                     " iflag=skip_bytes,count_bytes status=none | sha256sum");
+  return out.substr(0, 64);
+}
+
+std::string FakeDevice::Snapshot() const {
+  std::ostringstream s;
+  s << "slot A: " << Fingerprint(SlotA()) << "\n";
+  s << "config: " << Sha256Hex(ReadFile(config())) << "\n";
+  const std::string a_dir = boot() + "/osu/A";
+  if (std::filesystem::exists(a_dir)) {
+    for (const auto& e : std::filesystem::directory_iterator(a_dir))
+      s << "boot A " << e.path().filename().string() << ": "
+        << Sha256Hex(ReadFile(e.path().string())) << "\n";
+  }
+  return s.str();
+}
+
+}  // namespace osu::test
