@@ -42,10 +42,11 @@ Region FakeDevice::Partition(const std::string& label) const {
   return r;
 }
 
-void FakeDevice::WriteConfig(const std::string& extra, const std::string& compatible) {
+void FakeDevice::WriteConfig(const std::string& extra, const std::string& compatible,
+                             const std::string& update_extra) {
   WriteFile(config(), "update:\n"
                       "  keys: [" + public_key() + "]\n"
-                      "  compatible: " + compatible + "\n"
+                      "  compatible: " + compatible + "\n" + update_extra +
                       "slots:\n"
                       "  disk: " + disk() + "\n"
                       "boot:\n"

@@ -32,8 +32,10 @@ class FakeDevice {
   Region SlotA() const { return Partition("p.lxreadonly"); }
   Region SlotB() const { return Partition("p.lxrootclone1"); }
 
-  // Rewrites the config; `extra` is appended verbatim (YAML).
-  void WriteConfig(const std::string& extra = "", const std::string& compatible = "demo-x86_64");
+  // Rewrites the config; `extra` is appended verbatim (YAML sections), `update_extra` goes
+  // into the update: section (indented "  key: value\n" lines).
+  void WriteConfig(const std::string& extra = "", const std::string& compatible = "demo-x86_64",
+                   const std::string& update_extra = "");
   void SetCmdline(const std::string& cmdline);
 
   // A root image of `size` bytes: pseudo-random blocks mixed with zero runs (compressible,
