@@ -23,7 +23,7 @@ class TarReader {
   static Expected<std::unique_ptr<TarReader>> Open(Reader& source, const std::string& where);
   virtual ~TarReader() = default;
   // The next member header; nullopt at the end of the archive. Not a tar: Verification error
-  // "'<where>' is not a bundle (not a tar archive)". Truncated: Verification error, unless
+  // "'<where>' is not a bundle: not a tar archive". Truncated: Verification error, unless
   // the source itself failed (its error kind is kept).
   virtual Expected<std::optional<Entry>> Next() = 0;
   // The data of the current member (skipped automatically by Next()).

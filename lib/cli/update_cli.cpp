@@ -149,7 +149,7 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
   if (uri.empty())
     return p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
   SourceOptions so = MakeSourceOptions(st.config, nullptr);
-  so.read_limit = 64 * 1024;  // manifest and signature only
+  so.read_limit = 48 * 1024;  // manifest and signature only (they must fit in it)
   auto source = OpenCliSource(uri, s, so);
   if (!source) return p.Fail(source.error());
   auto result = Check(st, **source, DescribeSource(uri));

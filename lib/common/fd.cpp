@@ -1,5 +1,7 @@
 #include "common/fd.hpp"
 
+#include "common/fault.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -132,17 +134,20 @@ Result InstallFile(const std::string& path, std::span<const uint8_t> data, mode_
       ::unlink(tmp.c_str());
       return r;
     }
+    FaultPoint("write " + BaseName(path) + ", before fsync");
     if (::fsync(fd->get()) != 0) {
       auto e = ErrnoError("Failed to fsync '" + tmp + "'");
       ::unlink(tmp.c_str());
       return e;
     }
   }
+  FaultPoint("write " + BaseName(path) + ", before rename");
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     auto e = ErrnoError("Failed to rename '" + tmp + "' to '" + path + "'");
     ::unlink(tmp.c_str());
     return e;
   }
+  FaultPoint("write " + BaseName(path) + ", before directory fsync");
   return SyncDirectory(dir);
 }
 

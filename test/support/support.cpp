@@ -25,6 +25,10 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  if (std::getenv("OSU_TEST_KEEP")) {  // debugging a failure: keep the fake device
+    std::cerr << "kept " << path_ << std::endl;
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
@@ -90,6 +94,14 @@ bool HaveTool(const std::string& tool) {
 
 void RequireTool(const std::string& tool) {
   SkipUnless(HaveTool(tool), "'" + tool + "' is not installed (scripts/install-deps.sh installs it)");
+}
+
+bool HasOneErrorLine(const std::string& err, const std::string& prog) {
+  const std::string tag = prog + ": ";
+  const auto first = err.find(tag);
+  if (first == std::string::npos || first != err.rfind(tag)) return false;
+  if (first != 0 && err[first - 1] != '\n') return false;
+  return err.find('\n', first) == err.size() - 1;
 }
 
 std::string SourceDir() { return OSU_SOURCE_DIR; }

@@ -41,6 +41,10 @@ void SkipUnlessRoot(const std::string& what);
 bool HaveTool(const std::string& tool);
 void RequireTool(const std::string& tool);
 
+// stderr of a failed run holds exactly one error line "<prog>: ...", and it is the last line
+// (lines before it are the narrative a non-terminal run prints).
+bool HasOneErrorLine(const std::string& err, const std::string& prog = "os-update");
+
 std::string SourceDir();  // the repository
 std::string BinaryDir();  // the build tree
 

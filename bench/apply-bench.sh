@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Benchmark of the data path against the physical limits and the naive pipeline.
+# Run as root (loop device): bench/apply-bench.sh
+# Builds a 1 GiB ext4 image ~60% full of real files from /usr (cached in $BENCH_DIR between
+# runs), compresses it with multi-block xz and zstd, and times on a loop device: decode
+# alone, hash alone, write alone, `xz -dc | tee >(sha256sum) | dd`, osu-bench-copy (the pure
+# data path: MakeDecoder + StreamToDevice) and, once wired, the real apply (APPLY_CMD).
+#
+# Environment:
+#   OSU_BENCH_COPY  path of osu-bench-copy (default: $OSU_BUILD/bench/osu-bench-copy)
+#   OSU_BUILD       build tree (default: <repo>/build)
+#   BENCH_DIR       work directory (default: /var/tmp/osu-bench); images are kept there
+#   REPEAT          runs per measurement, the best counts (default: 1)
+#   APPLY_CMD       shell command for "our apply", run with CODEC, COMPRESSED, DEV, RAW,
+#                   RAW_SIZE, RAW_SHA exported; or fill in apply_cmd() below.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+OSU_BUILD=${OSU_BUILD:-$REPO/build}
+BENCH_COPY=${OSU_BENCH_COPY:-$OSU_BUILD/bench/osu-bench-copy}
+WORK=${BENCH_DIR:-/var/tmp/osu-bench}
+REPEAT=${REPEAT:-1}
+IMAGE_MIB=1024
+FILL_MIB=600  # ~60% of the image: real files, the rest free space (zeros)
+
+# "Our apply", to be wired by the lead: apply $COMPRESSED ($CODEC) onto $DEV. Return 99 to
+# mean "not available" (the row is skipped).
+apply_cmd() {
+  if [[ -n ${APPLY_CMD:-} ]]; then eval "$APPLY_CMD"; else return 99; fi
+}
+
+die() { echo "apply-bench: $*" >&2; exit 1; }
+[[ $EUID -eq 0 ]] || { echo "apply-bench: SKIP: needs root for the loop device"; exit 77; }
+for tool in xz zstd sha256sum openssl dd losetup mkfs.ext4 python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || die "missing $tool (apt-get install time for /usr/bin/time)"
+done
+mkdir -p "$WORK"
+RAW=$WORK/rootfs.img
+
+# --- the image: deterministic file selection, fixed UUID/hash seed/timestamps -------------
+build_image() {
+  local stage=$WORK/stage list=$WORK/files.list
+  rm -rf "$stage" && mkdir -p "$stage"
+  # Sorted paths, files under 32 MiB, 2/3 of the budget from /usr/lib, 1/3 from /usr/share.
+  python3 - "$list" "$FILL_MIB" <<'EOF'
+import os, sys
+out, budget = sys.argv[1], int(sys.argv[2]) << 20
+picked = []
+for root, share in (("/usr/lib", 2 / 3), ("/usr/share", 1 / 3)):
+    left = int(budget * share)
+    paths = []
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            paths.append(os.path.join(d, f))
+    for p in paths:
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if not os.path.isfile(p) or os.path.islink(p) or st.st_size > 32 << 20 or st.st_size > left:
+            continue
+        if not os.access(p, os.R_OK):
+            continue
+        picked.append(p)
+        left -= st.st_size
+        if left < 4096:
+            break
+with open(out, "wb") as f:
+    f.write(b"\0".join(p.encode() for p in picked) + b"\0")
+EOF
+  tar --null -T "$list" -cf - 2>/dev/null | tar -xf - -C "$stage"
+  rm -f "$RAW"
+  E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -b 4096 -L rootfs \
+    -U 2a7c1a4e-0f5b-4d7e-9a41-6a3c5e8f0b11 -E hash_seed=7d0c6f27-4f0e-4a51-8d3e-3b2f9c1d5e60,root_owner=0:0 \
+    -d "$stage" "$RAW" "${IMAGE_MIB}M"
+  rm -rf "$stage"
+}
+
+if [[ ! -s $RAW || ! -s $RAW.xz || ! -s $RAW.zst ]]; then
+  echo "Building the ${IMAGE_MIB} MiB ext4 image with ~${FILL_MIB} MiB of files from /usr ..."
+  build_image
+  echo "Compressing (xz -T0 --block-size=16MiB, zstd -T0 -3) ..."
+  xz -T0 --block-size=16MiB -k -c "$RAW" >"$RAW.xz.tmp" && mv "$RAW.xz.tmp" "$RAW.xz"
+  zstd -q -T0 -3 -f -c "$RAW" >"$RAW.zst.tmp" && mv "$RAW.zst.tmp" "$RAW.zst"
+fi
+RAW_SIZE=$(stat -c %s "$RAW")
+RAW_SHA=$(sha256sum "$RAW" | cut -c1-64)
+export RAW RAW_SIZE RAW_SHA
+
+# --- the slot: a loop device on a 1.1 GiB sparse file, direct I/O to its backing file -----
+SLOT=$WORK/slot.img
+rm -f "$SLOT" && truncate -s 1100M "$SLOT"
+DEV=$(losetup --find --show --direct-io=on "$SLOT")
+export DEV
+cleanup() { losetup -d "$DEV" 2>/dev/null || true; rm -f "$SLOT" "$WORK"/time.out "$WORK"/err; }
+trap cleanup EXIT
+# Allocate the backing file once, untimed, so no measured run pays for block allocation.
+dd if="$RAW" of="$DEV" bs=4M oflag=direct conv=fsync status=none
+cat "$RAW" "$RAW.xz" "$RAW.zst" >/dev/null  # inputs warm in the page cache, as a fair start
+
+# --- measuring ----------------------------------------------------------------------------
+declare -A SECS RSS CPU
+ORDER=()
+# measure KEY LABEL COMMAND: best wall time of REPEAT runs, its CPU time (user + sys of the
+# whole command tree: robust when others load the machine) and the peak RSS of the largest
+# process (GNU time's %M).
+measure() {
+  local key=$1 label=$2 cmd=$3 best="" cpu="" rss=0 i t0 t1 secs kb used
+  for ((i = 0; i < REPEAT; i++)); do
+    t0=$(date +%s%N)
+    if ! /usr/bin/time -f '%M %U %S' -o "$WORK/time.out" bash -c "$cmd" >/dev/null 2>"$WORK/err"; then
+      if grep -q '^SKIP$' "$WORK/err"; then echo "  (skipped: $label)"; return; fi
+      echo "  FAILED: $label" >&2; cat "$WORK/err" >&2; return
+    fi
+    t1=$(date +%s%N)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+    read -r kb used < <(tail -n1 "$WORK/time.out" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
+    if [[ -z $best ]] || awk -v s="$secs" -v b="$best" 'BEGIN { exit !(s < b) }'; then
+      best=$secs cpu=$used
+    fi
+    ((kb > rss)) && rss=$kb
+  done
+  SECS[$key]=$best RSS[$key]=$rss CPU[$key]=$cpu
+  ORDER+=("$key|$label")
+  printf '  %-44s %8.2f s\n' "$label" "$best"
+}
+
+# Every write run must have produced the image: check it untimed.
+check_slot() {
+  cmp -n "$RAW_SIZE" "$RAW" "$DEV" >/dev/null || die "$1 left a slot that differs from the image"
+}
+
+echo "Load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes wall times noisy)"
+echo "Image: $RAW_SIZE bytes, xz $(stat -c %s "$RAW.xz"), zstd $(stat -c %s "$RAW.zst"); slot $DEV; $(nproc) CPUs"
+measure dec_xz   "decode xz (xz -dc -T0)"        "xz -dc -T0 '$RAW.xz' >/dev/null"
+measure dec_zstd "decode zstd (zstd -dc)"        "zstd -q -dc '$RAW.zst' >/dev/null"
+measure hash     "hash (sha256sum raw)"          "sha256sum '$RAW' >/dev/null"
+measure hash_ssl "hash (openssl dgst -sha256 raw)" "openssl dgst -sha256 '$RAW' >/dev/null"
+measure write    "write (dd bs=4M oflag=direct)" "dd if='$RAW' of='$DEV' bs=4M oflag=direct conv=fsync status=none"
+check_slot "dd"
+# iflag=fullblock: without it dd writes whatever short read the pipe gives.
+for codec in xz zstd; do
+  if [[ $codec == xz ]]; then dec="xz -dc -T0 '$RAW.xz'"; in=$RAW.xz; else dec="zstd -q -dc '$RAW.zst'"; in=$RAW.zst; fi
+  measure "naive_$codec" "naive $codec | tee >(sha256sum) | dd" \
+    "$dec | tee >(sha256sum >/dev/null) | dd of='$DEV' bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
+  check_slot "naive $codec"
+  if [[ -x $BENCH_COPY ]]; then
+    measure "copy_$codec" "osu-bench-copy $codec" "'$BENCH_COPY' $codec '$in' '$DEV' $RAW_SIZE $RAW_SHA"
+    check_slot "osu-bench-copy $codec"
+  else
+    echo "  (skipped: osu-bench-copy $codec: $BENCH_COPY not built)"
+  fi
+  export CODEC=$codec COMPRESSED=$in
+  measure "apply_$codec" "our apply $codec" "$(declare -f apply_cmd); apply_cmd || { [[ \$? == 99 ]] && echo SKIP >&2; exit 1; }"
+  [[ -n ${SECS[apply_$codec]:-} ]] && check_slot "apply $codec"
+done
+
+# --- the table ----------------------------------------------------------------------------
+mbs() { awk -v n="$RAW_SIZE" -v s="$1" 'BEGIN { printf "%.0f", n / s / 1e6 }'; }
+echo
+printf '%-40s %8s %8s %7s %9s %9s %9s\n' "measurement (1 GiB raw image)" "seconds" "MB/s" \
+  "CPU s" "peak RSS" "vs limit" "vs naive"
+for entry in "${ORDER[@]}"; do
+  key=${entry%%|*} label=${entry#*|}
+  secs=${SECS[$key]} rate=$(mbs "$secs") limit="" naive=""
+  codec=${key#*_}
+  if [[ $key == naive_* || $key == copy_* || $key == apply_* ]]; then
+    # The limit of a pipeline is its slowest stage alone: decode, the faster hash, write.
+    hash=$(printf '%s\n' "${SECS[hash]}" "${SECS[hash_ssl]:-${SECS[hash]}}" | sort -g | head -n1)
+    slowest=$(printf '%s\n' "${SECS[dec_$codec]}" "$hash" "${SECS[write]}" | sort -g | tail -n1)
+    limit=$(awk -v s="$secs" -v l="$slowest" 'BEGIN { printf "%.2f", l / s }')
+    naive=$(awk -v s="$secs" -v n="${SECS[naive_$codec]}" 'BEGIN { printf "%.2f", n / s }')
+  fi
+  printf '%-40s %8.2f %8s %7s %7s M %9s %9s\n' "$label" "$secs" "$rate" "${CPU[$key]}" \
+    "$(awk -v k="${RSS[$key]}" 'BEGIN { printf "%.0f", k / 1024 }')" "${limit:--}" "${naive:--}"
+done
+echo "vs limit: speed relative to the pipeline's slowest stage alone (1.00 = at the physical limit);"
+echo "vs naive: speed relative to the shell pipeline with the same codec; peak RSS: largest process."
+echo "CPU s: user + sys of the whole command; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,49 @@
+// The seam that leaves the running system: kexec into a new kernel, or reboot. Real: the
+// kexec_file_load and reboot syscalls (through systemd when it runs). Fake: records calls.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "slots/slots.hpp"
+
+namespace osu {
+
+class Activator {
+ public:
+  virtual ~Activator() = default;
+  // Loads kernel + initrd with `cmdline` for a later Kexec() (kexec_file_load: the kernel
+  // checks the image's signature where the platform demands it).
+  virtual Result LoadKexec(const std::string& kernel, const std::string& initrd,
+                           const std::string& cmdline) = 0;
+  // Executes the loaded kernel: `systemctl kexec` under systemd (units stop cleanly), else
+  // the reboot syscall. Returns only on failure.
+  virtual Result Kexec() = 0;
+  // Reboots through firmware and bootloader (`systemctl reboot`, else the reboot syscall).
+  virtual Result Reboot() = 0;
+};
+
+// `systemd_runtime_dir` is /run/systemd/system on a device: present means systemd runs.
+std::unique_ptr<Activator> MakeSystemActivator(const std::string& systemd_runtime_dir);
+
+class FakeActivator final : public Activator {
+ public:
+  Result LoadKexec(const std::string& kernel, const std::string& initrd,
+                   const std::string& cmdline) override;
+  Result Kexec() override;
+  Result Reboot() override;
+
+  std::vector<std::string> calls;  // "load <kernel> <initrd> <cmdline>", "kexec", "reboot"
+  bool fail_load = false;
+};
+
+// The command line for kexec'ing into `target`: every argument of `current` is kept except
+// root=, osu.slot=, osu.trial and BOOT_IMAGE=; then exactly one root= naming the target in the
+// same form the current one used (PARTUUID=, PARTLABEL= or /dev/ path), osu.slot=<target>, and
+// osu.trial=1. A current command line with neither a usable root= nor osu.slot= is an error
+// (State): it would boot who knows what.
+Expected<std::string> KexecCmdline(const std::string& current, const Slot& target);
+
+}  // namespace osu

@@ -1,0 +1,65 @@
+#include "activate/activator.hpp"
+
+namespace osu {
+namespace {
+
+std::string Quote(const std::string& key, const std::optional<std::string>& value) {
+  if (!value) return key;
+  if (value->find(' ') != std::string::npos) return key + "=\"" + *value + "\"";
+  return key + "=" + *value;
+}
+
+}  // namespace
+
+Expected<std::string> KexecCmdline(const std::string& current, const Slot& target) {
+  KernelCmdline parsed(current);
+  std::optional<std::string> root = parsed.Get("root");
+  const bool has_slot = parsed.Get("osu.slot").has_value();
+
+  std::string new_root;
+  if (root && root->rfind("PARTUUID=", 0) == 0) {
+    if (target.part.partuuid.empty())
+      return StateError("slot " + std::string(1, SlotLetter(target.id)) +
+                        " has no partition UUID for root=PARTUUID=");
+    new_root = "PARTUUID=" + target.part.partuuid;
+  } else if (root && root->rfind("PARTLABEL=", 0) == 0) {
+    new_root = "PARTLABEL=" + target.part.label;
+  } else if (root && root->rfind("/dev/", 0) == 0 && !target.part.device.empty()) {
+    new_root = target.part.device;
+  } else if (has_slot && !target.part.partuuid.empty()) {
+    new_root = "PARTUUID=" + target.part.partuuid;  // osu.slot= alone: name the partition exactly
+  } else {
+    return StateError("the kernel command line has no root=PARTUUID=, root=PARTLABEL=, root=/dev/ "
+                      "or osu.slot= to rewrite for slot " +
+                      std::string(1, SlotLetter(target.id)) + ": '" + current + "'");
+  }
+
+  std::string out;
+  for (const auto& [key, value] : parsed.args()) {
+    if (key == "root" || key == "osu.slot" || key == "osu.trial" || key == "BOOT_IMAGE") continue;
+    if (!out.empty()) out += ' ';
+    out += Quote(key, value);
+  }
+  if (!out.empty()) out += ' ';
+  out += "root=" + new_root + " osu.slot=" + SlotLetter(target.id) + " osu.trial=1";
+  return out;
+}
+
+Result FakeActivator::LoadKexec(const std::string& kernel, const std::string& initrd,
+                                const std::string& cmdline) {
+  if (fail_load) return DeviceError("kexec_file_load failed: Operation not permitted");
+  calls.push_back("load " + kernel + " " + initrd + " " + cmdline);
+  return {};
+}
+
+Result FakeActivator::Kexec() {
+  calls.push_back("kexec");
+  return {};
+}
+
+Result FakeActivator::Reboot() {
+  calls.push_back("reboot");
+  return {};
+}
+
+}  // namespace osu

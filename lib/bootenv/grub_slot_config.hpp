@@ -1,0 +1,16 @@
+// The per-slot file /osu/<S>/grub.cfg that grub/grub.cfg `source`s: the slot's root and its
+// bundle's kernel command line as two GRUB variables.
+#pragma once
+
+#include <string>
+
+namespace osu {
+
+// set osu_root="<root>"
+// set osu_cmdline="<cmdline>"
+// Both double-quoted with '"', '$' and '\' backslash-escaped, so GRUB's parser gives back the
+// exact bytes. Newlines and other control characters become spaces (the kernel splits its
+// command line on them anyway, and a raw newline would end the GRUB command).
+std::string GrubSlotConfig(const std::string& root, const std::string& cmdline);
+
+}  // namespace osu

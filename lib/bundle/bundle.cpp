@@ -1,0 +1,486 @@
+#include "bundle/bundle.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "bundle/checked_reader.hpp"
+#include "bundle/tar.hpp"
+#include "common/fd.hpp"
+#include "crypto/sha256.hpp"
+#include "crypto/signature.hpp"
+
+namespace osu {
+
+namespace {
+
+// Generous for any real manifest, small enough that a hostile header cannot exhaust memory.
+constexpr uint64_t kManifestLimit = 1u << 20;
+constexpr uint64_t kSignatureLimit = 16u << 10;
+
+std::string Q(const std::string& s) { return "'" + s + "'"; }
+
+class StringReader final : public Reader {
+ public:
+  explicit StringReader(const std::string& data) : data_(data) {}
+  Expected<size_t> Read(std::span<uint8_t> buf) override {
+    size_t n = std::min(buf.size(), data_.size() - pos_);
+    std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  const std::string& data_;
+  size_t pos_ = 0;
+};
+
+Expected<std::string> ReadSmallMember(Reader& data, uint64_t size) {
+  std::string out(static_cast<size_t>(size), '\0');
+  size_t got = 0;
+  uint8_t extra;
+  for (;;) {
+    std::span<uint8_t> buf = got < out.size()
+                                 ? std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()) + got,
+                                                      out.size() - got)
+                                 : std::span<uint8_t>(&extra, 1);
+    auto n = data.Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) break;
+    if (got == out.size()) break;  // more than the header said: libarchive never does this
+    got += *n;
+  }
+  out.resize(got);
+  return out;
+}
+
+Result Drain(Reader& r) {
+  std::vector<uint8_t> buf(64u << 10);
+  for (;;) {
+    auto n = r.Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return {};
+  }
+}
+
+// An input file the user named: a missing one is a usage error, not a device failure.
+Expected<Fd> OpenInput(const std::string& path) {
+  auto fd = Fd::Open(path, O_RDONLY);
+  if (!fd) return UsageError(fd.error().message());
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return ErrnoError("Failed to stat '" + path + "'");
+  if (!S_ISREG(st.st_mode)) return UsageError(Q(path) + " is not a regular file");
+  return fd;
+}
+
+Expected<uint64_t> FileSize(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError("Failed to stat '" + path + "'");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Expected<FileEntry> HashFile(const std::string& path, const std::string& name) {
+  auto fd = OpenInput(path);
+  if (!fd) return fd.error();
+  auto reader = MakeFdReader(fd->Release(), true, Q(path));
+  FileEntry e;
+  e.name = name;
+  Sha256 hash;
+  std::vector<uint8_t> buf(1u << 20);
+  for (;;) {
+    auto n = reader->Read(buf);
+    if (!n) return Error(ErrorKind::Device, n.error().message());
+    if (*n == 0) break;
+    hash.Update(std::span<const uint8_t>(buf.data(), *n));
+    e.size += *n;
+  }
+  e.sha256 = hash.HexDigest();
+  return e;
+}
+
+// The bundle file is written as `<path>.tmp` and renamed into place only when complete and
+// fsynced: a reader never sees half a bundle under the final name.
+class BundleOutput {
+ public:
+  static Expected<std::unique_ptr<BundleOutput>> Create(const std::string& path) {
+    auto out = std::unique_ptr<BundleOutput>(new BundleOutput(path));
+    auto tar = TarWriter::Create(out->tmp_);
+    if (!tar) return tar.error();
+    out->tar_ = std::move(tar).value();
+    return out;
+  }
+  ~BundleOutput() {
+    tar_.reset();
+    if (!installed_) ::unlink(tmp_.c_str());
+  }
+  TarWriter& tar() { return *tar_; }
+  Result Install() {
+    if (auto r = tar_->Close(); !r) return r;
+    tar_.reset();
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      return ErrnoError("Failed to rename '" + tmp_ + "' to '" + path_ + "'");
+    }
+    installed_ = true;
+    return SyncDirectory(DirName(path_));
+  }
+
+ private:
+  explicit BundleOutput(const std::string& path) : path_(path), tmp_(path + ".tmp") {}
+  std::string path_, tmp_;
+  std::unique_ptr<TarWriter> tar_;
+  bool installed_ = false;
+};
+
+Result AddFileTo(TarWriter& tar, const std::string& name, const std::string& path) {
+  auto fd = OpenInput(path);
+  if (!fd) return fd.error();
+  auto size = FileSize(fd->get(), path);
+  if (!size) return size.error();
+  auto reader = MakeFdReader(fd->Release(), true, Q(path));
+  return tar.Add(name, *size, *reader);
+}
+
+std::string CompressionSuffix(Compression c) {
+  switch (c) {
+    case Compression::Xz: return ".xz";
+    case Compression::Zstd: return ".zst";
+    case Compression::Gzip: return ".gz";
+    case Compression::None: return "";
+  }
+  return "";
+}
+
+// Removes a temporary file on every path out of CreateBundle.
+struct TempFile {
+  std::string path;
+  ~TempFile() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+}  // namespace
+
+struct BundleReader::PendingMember {
+  TarReader::Entry entry;
+};
+
+// The parts of BundleReader that need TarReader's full type.
+struct BundleOpener {
+  static Expected<std::optional<TarReader::Entry>> Next(BundleReader& b) {
+    if (b.pending_) {
+      TarReader::Entry e = std::move(b.pending_->entry);
+      b.pending_.reset();
+      return std::optional<TarReader::Entry>(std::move(e));
+    }
+    auto e = b.tar_->Next();
+    if (!e) return e.error();
+    if (*e && !(*e)->regular) {
+      return VerificationError(Q(b.where_) + ": member " + Q((*e)->name) +
+                               " is not a regular file");
+    }
+    return e;
+  }
+
+  // Reads a small member at the front, refusing a size over `limit` before reading it.
+  static Expected<std::string> ReadSmall(BundleReader& b, const TarReader::Entry& e,
+                                         uint64_t limit) {
+    if (e.size > limit) {
+      return VerificationError(Q(b.where_) + ": " + e.name + " is " + std::to_string(e.size) +
+                               " bytes, more than the limit of " + std::to_string(limit));
+    }
+    return ReadSmallMember(b.tar_->Data(), e.size);
+  }
+
+  static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
+                                                      const std::vector<std::string>* keys) {
+    std::unique_ptr<BundleReader> b(new BundleReader());
+    b->where_ = where;
+    auto tar = TarReader::Open(source, where);
+    if (!tar) return tar.error();
+    b->tar_ = std::move(tar).value();
+
+    auto first = Next(*b);
+    if (!first) return first.error();
+    if (!*first) return VerificationError(Q(where) + " is not a bundle: it is an empty archive");
+    if ((*first)->name != kManifestMember) {
+      return VerificationError(Q(where) + " is not a bundle: its first member is " +
+                               Q((*first)->name) + ", expected '" + kManifestMember + "'");
+    }
+    auto manifest = ReadSmall(*b, **first, kManifestLimit);
+    if (!manifest) return manifest.error();
+    b->manifest_bytes_ = std::move(manifest).value();
+
+    auto second = Next(*b);
+    if (!second) return second.error();
+    if (*second && (*second)->name == kSignatureMember) {
+      auto sig = ReadSmall(*b, **second, kSignatureLimit);
+      if (!sig) return sig.error();
+      b->signature_ = std::move(sig).value();
+    } else if (*second) {
+      b->pending_ = std::make_unique<BundleReader::PendingMember>();
+      b->pending_->entry = **second;
+    }
+
+    // Nothing of the manifest is looked at before its signature checked out.
+    if (keys) {
+      if (b->signature_.empty()) {
+        return VerificationError(Q(where) + " is not signed (no '" + kSignatureMember +
+                                 "' or an empty one): sign it with 'os-update-bundle sign'");
+      }
+      auto key = VerifyWithAnyKey(b->manifest_bytes_, b->signature_, *keys);
+      if (!key) return key.error().Context(Q(where));
+      b->key_used_ = *key;
+    } else {
+      b->unsigned_ = true;
+    }
+    auto parsed = ParseManifest(b->manifest_bytes_);
+    if (!parsed) return parsed.error().Context(Q(where));
+    b->manifest_ = std::move(parsed).value();
+    return b;
+  }
+
+  // The next member must be `expected` (a boot file or the image).
+  static Expected<TarReader::Entry> Expect(BundleReader& b, const std::string& what,
+                                           const std::string& expected) {
+    auto e = Next(b);
+    if (!e) return e.error();
+    if (!*e) {
+      return VerificationError(Q(b.where_) + " is truncated: " + what + " " + Q(expected) +
+                               " is missing");
+    }
+    if ((*e)->name != expected) {
+      return VerificationError(Q(b.where_) + ": expected " + what + " " + Q(expected) +
+                               ", found member " + Q((*e)->name));
+    }
+    return **e;
+  }
+
+  static Result FinishCurrent(BundleReader& b) {
+    if (!b.current_) return {};
+    auto r = Drain(*b.current_);
+    b.current_.reset();
+    return r;
+  }
+};
+
+BundleReader::~BundleReader() = default;
+
+Expected<std::unique_ptr<BundleReader>> BundleReader::Open(Reader& source,
+                                                           const std::string& where,
+                                                           const std::vector<std::string>& keys) {
+  return BundleOpener::Open(source, where, &keys);
+}
+
+Expected<std::unique_ptr<BundleReader>> BundleReader::OpenUnverified(Reader& source,
+                                                                     const std::string& where) {
+  return BundleOpener::Open(source, where, nullptr);
+}
+
+Expected<std::optional<BundleReader::Member>> BundleReader::NextBootFile() {
+  // A boot file the caller did not read to its end is still checked, here.
+  if (auto r = BundleOpener::FinishCurrent(*this); !r) return r.error();
+  if (image_taken_ || next_boot_ >= manifest_.boot_files.size()) {
+    return std::optional<Member>();
+  }
+  const FileEntry& want = manifest_.boot_files[next_boot_];
+  auto e = BundleOpener::Expect(*this, "boot file", want.name);
+  if (!e) return e.error();
+  const std::string what = Q(where_) + ": boot file " + Q(want.name);
+  // The header says the size up front: a member of the wrong size fails before it is read.
+  if (e->size != want.size) {
+    return VerificationError(what + ": size mismatch (expected " + std::to_string(want.size) +
+                             " bytes, got " + std::to_string(e->size) + ")");
+  }
+  current_ = MakeCheckedReader(tar_->Data(), want.size, want.sha256, what);
+  ++next_boot_;
+  return std::optional<Member>(Member{&want, current_.get()});
+}
+
+Expected<Reader*> BundleReader::Image() {
+  if (image_taken_) return UsageError("BundleReader::Image() called twice");
+  // Boot files nobody asked for are still read through and checked.
+  for (;;) {
+    auto m = NextBootFile();
+    if (!m) return m.error();
+    if (!*m) break;
+  }
+  if (auto r = BundleOpener::FinishCurrent(*this); !r) return r.error();
+  auto e = BundleOpener::Expect(*this, "image", manifest_.image.name);
+  if (!e) return e.error();
+  if (manifest_.compression == Compression::None && e->size != manifest_.image.size) {
+    return VerificationError(Q(where_) + ": image " + Q(manifest_.image.name) +
+                             ": size mismatch (expected " + std::to_string(manifest_.image.size) +
+                             " bytes, got " + std::to_string(e->size) + ")");
+  }
+  image_taken_ = true;
+  return &tar_->Data();
+}
+
+Result BundleReader::Finish() {
+  if (!image_taken_) return UsageError("BundleReader::Finish() called before Image()");
+  auto e = BundleOpener::Next(*this);
+  if (!e) return e.error();
+  if (*e) {
+    return VerificationError(Q(where_) + ": unexpected member " + Q((*e)->name) +
+                             " after the image");
+  }
+  return {};
+}
+
+struct BundleWriter::Impl {
+  std::unique_ptr<BundleOutput> out;
+};
+
+BundleWriter::~BundleWriter() = default;
+
+Expected<std::unique_ptr<BundleWriter>> BundleWriter::Create(const std::string& path) {
+  auto out = BundleOutput::Create(path);
+  if (!out) return out.error();
+  std::unique_ptr<BundleWriter> w(new BundleWriter());
+  w->impl_ = std::make_unique<Impl>();
+  w->impl_->out = std::move(out).value();
+  return w;
+}
+
+Result BundleWriter::AddBytes(const std::string& name, const std::string& data) {
+  StringReader reader(data);
+  return impl_->out->tar().Add(name, data.size(), reader);
+}
+
+Result BundleWriter::AddFile(const std::string& name, const std::string& path) {
+  return AddFileTo(impl_->out->tar(), name, path);
+}
+
+Result BundleWriter::Close() { return impl_->out->Install(); }
+
+Result CreateBundle(const CreateOptions& o) {
+  if (o.compatible.empty()) return UsageError("--compatible must not be empty");
+  if (o.version.empty()) return UsageError("--version must not be empty");
+  if (o.output.empty()) return UsageError("--output must not be empty");
+
+  // A bad key path should fail now, not after minutes of compression.
+  if (!o.private_key.empty()) {
+    if (auto probe = Sign("key check", o.private_key); !probe) return probe.error();
+  }
+
+  Manifest m;
+  m.compatible = o.compatible;
+  m.version = o.version;
+  m.min_version = o.min_version;
+  m.cmdline = o.cmdline;
+  m.compression = o.compression;
+
+  std::set<std::string> names{kManifestMember, kSignatureMember};
+  for (const auto& path : o.boot_files) {
+    const std::string name = BaseName(path);
+    if (auto r = ValidateBootFileName(name); !r) {
+      return UsageError("Boot file '" + path + "': " + r.error().message());
+    }
+    if (!names.insert(name).second) {
+      return UsageError("Boot file '" + path + "': a second file named '" + name + "'");
+    }
+    auto entry = HashFile(path, name);
+    if (!entry) return entry.error();
+    m.boot_files.push_back(*entry);
+  }
+
+  const std::string image_name = BaseName(o.image) + CompressionSuffix(o.compression);
+  if (auto r = ValidateBootFileName(image_name); !r) {
+    return UsageError("Image '" + o.image + "': " + r.error().message());
+  }
+  if (names.count(image_name)) {
+    return UsageError("Image '" + o.image + "': its member name '" + image_name +
+                      "' is also a boot file's");
+  }
+  if (auto fd = OpenInput(o.image); !fd) return fd.error();
+
+  // Hash the uncompressed image while it is being compressed: two readers of one file,
+  // on two cores.
+  TempFile compressed;
+  std::string image_member_path = o.image;
+  Expected<FileEntry> image = UsageError("not hashed");
+  {
+    std::thread hasher([&] { image = HashFile(o.image, image_name); });
+    Result r;
+    if (o.compression != Compression::None) {
+      compressed.path = o.output + ".image.tmp";
+      r = CompressFile(o.compression, o.image, compressed.path, o.encode);
+      image_member_path = compressed.path;
+    }
+    hasher.join();
+    if (!r) return r.error();
+  }
+  if (!image) return image.error();
+  m.image = *image;
+
+  const std::string manifest = SerializeManifest(m);
+  if (auto check = ParseManifest(manifest); !check) {
+    return UsageError("Invalid bundle options: " + check.error().message());
+  }
+  std::string signature;
+  if (!o.private_key.empty()) {
+    auto sig = Sign(manifest, o.private_key);
+    if (!sig) return sig.error();
+    signature = std::move(sig).value();
+  }
+
+  auto w = BundleWriter::Create(o.output);
+  if (!w) return w.error();
+  if (auto r = (*w)->AddBytes(kManifestMember, manifest); !r) return r;
+  // Unsigned bundles still have the member, empty: the layout never changes.
+  if (auto r = (*w)->AddBytes(kSignatureMember, signature); !r) return r;
+  for (size_t i = 0; i < o.boot_files.size(); ++i) {
+    if (auto r = (*w)->AddFile(m.boot_files[i].name, o.boot_files[i]); !r) return r;
+  }
+  if (auto r = (*w)->AddFile(image_name, image_member_path); !r) return r;
+  return (*w)->Close();
+}
+
+Result AttachSignature(const std::string& input, const std::string& signature,
+                       const std::string& output) {
+  if (signature.empty()) return UsageError("The signature to attach is empty");
+  if (signature.size() > kSignatureLimit) {
+    return UsageError("The signature to attach is " + std::to_string(signature.size()) +
+                      " bytes, more than the limit of " + std::to_string(kSignatureLimit));
+  }
+  auto fd = OpenInput(input);
+  if (!fd) return fd.error();
+  auto source = MakeFdReader(fd->Release(), true, Q(input));
+  auto tar = TarReader::Open(*source, input);
+  if (!tar) return tar.error();
+
+  auto first = (*tar)->Next();
+  if (!first) return first.error();
+  if (!*first || (*first)->name != kManifestMember) {
+    return VerificationError(Q(input) + " is not a bundle: its first member is not '" +
+                             std::string(kManifestMember) + "'");
+  }
+  if ((*first)->size > kManifestLimit) {
+    return VerificationError(Q(input) + ": manifest.yaml is larger than the limit");
+  }
+  auto manifest = ReadSmallMember((*tar)->Data(), (*first)->size);
+  if (!manifest) return manifest.error();
+  if (auto m = ParseManifest(*manifest); !m) return m.error().Context(Q(input));
+
+  auto out = BundleOutput::Create(output);
+  if (!out) return out.error();
+  StringReader manifest_reader(*manifest), signature_reader(signature);
+  if (auto r = (*out)->tar().Add(kManifestMember, manifest->size(), manifest_reader); !r) return r;
+  if (auto r = (*out)->tar().Add(kSignatureMember, signature.size(), signature_reader); !r) {
+    return r;
+  }
+  for (;;) {
+    auto e = (*tar)->Next();
+    if (!e) return e.error();
+    if (!*e) break;
+    if ((*e)->name == kSignatureMember) continue;  // the old (empty) one
+    if (auto r = (*out)->tar().Add((*e)->name, (*e)->size, (*tar)->Data()); !r) return r;
+  }
+  return (*out)->Install();
+}
+
+}  // namespace osu

@@ -1,0 +1,334 @@
+// os-update-bundle: the build-side command (create, inspect, verify and sign bundles).
+#include <CLI/CLI.hpp>
+
+#include <fcntl.h>
+
+#include <istream>
+#include <optional>
+#include <ostream>
+
+#include "bundle/bundle.hpp"
+#include "bundle/checked_reader.hpp"
+#include "cli/cli.hpp"
+#include "common/fd.hpp"
+#include "common/json.hpp"
+#include "crypto/signature.hpp"
+
+namespace osu::cli {
+namespace {
+
+constexpr const char* kProgram = "os-update-bundle";
+
+class IstreamReader final : public Reader {
+ public:
+  explicit IstreamReader(std::istream& in) : in_(in) {}
+  Expected<size_t> Read(std::span<uint8_t> buf) override {
+    in_.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+    if (in_.bad()) return SourceError("Failed to read the bundle from stdin");
+    return static_cast<size_t>(in_.gcount());
+  }
+
+ private:
+  std::istream& in_;
+};
+
+// FILE or "-" (stdin). A bundle that is not there is a source error, as on the device.
+Expected<std::unique_ptr<Reader>> OpenBundle(const std::string& path, const Streams& streams) {
+  if (path == "-") return std::unique_ptr<Reader>(std::make_unique<IstreamReader>(streams.in));
+  auto fd = Fd::Open(path, O_RDONLY);
+  if (!fd) return SourceError(fd.error().message());
+  return MakeFdReader(fd->Release(), true, "'" + path + "'");
+}
+
+// Names the image in errors of its decoder ("corrupt xz stream: ...") but leaves errors
+// that came from below (the tar reader, the source) as they are: they name themselves.
+class ImageErrorContext final : public Reader {
+ public:
+  class Below final : public Reader {
+   public:
+    explicit Below(Reader& inner) : inner_(inner) {}
+    Expected<size_t> Read(std::span<uint8_t> buf) override {
+      auto n = inner_.Read(buf);
+      if (!n) failed = true;
+      return n;
+    }
+    bool failed = false;
+
+   private:
+    Reader& inner_;
+  };
+  ImageErrorContext(Reader& decoded, const Below& below, std::string what)
+      : decoded_(decoded), below_(below), what_(std::move(what)) {}
+  Expected<size_t> Read(std::span<uint8_t> buf) override {
+    auto n = decoded_.Read(buf);
+    if (!n && !below_.failed) return n.error().Context(what_);
+    return n;
+  }
+
+ private:
+  Reader& decoded_;
+  const Below& below_;
+  std::string what_;
+};
+
+std::string Where(const std::string& path) { return path == "-" ? "stdin" : path; }
+
+Result Drain(Reader& r) {
+  std::vector<uint8_t> buf(1u << 20);
+  for (;;) {
+    auto n = r.Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return {};
+  }
+}
+
+struct CreateArgs {
+  CreateOptions options;
+  std::string compression = "xz";
+  bool unsigned_ = false;
+  std::string min_version;
+};
+
+Result RunCreate(CreateArgs& a) {
+  if (a.options.private_key.empty() == !a.unsigned_) {
+    return UsageError("create: give either --key PRIVATE.pem or --unsigned");
+  }
+  auto c = ParseCompression(a.compression);
+  if (!c) return UsageError(c.error().message());
+  a.options.compression = *c;
+  if (!a.min_version.empty()) a.options.min_version = a.min_version;
+  return CreateBundle(a.options);
+}
+
+Result RunInfo(const std::string& file, bool json, const Streams& s) {
+  auto source = OpenBundle(file, s);
+  if (!source) return source.error();
+  auto b = BundleReader::OpenUnverified(**source, Where(file));
+  if (!b) return b.error();
+  const Manifest& m = (*b)->manifest();
+  const bool is_signed = !(*b)->signature().empty();
+  if (json) {
+    auto entry = [](const FileEntry& e) {
+      return Json::MakeObject().Set("name", e.name).Set("size", e.size).Set("sha256", e.sha256);
+    };
+    Json boot = Json::MakeArray();
+    for (const auto& f : m.boot_files) boot.Push(entry(f));
+    Json members = Json::MakeArray();
+    members.Push(kManifestMember).Push(kSignatureMember);
+    for (const auto& f : m.boot_files) members.Push(f.name);
+    members.Push(m.image.name);
+    Json o = Json::MakeObject();
+    o.Set("bundle", Where(file)).Set("format", m.format).Set("compatible", m.compatible);
+    o.Set("version", m.version);
+    if (m.min_version) o.Set("min_version", *m.min_version);
+    o.Set("cmdline", m.cmdline);
+    o.Set("image", entry(m.image).Set("compression", CompressionName(m.compression)));
+    o.Set("boot_files", std::move(boot)).Set("members", std::move(members));
+    o.Set("signed", is_signed);
+    if (is_signed) o.Set("signature_size", static_cast<uint64_t>((*b)->signature().size()));
+    s.out << o.Dump() << "\n";
+    return {};
+  }
+  s.out << "bundle:      " << Where(file) << "\n"
+        << "format:      " << m.format << "\n"
+        << "compatible:  " << m.compatible << "\n"
+        << "version:     " << m.version << "\n"
+        << "min_version: " << m.min_version.value_or("(none)") << "\n"
+        << "cmdline:     " << m.cmdline << "\n"
+        << "signature:   "
+        << (is_signed ? "present (" + std::to_string((*b)->signature().size()) +
+                            " bytes; check it with 'verify --key')"
+                      : std::string("absent (unsigned)"))
+        << "\n"
+        << "members:\n"
+        << "  " << kManifestMember << "\n"
+        << "  " << kSignatureMember << "\n";
+  for (const auto& f : m.boot_files) {
+    s.out << "  " << f.name << "  boot file, " << f.size << " bytes, sha256 " << f.sha256
+          << "\n";
+  }
+  s.out << "  " << m.image.name << "  image, " << CompressionName(m.compression) << ", "
+        << m.image.size << " bytes uncompressed, sha256 " << m.image.sha256 << "\n";
+  return {};
+}
+
+// Everything the device would check, without a device: signature, every boot file, the
+// decoded image's size and sha256, nothing after the image.
+Result RunVerify(const std::string& file, const std::vector<std::string>& keys,
+                 const Streams& s) {
+  auto source = OpenBundle(file, s);
+  if (!source) return source.error();
+  auto b = BundleReader::Open(**source, Where(file), keys);
+  if (!b) return b.error();
+  for (;;) {
+    auto member = (*b)->NextBootFile();
+    if (!member) return member.error();
+    if (!*member) break;
+    if (auto r = Drain(*(*member)->data); !r) return r;
+  }
+  auto image = (*b)->Image();
+  if (!image) return image.error();
+  const Manifest& m = (*b)->manifest();
+  const std::string what = "'" + Where(file) + "': image '" + m.image.name + "'";
+  ImageErrorContext::Below raw(**image);
+  auto decoder = MakeDecoder(m.compression, raw, 0);
+  if (!decoder) return decoder.error().Context(what);
+  ImageErrorContext decoded(**decoder, raw, what);
+  auto checked = MakeCheckedReader(decoded, m.image.size, m.image.sha256, what);
+  if (auto r = Drain(*checked); !r) return r;
+  if (auto r = (*b)->Finish(); !r) return r;
+  s.out << "'" << Where(file) << "' is a valid bundle: " << m.compatible << " version "
+        << m.version << ", signed with '" << (*b)->key_used() << "'\n";
+  return {};
+}
+
+Result RunManifest(const std::string& file, const Streams& s) {
+  auto source = OpenBundle(file, s);
+  if (!source) return source.error();
+  auto b = BundleReader::OpenUnverified(**source, Where(file));
+  if (!b) return b.error();
+  s.out << (*b)->manifest_bytes();
+  s.out.flush();
+  return {};
+}
+
+Result RunSign(const std::string& file, const std::string& key, const std::string& sig_file,
+               std::string output, const Streams& s) {
+  if (key.empty() == sig_file.empty()) {
+    return UsageError("sign: give either --key PRIVATE.pem or --signature SIG");
+  }
+  if (output.empty()) output = file;
+  std::string signature;
+  if (!key.empty()) {
+    auto source = OpenBundle(file, s);
+    if (!source) return source.error();
+    auto b = BundleReader::OpenUnverified(**source, Where(file));
+    if (!b) return b.error();
+    auto sig = Sign((*b)->manifest_bytes(), key);
+    if (!sig) return sig.error();
+    signature = std::move(sig).value();
+  } else {
+    auto sig = ReadFile(sig_file, ErrorKind::Usage);
+    if (!sig) return sig.error();
+    signature = std::move(sig).value();
+  }
+  return AttachSignature(file, signature, output);
+}
+
+constexpr const char* kFooter = R"(Examples:
+  os-update-bundle keygen --private signing.pem --public signing.pub.pem
+  os-update-bundle create --image rootfs.img --compression xz --boot-file vmlinuz \
+      --boot-file initrd.img --cmdline "console=ttyS0 quiet" --compatible eos-x86_64-kvm \
+      --version 2.0.0 --key signing.pem --output update-2.0.0.bundle
+  os-update-bundle info update-2.0.0.bundle
+  os-update-bundle verify update-2.0.0.bundle --key signing.pub.pem
+
+Signing outside this tool (HSM, CI): create --unsigned, then
+  os-update-bundle manifest b.bundle > manifest.yaml
+  openssl pkeyutl -sign -rawin -inkey signing.pem -in manifest.yaml -out manifest.sig
+  os-update-bundle sign b.bundle --signature manifest.sig --output b.signed.bundle
+
+Exit codes: 0 ok, 1 usage, 2 verification failed, 3 source unreadable, 5 I/O error.)";
+
+}  // namespace
+
+int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
+  CLI::App app{"Create, sign, inspect and verify os-update bundles.", kProgram};
+  app.require_subcommand(1);
+  app.footer(kFooter);
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string(kProgram) + ": " + e.what() + " (see --help)\n";
+  });
+
+  std::function<Result()> action;
+
+  CreateArgs create;
+  auto* c = app.add_subcommand("create", "Build a bundle from a root image and boot files.");
+  c->footer(
+      "Example: os-update-bundle create --image rootfs.img --boot-file vmlinuz "
+      "--boot-file initrd.img --cmdline 'console=ttyS0' --compatible eos-x86_64-kvm "
+      "--version 2.0.0 --key signing.pem --output update.bundle");
+  c->add_option("--image", create.options.image, "Uncompressed root file system image")
+      ->required();
+  c->add_option("--compression", create.compression, "Image compression")
+      ->check(CLI::IsMember({"xz", "zstd", "gzip", "none"}))
+      ->capture_default_str();
+  c->add_option("--boot-file", create.options.boot_files,
+                "Kernel, initrd, device tree, ... (repeatable; stored under its base name)");
+  c->add_option("--cmdline", create.options.cmdline, "Kernel command line for the new slot");
+  c->add_option("--compatible", create.options.compatible,
+                "Device class that may install it, e.g. eos-x86_64-kvm")
+      ->required();
+  c->add_option("--version", create.options.version, "Version of this image, e.g. 2.0.0")
+      ->required();
+  c->add_option("--min-version", create.min_version,
+                "Only devices already running at least this version may install it");
+  auto* key_opt = c->add_option("--key", create.options.private_key, "PEM private key to sign with");
+  c->add_flag("--unsigned", create.unsigned_, "Leave unsigned (sign later with 'sign')")
+      ->excludes(key_opt);
+  c->add_option("--output", create.options.output, "Bundle file to write")->required();
+  c->add_option("--threads", create.options.encode.threads, "Compression threads (0 = all CPUs)");
+  c->add_option("--level", create.options.encode.level, "Compression level (codec default)");
+  c->callback([&] { action = [&] { return RunCreate(create); }; });
+
+  std::string file;
+  bool json = false;
+  auto* info = app.add_subcommand("info", "Show a bundle's manifest and members (no key needed).");
+  info->footer("Example: os-update-bundle info update.bundle --json");
+  info->add_option("FILE", file, "Bundle file, or - for stdin")->required();
+  info->add_flag("--json", json, "One JSON object");
+  info->callback([&] { action = [&] { return RunInfo(file, json, streams); }; });
+
+  std::vector<std::string> keys;
+  auto* verify = app.add_subcommand(
+      "verify", "Check the signature and every member, as a device would (exit 2 if invalid).");
+  verify->footer("Example: os-update-bundle verify update.bundle --key signing.pub.pem");
+  verify->add_option("FILE", file, "Bundle file, or - for stdin")->required();
+  verify->add_option("--key", keys, "PEM public key (repeatable: any one may match)")->required();
+  verify->callback([&] { action = [&] { return RunVerify(file, keys, streams); }; });
+
+  auto* manifest = app.add_subcommand(
+      "manifest", "Print the exact manifest bytes, to sign them with another tool.");
+  manifest->footer("Example: os-update-bundle manifest update.bundle > manifest.yaml");
+  manifest->add_option("FILE", file, "Bundle file, or - for stdin")->required();
+  manifest->callback([&] { action = [&] { return RunManifest(file, streams); }; });
+
+  std::string sign_key, sig_file, output;
+  auto* sign = app.add_subcommand("sign", "Sign a bundle with a key, or attach a signature.");
+  sign->footer(
+      "Examples: os-update-bundle sign update.bundle --key signing.pem\n"
+      "          os-update-bundle sign update.bundle --signature manifest.sig --output "
+      "signed.bundle");
+  sign->add_option("FILE", file, "Bundle file")->required();
+  auto* sk = sign->add_option("--key", sign_key, "PEM private key to sign with");
+  sign->add_option("--signature", sig_file, "Detached signature of the manifest (raw bytes)")
+      ->excludes(sk);
+  sign->add_option("--output", output, "Signed bundle to write (default: replace FILE)");
+  sign->callback([&] {
+    action = [&] { return RunSign(file, sign_key, sig_file, output, streams); };
+  });
+
+  std::string priv, pub;
+  auto* keygen = app.add_subcommand("keygen", "Make a new ed25519 signing key pair (PEM).");
+  keygen->footer("Example: os-update-bundle keygen --private signing.pem --public signing.pub.pem");
+  keygen->add_option("--private", priv, "Private key to write (kept by the builder)")->required();
+  keygen->add_option("--public", pub, "Public key to write (installed on devices)")->required();
+  keygen->callback([&] { action = [&] { return GenerateKeyPair(priv, pub); }; });
+
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  if (argv.empty()) argv.push_back(kProgram);
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, streams.out, streams.err) == 0 ? kExitOk : kExitUsage;
+  }
+  Result r = action ? action() : Result(UsageError("no subcommand"));
+  if (!r) {
+    streams.err << kProgram << ": " << r.error().message() << "\n";
+    return ExitCode(r.error());
+  }
+  return kExitOk;
+}
+
+}  // namespace osu::cli

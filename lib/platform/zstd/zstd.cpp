@@ -1,0 +1,115 @@
+// zstd with libzstd: streaming decoder (concatenated frames) and a multi-threaded encoder.
+#include <zstd.h>
+
+#include <memory>
+#include <vector>
+
+#include "compress/codecs.hpp"
+
+namespace osu::codec {
+namespace {
+
+struct DStreamFree {
+  void operator()(ZSTD_DStream* d) const { ZSTD_freeDStream(d); }
+};
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+class ZstdDecoder final : public Reader {
+ public:
+  ZstdDecoder(Reader& compressed, ZSTD_DStream* ds) : in_(compressed), ds_(ds), buf_(kInputChunk) {}
+
+  Expected<size_t> Read(std::span<uint8_t> out) override {
+    if (done_ || out.empty()) return size_t{0};
+    ZSTD_outBuffer o{out.data(), out.size(), 0};
+    while (o.pos < o.size) {
+      if (in_buf_.pos == in_buf_.size && !eof_) {
+        auto n = in_.Read(buf_);
+        if (!n) return n.error();
+        eof_ = *n == 0;
+        in_buf_ = ZSTD_inBuffer{buf_.data(), *n, 0};
+      }
+      const size_t in_before = in_buf_.pos, out_before = o.pos;
+      const size_t ret = ZSTD_decompressStream(ds_.get(), &o, &in_buf_);
+      if (ZSTD_isError(ret)) {
+        return VerificationError(std::string("corrupt zstd stream: ") + ZSTD_getErrorName(ret));
+      }
+      const bool progress = in_buf_.pos != in_before || o.pos != out_before;
+      // 0 = a frame is complete and flushed; only meaningful when the call did something
+      // (an idle call after a frame reports the next frame's header size instead).
+      if (progress) frame_complete_ = ret == 0, seen_input_ = true;
+      if (eof_ && in_buf_.pos == in_buf_.size && !progress) {
+        if (!frame_complete_ || !seen_input_) return VerificationError("zstd stream is truncated");
+        done_ = true;
+        break;
+      }
+    }
+    return o.pos;
+  }
+
+ private:
+  Reader& in_;
+  std::unique_ptr<ZSTD_DStream, DStreamFree> ds_;
+  std::vector<uint8_t> buf_;
+  ZSTD_inBuffer in_buf_{nullptr, 0, 0};
+  bool eof_ = false, done_ = false, frame_complete_ = false, seen_input_ = false;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed) {
+  ZSTD_DStream* ds = ZSTD_createDStream();
+  if (!ds) return DeviceError("Failed to start the zstd decoder: out of memory");
+  // Take ownership before anything can fail.
+  auto decoder = std::make_unique<ZstdDecoder>(compressed, ds);
+  size_t ret = ZSTD_initDStream(ds);
+  if (ZSTD_isError(ret)) {
+    return DeviceError(std::string("Failed to start the zstd decoder: ") + ZSTD_getErrorName(ret));
+  }
+  return std::unique_ptr<Reader>(std::move(decoder));
+}
+
+Result ZstdEncode(Reader& input, const ChunkSink& out, const EncodeOptions& options) {
+  std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx(ZSTD_createCCtx());
+  if (!cctx) return DeviceError("Failed to start the zstd encoder: out of memory");
+  const int level = options.level < 0 ? 3 : options.level;
+  const ZSTD_bounds levels = ZSTD_cParam_getBounds(ZSTD_c_compressionLevel);
+  if (level > levels.upperBound) {
+    return UsageError("zstd level " + std::to_string(level) + " is out of range 1-" +
+                      std::to_string(levels.upperBound));
+  }
+  auto set = [&](ZSTD_cParameter p, int v) { return ZSTD_CCtx_setParameter(cctx.get(), p, v); };
+  size_t ret = set(ZSTD_c_compressionLevel, level);
+  if (!ZSTD_isError(ret)) ret = set(ZSTD_c_checksumFlag, 1);
+  if (ZSTD_isError(ret)) {
+    return UsageError(std::string("Failed to configure the zstd encoder: ") +
+                      ZSTD_getErrorName(ret));
+  }
+  const unsigned threads = options.threads == 0 ? OnlineCpus() : options.threads;
+  // A libzstd built without threads refuses workers: it still compresses, on one core.
+  (void)set(ZSTD_c_nbWorkers, static_cast<int>(threads));
+
+  std::vector<uint8_t> in_buf(kInputChunk), out_buf(ZSTD_CStreamOutSize());
+  for (;;) {
+    auto n = input.Read(in_buf);
+    if (!n) return n.error();
+    const ZSTD_EndDirective mode = *n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+    ZSTD_inBuffer in{in_buf.data(), *n, 0};
+    // Drain until this chunk is consumed (continue) or the frame is fully flushed (end).
+    for (;;) {
+      ZSTD_outBuffer o{out_buf.data(), out_buf.size(), 0};
+      const size_t remaining = ZSTD_compressStream2(cctx.get(), &o, &in, mode);
+      if (ZSTD_isError(remaining)) {
+        return DeviceError(std::string("zstd encoder failed: ") + ZSTD_getErrorName(remaining));
+      }
+      if (o.pos > 0) {
+        if (auto r = out(std::span<const uint8_t>(out_buf.data(), o.pos)); !r) return r;
+      }
+      if (mode == ZSTD_e_end ? remaining == 0 : in.pos == in.size) break;
+    }
+    if (mode == ZSTD_e_end) return {};
+  }
+}
+
+}  // namespace osu::codec

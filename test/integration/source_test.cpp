@@ -1,0 +1,360 @@
+// Sources as a user meets them: paths, file://, stdin, and http(s) against a real nginx,
+// including a connection cut mid-transfer that must be resumed without corrupting the file.
+#include "source/source.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "support/nginx.hpp"
+#include "support/support.hpp"
+
+namespace osu {
+namespace {
+
+using test::TempDir;
+
+Expected<std::string> ReadAll(const std::string& uri, const SourceOptions& options = {}) {
+  auto reader = OpenSource(uri, options);
+  if (!reader) return reader.error();
+  std::string out;
+  std::vector<uint8_t> buf(100003);  // odd size: reads do not line up with curl's chunks
+  for (;;) {
+    auto n = (*reader)->Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return out;
+    out.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+}
+
+void MakeRandomFile(const std::string& path, size_t bytes) {
+  test::MustRun("head -c " + std::to_string(bytes) + " /dev/urandom > '" + path + "'");
+}
+
+// Hashes what the source delivered and the original with sha256sum, the oracle.
+void RequireSameFile(const std::string& original, const std::string& data) {
+  TempDir tmp;
+  test::WriteFile(tmp / "got", data);
+  REQUIRE(test::Sha256OfFile(tmp / "got") == test::Sha256OfFile(original));
+}
+
+SourceOptions LocalOptions(std::vector<std::string>* log = nullptr) {
+  ::setenv("no_proxy", "127.0.0.1,localhost", 1);  // the tests talk to 127.0.0.1 only
+  SourceOptions o;
+  o.connect_timeout_s = 5;
+  o.low_speed_time_s = 10;
+  if (log) o.log = [log](const std::string& e) { log->push_back(e); };
+  return o;
+}
+
+std::string Joined(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l + "\n";
+  return s;
+}
+
+// A one-thread TCP relay on 127.0.0.1 to nginx that resets the first connection after
+// `cut_after` response bytes. Bounded: 8 connections, 100 ms poll ticks, stops on destruction.
+class FaultProxy {
+ public:
+  FaultProxy(int upstream_port, size_t cut_after, std::function<void()> on_cut = {})
+      : upstream_port_(upstream_port), cut_after_(cut_after), on_cut_(std::move(on_cut)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = Loopback(0);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listen_fd_, 4) == 0);
+    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FaultProxy() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  static sockaddr_in Loopback(int port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    return a;
+  }
+
+  void Serve() {
+    while (!stop_ && connections_ < 8) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a = Loopback(upstream_port_);
+      if (::connect(upstream, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        Relay(client, upstream, ++connections_ == 1);
+      }
+      ::close(upstream);
+      ::close(client);
+    }
+  }
+
+  void Relay(int client, int upstream, bool cut) {
+    size_t sent_back = 0;
+    char buf[16384];
+    auto idle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!stop_ && std::chrono::steady_clock::now() < idle_deadline) {
+      pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
+      if (::poll(p, 2, 100) <= 0) continue;
+      idle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      if (p[0].revents) {
+        ssize_t n = ::read(client, buf, sizeof buf);
+        if (n <= 0 || ::write(upstream, buf, static_cast<size_t>(n)) != n) return;
+      }
+      if (p[1].revents) {
+        ssize_t n = ::read(upstream, buf, sizeof buf);
+        if (n <= 0) return;
+        size_t len = static_cast<size_t>(n);
+        if (cut && sent_back + len >= cut_after_) len = cut_after_ - sent_back;
+        if (len > 0 && ::write(client, buf, len) != static_cast<ssize_t>(len)) return;
+        sent_back += len;
+        if (cut && sent_back >= cut_after_) {
+          if (on_cut_) on_cut_();
+          linger l{1, 0};  // close with RST: "connection reset by peer" for the client
+          ::setsockopt(client, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+          return;
+        }
+      }
+    }
+  }
+
+  int upstream_port_;
+  size_t cut_after_;
+  std::function<void()> on_cut_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("A path or a file:// URL reads the file", "[source]") {
+  TempDir dir;
+  test::WriteFile(dir / "my bundle.osu", "bundle bytes");
+  for (const std::string& uri : {dir / "my bundle.osu", "file://" + (dir / "my bundle.osu"),
+                                 "file://" + dir.path() + "/my%20bundle.osu",
+                                 "file://localhost" + (dir / "my bundle.osu")}) {
+    INFO(uri);
+    auto data = ReadAll(uri);
+    REQUIRE(data.ok());
+    CHECK(*data == "bundle bytes");
+  }
+  CHECK(DescribeSource("file://" + (dir / "x.osu")) == dir / "x.osu");
+  CHECK(DescribeSource(dir / "x.osu") == dir / "x.osu");
+}
+
+TEST_CASE("A missing bundle is a Source error naming the path", "[source]") {
+  TempDir dir;
+  for (const std::string& uri : {dir / "nope.osu", "file://" + (dir / "nope.osu")}) {
+    auto r = OpenSource(uri, {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind() == ErrorKind::Source);
+    CHECK(r.error().message() == "bundle '" + (dir / "nope.osu") + "' not found: No such file or directory");
+  }
+}
+
+TEST_CASE("A directory is not a bundle", "[source]") {
+  TempDir dir;
+  auto r = OpenSource(dir.path(), {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind() == ErrorKind::Source);
+  CHECK(r.error().message() == "bundle '" + dir.path() + "' is a directory");
+}
+
+TEST_CASE("Standard input: '-' and fd readers over a pipe", "[source]") {
+  CHECK(DescribeSource("-") == "standard input");
+  auto stdin_reader = OpenSource("-", {});
+  REQUIRE(stdin_reader.ok());  // not read: the test's stdin is not ours
+
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::string sent(200000, 'x');
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + i % 26);
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < sent.size()) {
+      ssize_t n = ::write(fds[1], sent.data() + off, sent.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(fds[1]);
+  });
+  auto reader = MakeFdReader(fds[0], true, "standard input");
+  std::string got;
+  std::vector<uint8_t> buf(4096);
+  for (;;) {
+    auto n = reader->Read(buf);
+    REQUIRE(n.ok());
+    if (*n == 0) break;
+    got.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  writer.join();
+  CHECK(got == sent);
+}
+
+TEST_CASE("Unknown and unsupported schemes are usage errors", "[source]") {
+  auto ftp = OpenSource("ftp://example.org/x.osu", {});
+  REQUIRE_FALSE(ftp.ok());
+  CHECK(ftp.error().kind() == ErrorKind::Usage);
+  CHECK_THAT(ftp.error().message(), Catch::Contains("'ftp://'"));
+
+  auto ssh = OpenSource("ssh://updates@example.org/x.osu", {});
+  REQUIRE_FALSE(ssh.ok());
+  CHECK(ssh.error().kind() == ErrorKind::Usage);
+  CHECK(ssh.error().message() == "ssh:// sources are not supported yet");
+}
+
+TEST_CASE("DescribeSource never shows credentials", "[source]") {
+  CHECK(DescribeSource("https://fleet:s3cret@updates.example.org:8443/a.osu?x=1") ==
+        "https://updates.example.org:8443/a.osu?x=1");
+  CHECK(DescribeSource("http://user@10.0.0.1/a.osu") == "http://10.0.0.1/a.osu");
+  CHECK(DescribeSource("http://10.0.0.1/a@b.osu") == "http://10.0.0.1/a@b.osu");
+}
+
+TEST_CASE("http: a download equals the file, also through a redirect", "[source][http]") {
+  test::NginxServer nginx({.server_extra = "location = /old.osu { return 302 /bundle.osu; }"});
+  // More than the 4 MiB the source buffers: the transfer must pause and resume.
+  MakeRandomFile(nginx.root() + "/bundle.osu", 10 * 1024 * 1024 + 17);
+  for (const char* path : {"/bundle.osu", "/old.osu"}) {
+    INFO(path);
+    auto data = ReadAll(nginx.Url(path), LocalOptions());
+    REQUIRE(data.ok());
+    RequireSameFile(nginx.root() + "/bundle.osu", *data);
+  }
+}
+
+TEST_CASE("http: 404 and 500 are Source errors with the status", "[source][http]") {
+  test::NginxServer nginx({.server_extra = "location = /broken.osu { return 500; }"});
+  std::string url404 = nginx.Url("/missing.osu");
+  auto missing = ReadAll(url404, LocalOptions());
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind() == ErrorKind::Source);
+  CHECK(missing.error().message() == "HTTP 404 Not Found from '" + url404 + "'");
+
+  std::vector<std::string> log;
+  auto options = LocalOptions(&log);
+  options.retries = 1;
+  auto broken = ReadAll(nginx.Url("/broken.osu"), options);
+  REQUIRE_FALSE(broken.ok());
+  CHECK(broken.error().kind() == ErrorKind::Source);
+  CHECK_THAT(broken.error().message(), Catch::Contains("HTTP 500"));
+  INFO(Joined(log));
+  REQUIRE(log.size() == 1);  // a 5xx is retried
+  CHECK_THAT(log[0], Catch::StartsWith("retry 1/1 at byte 0: HTTP 500"));
+}
+
+TEST_CASE("https: verified with the given CA, refused without it", "[source][http]") {
+  test::NginxServer nginx({.tls = true});
+  MakeRandomFile(nginx.root() + "/bundle.osu", 300000);
+
+  auto options = LocalOptions();
+  options.ca_file = nginx.ca_file();
+  auto good = ReadAll(nginx.Url("/bundle.osu"), options);
+  REQUIRE(good.ok());
+  RequireSameFile(nginx.root() + "/bundle.osu", *good);
+
+  auto untrusted = ReadAll(nginx.Url("/bundle.osu"), LocalOptions());
+  REQUIRE_FALSE(untrusted.ok());
+  CHECK(untrusted.error().kind() == ErrorKind::Source);
+  CHECK_THAT(untrusted.error().message(), Catch::Contains("certificate"));
+}
+
+TEST_CASE("http: read_limit transfers only a prefix", "[source][http]") {
+  test::NginxServer nginx;
+  MakeRandomFile(nginx.root() + "/bundle.osu", 3 * 1024 * 1024);
+  auto options = LocalOptions();
+  options.read_limit = 65536;
+  auto prefix = ReadAll(nginx.Url("/bundle.osu"), options);
+  REQUIRE(prefix.ok());
+  CHECK(*prefix == test::ReadFile(nginx.root() + "/bundle.osu").substr(0, 65536));
+  // nginx's own count of body bytes sent is the oracle.
+  CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /bundle.osu 206 65536 range=bytes=0-65535"));
+}
+
+TEST_CASE("http: a cut connection is resumed with Range and If-Range", "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeRandomFile(file, 3 * 1024 * 1024 + 5);
+  FaultProxy proxy(nginx.port(), 1024 * 1024);
+
+  std::vector<std::string> log;
+  auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions(&log));
+  INFO(Joined(log) << nginx.AccessLog());
+  REQUIRE(data.ok());
+  RequireSameFile(file, *data);
+  REQUIRE(log.size() == 1);
+  CHECK_THAT(log[0], Catch::StartsWith("retry 1/3 at byte "));
+  CHECK(proxy.connections() == 2);
+  // The second request asked for the rest only, conditional on the same file.
+  CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*GET /bundle.osu 206 [0-9]+ range=bytes=[1-9][0-9]*- "
+                                               "if_range=\\\\x22[0-9a-f]+-[0-9a-f]+\\\\x22\n"));
+}
+
+TEST_CASE("http: a server that ignores Range is resumed by skipping the same file", "[source][http]") {
+  test::NginxServer nginx({.server_extra = "max_ranges 0;"});  // nginx answers 200 to every Range
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeRandomFile(file, 3 * 1024 * 1024);
+  FaultProxy proxy(nginx.port(), 1024 * 1024);
+
+  std::vector<std::string> log;
+  auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions(&log));
+  INFO(Joined(log) << nginx.AccessLog());
+  REQUIRE(data.ok());
+  RequireSameFile(file, *data);
+  REQUIRE(log.size() == 2);
+  CHECK_THAT(log[0], Catch::StartsWith("retry 1/3 at byte "));
+  CHECK_THAT(log[1], Catch::Contains("ignored the Range request; skipping"));
+
+  // read_limit answered with the whole file: the source still stops at the limit.
+  auto options = LocalOptions();
+  options.read_limit = 100000;
+  auto prefix = ReadAll(nginx.Url("/bundle.osu"), options);
+  REQUIRE(prefix.ok());
+  CHECK(*prefix == test::ReadFile(file).substr(0, 100000));
+}
+
+TEST_CASE("http: a file replaced during the download fails, never mixes two files", "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeRandomFile(file, 2 * 1024 * 1024);
+  // Replaced (new size and mtime, so a new ETag) while the first connection is cut.
+  // Runs on the proxy thread: test::Run, not Catch assertions.
+  FaultProxy proxy(nginx.port(), 512 * 1024, [&] {
+    test::Run("head -c 2097153 /dev/urandom > '" + file + ".new' && touch -d 2001-01-01 '" + file +
+              ".new' && mv '" + file + ".new' '" + file + "'");
+  });
+  std::string url = proxy.Url("/bundle.osu");
+  auto data = ReadAll(url, LocalOptions());
+  REQUIRE_FALSE(data.ok());
+  CHECK(data.error().kind() == ErrorKind::Source);
+  CHECK(data.error().message() == "'" + url + "' changed on the server during the download");
+}
+
+}  // namespace osu

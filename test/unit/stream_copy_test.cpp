@@ -1,0 +1,280 @@
+// The data path on a memory device: exact copies, size and hash refusals, failures on either
+// side, skip-unchanged. The sha256 oracle is `sha256sum`, not our hasher.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "device/block_device.hpp"
+#include "install/stream_copy.hpp"
+#include "support/support.hpp"
+
+namespace {
+
+using osu::ErrorKind;
+
+std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
+std::string OracleSha256(const std::vector<uint8_t>& data) {
+  osu::test::TempDir dir;
+  osu::test::WriteFile(dir / "data", std::string(data.begin(), data.end()));
+  return osu::test::Sha256OfFile(dir / "data");
+}
+
+// Hands out the data in odd-sized pieces (1..7919 bytes), like a decoder would; can fail
+// with a given error after a given number of bytes.
+class PiecewiseReader final : public osu::Reader {
+ public:
+  explicit PiecewiseReader(const std::vector<uint8_t>& data) : data_(data) {}
+  osu::Expected<size_t> Read(std::span<uint8_t> buf) override {
+    if (fail_at && pos >= *fail_at) return osu::SourceError("Connection reset while reading");
+    size_t piece = std::min<size_t>({buf.size(), data_.size() - pos, 1 + (calls_++ * 104729) % 7919});
+    if (fail_at) piece = std::min(piece, *fail_at - pos);
+    std::copy_n(data_.begin() + static_cast<std::ptrdiff_t>(pos), piece, buf.begin());
+    pos += piece;
+    return piece;
+  }
+  std::optional<size_t> fail_at;
+  size_t pos = 0;
+
+ private:
+  const std::vector<uint8_t>& data_;
+  size_t calls_ = 0;
+};
+
+osu::CopyOptions Options(const std::vector<uint8_t>& image, const std::string& sha) {
+  osu::CopyOptions o;
+  o.expected_size = image.size();
+  o.expected_sha256 = sha;
+  o.chunk_size = 64 * 1024;
+  o.buffers = 3;
+  return o;
+}
+
+bool AllZero(const std::vector<uint8_t>& v, size_t from) {
+  return std::all_of(v.begin() + static_cast<std::ptrdiff_t>(from), v.end(),
+                     [](uint8_t b) { return b == 0; });
+}
+
+}  // namespace
+
+TEST_CASE("StreamToDevice copies an image exactly and reports its sha256") {
+  // Sizes: a chunk multiple, neither chunk nor 4096 multiple, smaller than a chunk, empty.
+  for (size_t size : {size_t{4 * 65536}, size_t{3 * 65536 + 12345}, size_t{1000}, size_t{0}}) {
+    CAPTURE(size);
+    auto image = RandomBytes(size, static_cast<uint32_t>(size));
+    std::string sha = OracleSha256(image);
+    osu::MemoryBlockDevice dev(size + 100000);
+    PiecewiseReader reader(image);
+    std::vector<uint64_t> progress;
+    auto options = Options(image, sha);
+    options.progress = [&](uint64_t done) { progress.push_back(done); };
+
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    INFO((stats ? "" : stats.error().message()));
+    REQUIRE(stats);
+    CHECK(stats->sha256 == sha);
+    CHECK(stats->bytes == size);
+    CHECK(stats->bytes_written == size);
+    CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+    CHECK(AllZero(dev.data(), size));
+    CHECK(dev.syncs == 1);
+    if (size > 0) CHECK(progress.back() == size);
+    CHECK(std::is_sorted(progress.begin(), progress.end()));
+  }
+}
+
+TEST_CASE("StreamToDevice accepts upper-case expected sha256 and a single buffer") {
+  auto image = RandomBytes(200000, 7);
+  std::string sha = OracleSha256(image);
+  std::transform(sha.begin(), sha.end(), sha.begin(), ::toupper);
+  osu::MemoryBlockDevice dev(image.size());
+  PiecewiseReader reader(image);
+  auto options = Options(image, sha);
+  options.buffers = 1;
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE(stats);
+  CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+}
+
+TEST_CASE("StreamToDevice refuses a longer image and writes nothing past the expected size") {
+  auto image = RandomBytes(300000, 1);
+  for (uint64_t expected : {uint64_t{200000}, uint64_t{4 * 65536}, uint64_t{299999}}) {
+    CAPTURE(expected);
+    osu::MemoryBlockDevice dev(image.size() + 65536);
+    PiecewiseReader reader(image);
+    auto options = Options(image, OracleSha256(image));
+    options.expected_size = expected;
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    REQUIRE_FALSE(stats);
+    CHECK(stats.error().kind() == ErrorKind::Verification);
+    CHECK(stats.error().message() ==
+          "image is longer than the manifest's " + std::to_string(expected) + " bytes");
+    CHECK(AllZero(dev.data(), expected));
+    CHECK(dev.syncs == 0);
+    CHECK(reader.pos <= expected + 65536);  // it stopped reading at once
+  }
+}
+
+TEST_CASE("StreamToDevice refuses a shorter image") {
+  auto image = RandomBytes(150000, 2);
+  osu::MemoryBlockDevice dev(300000);
+  PiecewiseReader reader(image);
+  auto options = Options(image, OracleSha256(image));
+  options.expected_size = 200000;
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Verification);
+  CHECK(stats.error().message() ==
+        "image is shorter than the manifest says: got 150000 of 200000 bytes");
+  CHECK(dev.syncs == 0);
+}
+
+TEST_CASE("StreamToDevice refuses an image whose sha256 differs") {
+  auto image = RandomBytes(150000, 3);
+  std::string sha = OracleSha256(image);
+  auto other = image;
+  other[140000] ^= 1;
+  osu::MemoryBlockDevice dev(image.size());
+  PiecewiseReader reader(other);
+  auto stats = osu::StreamToDevice(reader, dev, Options(image, sha));
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Verification);
+  CHECK(stats.error().message() ==
+        "image sha256 mismatch: expected " + sha + ", got " + OracleSha256(other));
+  CHECK(dev.syncs == 0);
+}
+
+TEST_CASE("StreamToDevice refuses an image larger than the device before writing") {
+  auto image = RandomBytes(100000, 4);
+  osu::MemoryBlockDevice dev(99999, "/dev/vdb3");
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, Options(image, OracleSha256(image)));
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().message() ==
+        "image of 100000 bytes does not fit in '/dev/vdb3' (99999 bytes)");
+  CHECK(dev.bytes_written() == 0);
+}
+
+TEST_CASE("StreamToDevice keeps the kind of the reader's error") {
+  auto image = RandomBytes(500000, 5);
+  osu::MemoryBlockDevice dev(image.size());
+  PiecewiseReader reader(image);
+  reader.fail_at = 300001;
+  auto stats = osu::StreamToDevice(reader, dev, Options(image, OracleSha256(image)));
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Source);
+  CHECK(stats.error().message() == "Connection reset while reading");
+  CHECK(dev.syncs == 0);
+}
+
+TEST_CASE("StreamToDevice reports a failed write as a device error and stops reading") {
+  auto image = RandomBytes(2000000, 6);
+  osu::MemoryBlockDevice dev(image.size(), "/dev/vdb3");
+  dev.fail_write_after = 2;
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, Options(image, OracleSha256(image)));
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Device);
+  CHECK(stats.error().message() ==
+        "Failed to write '/dev/vdb3' at offset 131072: No space left on device");
+  CHECK(dev.bytes_written() == 2 * 65536);
+  CHECK(dev.syncs == 0);
+  // Bounded by the buffers in flight, not the whole image.
+  CHECK(reader.pos <= 2 * 65536 + 4 * 65536);
+}
+
+TEST_CASE("StreamToDevice with skip_unchanged writes only the chunks that differ") {
+  auto image = RandomBytes(10 * 65536 + 777, 8);
+  std::string sha = OracleSha256(image);
+  osu::MemoryBlockDevice dev(image.size() + 4096);
+  std::copy(image.begin(), image.end(), dev.data().begin());
+  auto options = Options(image, sha);
+  options.skip_unchanged = true;
+
+  SECTION("identical data: nothing written") {
+    PiecewiseReader reader(image);
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    REQUIRE(stats);
+    CHECK(stats->bytes == image.size());
+    CHECK(stats->bytes_written == 0);
+    CHECK(dev.bytes_written() == 0);
+    CHECK(dev.syncs == 1);
+  }
+  SECTION("two chunks and the tail differ: only they are written") {
+    dev.data()[3 * 65536 + 5] ^= 0xff;
+    dev.data()[7 * 65536] ^= 0xff;
+    dev.data()[10 * 65536 + 776] ^= 0xff;
+    PiecewiseReader reader(image);
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    REQUIRE(stats);
+    CHECK(stats->bytes_written == 2 * 65536 + 777);
+    CHECK(dev.bytes_written() == 2 * 65536 + 777);
+    CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+  }
+}
+
+TEST_CASE("StreamToDevice verifies the read-back") {
+  auto image = RandomBytes(5 * 65536 + 100, 9);
+  osu::MemoryBlockDevice dev(image.size());
+  PiecewiseReader reader(image);
+  auto options = Options(image, OracleSha256(image));
+  options.verify_readback = true;
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  INFO((stats ? "" : stats.error().message()));
+  REQUIRE(stats);
+}
+
+// Reads back what it stores with one bit flipped: a medium that lies.
+class FlakyDevice final : public osu::BlockDevice {
+ public:
+  explicit FlakyDevice(uint64_t size) : mem_(size, "/dev/flaky") {}
+  uint64_t size() const override { return mem_.size(); }
+  const std::string& name() const override { return mem_.name(); }
+  osu::Result WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    return mem_.WriteAt(offset, data);
+  }
+  osu::Expected<size_t> ReadAt(uint64_t offset, std::span<uint8_t> data) override {
+    auto n = mem_.ReadAt(offset, data);
+    if (n && *n > 0) data[0] ^= 1;
+    return n;
+  }
+  osu::Result Sync() override { return mem_.Sync(); }
+  uint64_t bytes_written() const override { return mem_.bytes_written(); }
+
+ private:
+  osu::MemoryBlockDevice mem_;
+};
+
+TEST_CASE("StreamToDevice detects a read-back that differs") {
+  auto image = RandomBytes(3 * 65536, 10);
+  std::string sha = OracleSha256(image);
+  FlakyDevice dev(image.size());
+  PiecewiseReader reader(image);
+  auto options = Options(image, sha);
+  options.verify_readback = true;
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Device);
+  CHECK(stats.error().message().rfind(
+            "Read-back of '/dev/flaky' does not match what was written: expected sha256 " + sha, 0) == 0);
+}
+
+TEST_CASE("StreamToDevice rejects a chunk size that O_DIRECT cannot use") {
+  std::vector<uint8_t> image(10);
+  osu::MemoryBlockDevice dev(10);
+  PiecewiseReader reader(image);
+  auto options = Options(image, OracleSha256(image));
+  options.chunk_size = 1000;
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Usage);
+}
