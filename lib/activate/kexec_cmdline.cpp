@@ -3,10 +3,24 @@
 namespace osu {
 namespace {
 
-std::string Quote(const std::string& key, const std::optional<std::string>& value) {
-  if (!value) return key;
-  if (value->find(' ') != std::string::npos) return key + "=\"" + *value + "\"";
-  return key + "=" + *value;
+using Arg = std::pair<std::string, std::optional<std::string>>;
+
+// The text of one argument that the kernel parses back to exactly `arg` and that ends no
+// quote open (else it would swallow what follows: tabs, quotes, a "--" inside a value).
+// Tried plain, then the value quoted, then the whole argument quoted; nullopt when none works.
+std::optional<std::string> ArgText(const Arg& arg) {
+  const auto& [key, value] = arg;
+  std::vector<std::string> forms;
+  if (value) {
+    forms = {key + "=" + *value, key + "=\"" + *value + "\"", "\"" + key + "=" + *value + "\""};
+  } else {
+    forms = {key, "\"" + key + "\""};
+  }
+  for (const auto& text : forms) {
+    const std::vector<Arg> want{arg, {"x", std::nullopt}};
+    if (KernelCmdline(text + " x").args() == want) return text;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -37,8 +51,12 @@ Expected<std::string> KexecCmdline(const std::string& current, const Slot& targe
   std::string out;
   for (const auto& [key, value] : parsed.args()) {
     if (key == "root" || key == "osu.slot" || key == "osu.trial" || key == "BOOT_IMAGE") continue;
+    auto text = ArgText({key, value});
+    if (!text)
+      return StateError("cannot pass the kernel argument '" + key + (value ? "=" + *value : "") +
+                        "' on to the kexec'd kernel: no quoting keeps it one argument");
     if (!out.empty()) out += ' ';
-    out += Quote(key, value);
+    out += *text;
   }
   if (!out.empty()) out += ' ';
   out += "root=" + new_root + " osu.slot=" + SlotLetter(target.id) + " osu.trial=1";

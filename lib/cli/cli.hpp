@@ -1,9 +1,13 @@
 // The two command lines. cmd/ only forwards argv here; tests call these directly.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "activate/activator.hpp"
 
 #include "common/error.hpp"
 
@@ -25,7 +29,15 @@ inline constexpr int kExitDevice = 5;
 inline constexpr int kExitUpdateAvailable = 100;
 int ExitCode(const Error& error);
 
+// What leaves the running system. The real one kexecs and reboots; tests pass a fake.
+struct Platform {
+  std::function<std::unique_ptr<Activator>(const std::string& systemd_dir)> make_activator;
+};
+Platform SystemPlatform();
+
 int UpdateMain(const std::vector<std::string>& args, const Streams& streams);
+int UpdateMain(const std::vector<std::string>& args, const Streams& streams,
+               const Platform& platform);
 int BundleMain(const std::vector<std::string>& args, const Streams& streams);
 
 }  // namespace osu::cli

@@ -10,6 +10,7 @@
 #include "cli/cli.hpp"
 #include "cli/progress.hpp"
 #include "common/json.hpp"
+#include "install/activation.hpp"
 #include "install/apply.hpp"
 #include "install/lock.hpp"
 #include "install/system.hpp"
@@ -18,13 +19,21 @@
 namespace osu::cli {
 namespace {
 
-constexpr const char* kFooter = R"(Examples:
+constexpr const char* kFooter = R"(How an update goes:
+  --apply   writes and verifies the inactive slot, then starts it as a trial: kexec (x86
+            default) or a one-shot boot through the bootloader (--reboot; Raspberry Pi default)
+  --commit  run by os-update-commit.service after boot-complete.target: the trial becomes
+            the default. A trial that never commits ends in a reboot into the old slot.
+  --rollback  makes the other (verified) slot the default again; --reboot to go there now
+
+Examples:
   os-update --status                      where am I, what is installed in each slot
   os-update --check                       is there a newer bundle on update.server?
-  os-update --apply                       install it into the inactive slot
-  os-update --apply /media/usb/eos-2.0.osu
+  os-update --apply                       install it into the inactive slot and start it
+  os-update --apply /media/usb/eos-2.0.osu --no-activate
   os-update --apply https://updates.example.com/eos-x86_64-kvm.osu --json
   curl -s https://.../b.osu | os-update --apply -
+  os-update --rollback --reboot
 
 Exit codes:
   0    success; --check: up to date
@@ -32,13 +41,15 @@ Exit codes:
   1    usage or configuration error
   2    verification failed (signature, sha256, size, compatible, version)
   3    source or network error (retrying may help)
-  4    refused by state (another os-update runs, target in use, no valid target)
+  4    refused by state (trial pending, another os-update runs, target in use or not
+       verified, slots not found)
   5    device or I/O error
 
 Configuration: /etc/os-update.yml (see README: update.*, slots.*, boot.*, system.*).)";
 
 struct Options {
   bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false;
+  bool commit = false, rollback = false, no_activate = false, kexec = false, reboot = false;
   std::string apply_source;
   bool apply = false;
   std::string config_path = kDefaultConfigPath;
@@ -77,6 +88,7 @@ Json SlotJson(const SystemState& st, SlotId id) {
   j.Set("partuuid", slot.part.partuuid);
   j.Set("size", slot.part.size);
   j.Set("booted", st.booted == id);
+  j.Set("attempts_left", st.selection ? Json(st.selection->attempts(id)) : Json());
   if (const auto& r = st.record(id)) {
     j.Set("state", SlotStateName(r->state));
     if (!r->version.empty()) j.Set("version", r->version);
@@ -93,6 +105,10 @@ int Status(const SystemState& st, const Streams& s, bool json) {
     Json j = Json::MakeObject();
     j.Set("booted", std::string(1, SlotLetter(st.booted)));
     j.Set("committed", st.committed ? Json(std::string(1, SlotLetter(*st.committed))) : Json());
+    j.Set("trial", st.trial);
+    j.Set("try", st.selection && st.selection->try_slot
+                     ? Json(std::string(1, SlotLetter(*st.selection->try_slot)))
+                     : Json());
     j.Set("installed_version",
           st.installed_version.empty() ? Json() : Json(st.installed_version));
     Json slots = Json::MakeObject();
@@ -106,13 +122,19 @@ int Status(const SystemState& st, const Streams& s, bool json) {
         << (st.installed_version.empty() ? "" : " (version " + st.installed_version + ")") << "\n";
   s.out << "Committed slot: "
         << (st.committed ? std::string(1, SlotLetter(*st.committed))
-                         : std::string("unknown (no boot selection in this build)"))
+                         : std::string("unknown (no boot env)"))
+        << (st.trial ? "   -- slot " + std::string(1, SlotLetter(st.booted)) +
+                           " runs as a trial: --commit or --rollback"
+                     : "")
         << "\n";
   for (SlotId id : {SlotId::A, SlotId::B}) {
     const Slot& slot = st.slots[id];
     const auto& r = st.record(id);
     s.out << "Slot " << SlotLetter(id) << (st.booted == id ? " (booted)" : "") << ": "
-          << slot.part.label << " on " << slot.Describe() << ", " << slot.part.size << " bytes\n";
+          << slot.part.label << " on " << slot.Describe() << ", " << slot.part.size << " bytes";
+    if (st.selection) s.out << ", " << st.selection->attempts(id) << " boot attempts left";
+    if (st.selection && st.selection->try_slot == id) s.out << ", one-shot try pending";
+    s.out << "\n";
     if (!r) {
       s.out << "  no record\n";
       continue;
@@ -178,12 +200,34 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
   return code;
 }
 
-int RunApply(const SystemState& st, const Options& opt, const Streams& s, const Printer& p) {
+// Prints one result line (or object), returns 0.
+int Done(const Streams& s, bool json, const std::string& action, const std::string& message,
+         Json extra = Json::MakeObject()) {
+  if (json) {
+    extra.Set("event", "result").Set("action", action).Set("message", message);
+    s.out << extra.Dump() << std::endl;
+  } else {
+    s.out << message << "\n";
+  }
+  return kExitOk;
+}
+
+struct Context {
+  const Options& opt;
+  const Streams& s;
+  const Printer& p;
+  const Platform& platform;
+  BootEnv& env;
+};
+
+int RunApply(const SystemState& st, const Context& c) {
+  const Options& opt = c.opt;
+  const Streams& s = c.s;
   std::string uri = opt.apply_source.empty() ? st.config.DefaultSource() : opt.apply_source;
   if (uri.empty())
-    return p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
+    return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
   auto lock = AcquireLock(st.config.lock_path);
-  if (!lock) return p.Fail(lock.error());
+  if (!lock) return c.p.Fail(lock.error());
 
   const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
   ProgressPrinter printer(opt.json ? ProgressPrinter::Mode::Json
@@ -191,48 +235,106 @@ int RunApply(const SystemState& st, const Options& opt, const Streams& s, const 
                                           : ProgressPrinter::Mode::Plain),
                           opt.json ? s.out : s.err);
   auto source = OpenCliSource(uri, s, MakeSourceOptions(st.config, &printer));
-  if (!source) return p.Fail(source.error());
+  if (!source) return c.p.Fail(source.error());
 
   ApplyRequest request;
   request.where = DescribeSource(uri);
   request.dry_run = opt.dry_run;
   request.allow_downgrade = opt.allow_downgrade;
-  auto result = Apply(st, **source, request, printer.MakeReporter());
+  auto result = Apply(st, c.env, **source, request, printer.MakeReporter());
   printer.Finish();
-  if (!result) return p.Fail(result.error());
+  if (!result) return c.p.Fail(result.error());
 
   const char letter = SlotLetter(result->target);
+  const Activation mode = opt.kexec ? Activation::Kexec
+                                    : (opt.reboot ? Activation::Reboot : st.config.activation);
+  if (result->dry_run) {
+    return Done(s, opt.json, "apply",
+                "Dry run: would install " + result->manifest.version + " into slot " + letter +
+                    (opt.no_activate ? "" : ", then " + ActivationName(mode) + " into it") +
+                    "; nothing was written.",
+                Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true));
+  }
+  const double mb = static_cast<double>(result->copy.bytes) / 1e6;
+  char rate[64];
+  std::snprintf(rate, sizeof rate, "%.1f s, %.1f MB/s", result->seconds,
+                result->seconds > 0 ? mb / result->seconds : 0.0);
+  Json details = Json::MakeObject()
+                     .Set("slot", std::string(1, letter))
+                     .Set("version", result->manifest.version)
+                     .Set("sha256", result->copy.sha256)
+                     .Set("bytes", result->copy.bytes)
+                     .Set("bytes_written", result->copy.bytes_written)
+                     .Set("seconds", result->seconds);
+  std::string message = "Installed " + result->manifest.version + " into slot " + letter + " (" +
+                        std::to_string(result->copy.bytes) + " bytes, sha256 " +
+                        result->copy.sha256 + ", " + rate + "). Slot " + letter + " is verified.";
+  if (opt.no_activate) {
+    details.Set("activation", "none");
+    return Done(s, opt.json, "apply", message + " Not activated (--no-activate).", details);
+  }
+
+  // Activation reads the state again: the records and env just changed.
+  auto fresh = LoadSystemState(st.config, c.env);
+  if (!fresh) return c.p.Fail(fresh.error());
+  auto plan = PlanActivation(*fresh, result->target, mode);
+  if (!plan) return c.p.Fail(plan.error());
+  details.Set("activation", ActivationName(mode));
   if (opt.json) {
-    Json j = Json::MakeObject();
-    j.Set("event", "result");
-    j.Set("slot", std::string(1, letter));
-    j.Set("version", result->manifest.version);
-    j.Set("dry_run", result->dry_run);
-    if (!result->dry_run) {
-      j.Set("sha256", result->copy.sha256);
-      j.Set("bytes", result->copy.bytes);
-      j.Set("bytes_written", result->copy.bytes_written);
-      j.Set("seconds", result->seconds);
-    }
-    s.out << j.Dump() << std::endl;
-  } else if (result->dry_run) {
-    s.out << "Dry run: would install " << result->manifest.version << " into slot " << letter
-          << "; nothing was written.\n";
+    s.out << Json::MakeObject().Set("event", "info").Set("message", plan->Describe()).Dump()
+          << std::endl;
   } else {
-    const double mb = static_cast<double>(result->copy.bytes) / 1e6;
-    char rate[64];
-    std::snprintf(rate, sizeof rate, "%.1f s, %.1f MB/s", result->seconds,
-                  result->seconds > 0 ? mb / result->seconds : 0.0);
-    s.out << "Installed " << result->manifest.version << " into slot " << letter << " ("
-          << result->copy.bytes << " bytes, sha256 " << result->copy.sha256 << ", " << rate
-          << ").\nSlot " << letter << " is verified; it is not active yet.\n";
+    s.out << message << "\n" << "Activating: " << plan->Describe() << "\n" << std::flush;
+  }
+  auto activator = c.platform.make_activator(st.config.systemd_path);
+  if (auto r = Activate(*fresh, *plan, c.env, *activator); !r) return c.p.Fail(r.error());
+  // A real kexec or reboot does not come back here; a fake one does.
+  if (opt.json) s.out << details.Set("event", "result").Set("action", "apply").Dump() << std::endl;
+  return kExitOk;
+}
+
+int RunCommit(const SystemState& st, const Context& c) {
+  auto lock = AcquireLock(st.config.lock_path);
+  if (!lock) return c.p.Fail(lock.error());
+  auto r = Commit(st, c.env);
+  if (!r) return c.p.Fail(r.error());
+  return Done(c.s, c.opt.json, "commit", r->message,
+              Json::MakeObject().Set("slot", std::string(1, SlotLetter(st.booted)))
+                  .Set("changed", r->changed));
+}
+
+int RunRollback(const SystemState& st, const Context& c) {
+  auto lock = AcquireLock(st.config.lock_path);
+  if (!lock) return c.p.Fail(lock.error());
+  if (c.opt.dry_run) {
+    return Done(c.s, c.opt.json, "rollback",
+                std::string("Dry run: would make slot ") + SlotLetter(OtherSlot(st.booted)) +
+                    " the default; nothing was written.");
+  }
+  auto r = Rollback(st, c.env);
+  if (!r) return c.p.Fail(r.error());
+  Done(c.s, c.opt.json, "rollback", r->message,
+       Json::MakeObject().Set("slot", std::string(1, SlotLetter(OtherSlot(st.booted)))));
+  if (c.opt.reboot) {
+    auto activator = c.platform.make_activator(st.config.systemd_path);
+    if (auto rb = activator->Reboot(); !rb) return c.p.Fail(rb.error());
   }
   return kExitOk;
 }
 
 }  // namespace
 
+Platform SystemPlatform() {
+  Platform p;
+  p.make_activator = [](const std::string& systemd_dir) { return MakeSystemActivator(systemd_dir); };
+  return p;
+}
+
 int UpdateMain(const std::vector<std::string>& args, const Streams& s) {
+  return UpdateMain(args, s, SystemPlatform());
+}
+
+int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Platform& platform) {
   Options opt;
   CLI::App app{
       "os-update: A/B image updates for immutable embedded Linux.\n"
@@ -247,7 +349,14 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s) {
                                     "Install SOURCE (path, file://, -, http(s)://; default: "
                                     "update.server) into the inactive slot")
                     ->expected(0, 1);
-  actions->add_flag("--status", opt.status, "Show the slots, their records and the booted slot");
+  actions->add_flag("--commit", opt.commit,
+                    "Make the booted slot the default (after a trial) or mark it good; run by "
+                    "os-update-commit.service after boot-complete.target");
+  actions->add_flag("--rollback", opt.rollback,
+                    "Make the other slot the default again, if it is verified; remembers the "
+                    "version rolled back from so --check does not offer it again");
+  actions->add_flag("--status", opt.status,
+                    "Show the slots, their records, boot attempts, booted and committed slot");
   actions->require_option(1);
   auto* check_source = app.add_option("source", opt.check_source, "SOURCE for --check or --apply");
   (void)check_source;
@@ -257,7 +366,15 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s) {
   app.add_flag("--dry-run", opt.dry_run,
                "--apply: verify the bundle's manifest and signature and print the plan only");
   app.add_flag("--allow-downgrade", opt.allow_downgrade,
-               "--apply: accept a bundle older than the installed version");
+               "--apply: accept a bundle older than the installed version, or one rolled back from");
+  auto* kexec = app.add_flag("--kexec", opt.kexec,
+                             "--apply: activate by kexec into the new slot (x86 default)");
+  app.add_flag("--reboot", opt.reboot,
+               "--apply: activate by a one-shot boot of the new slot (Raspberry Pi default); "
+               "--rollback: reboot afterwards")
+      ->excludes(kexec);
+  app.add_flag("--no-activate", opt.no_activate,
+               "--apply: stop after the slot is verified and recorded");
   app.set_version_flag("--version", std::string("os-update ") + OSU_VERSION);
 
   std::vector<const char*> argv;
@@ -283,12 +400,16 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s) {
 
   auto cfg = LoadConfig(opt.config_path, opt.config_given);
   if (!cfg) return printer.Fail(cfg.error());
-  auto state = LoadSystemState(*cfg);
+  auto env = MakeBootEnv(*cfg);
+  auto state = LoadSystemState(*cfg, *env);
   if (!state) return printer.Fail(state.error());
 
+  Context context{opt, s, printer, platform, *env};
   if (opt.status) return Status(*state, s, opt.json);
   if (opt.check) return RunCheck(*state, opt, s, printer);
-  return RunApply(*state, opt, s, printer);
+  if (opt.commit) return RunCommit(*state, context);
+  if (opt.rollback) return RunRollback(*state, context);
+  return RunApply(*state, context);
 }
 
 }  // namespace osu::cli

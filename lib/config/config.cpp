@@ -68,17 +68,37 @@ class ConfigReader {
     return {};
   }
 
+  // One of `choices`; absent or null leaves `out`.
+  template <class T>
+  Result Choice(const char* section, const char* key,
+                const std::vector<std::pair<const char*, T>>& choices, T& out) const {
+    YAML::Node node = section ? Child(section, key) : root_[key];
+    const std::string name = section ? Name(section, key) : key;
+    if (!node || node.IsNull()) return {};
+    std::string allowed;
+    for (const auto& [text, value] : choices) {
+      if (node.IsScalar() && node.Scalar() == text) {
+        out = value;
+        return {};
+      }
+      allowed += allowed.empty() ? std::string(text) : std::string(" or ") + text;
+    }
+    return Bad(node, name, "must be " + allowed);
+  }
+
   // Unknown sections and keys are errors: a typo must not silently fall back to a default.
   Result CheckKnown() const {
     static const std::set<std::string> kSections = {"update", "slots", "boot", "system",
                                                     "install"};
     static const std::set<std::string> kKeys = {
         "update.server", "update.name", "update.pkey", "update.keys", "update.compatible",
-        "update.ca_file", "slots.disk", "slots.a", "slots.b", "boot.path", "system.cmdline",
+        "update.ca_file", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
+        "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd",
         "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
         "install.threads"};
     for (const auto& section : root_) {
       const std::string name = section.first.Scalar();
+      if (name == "activation") continue;  // the one top-level scalar
       if (!kSections.count(name)) return Bad(section.first, name, "is not a known section");
       if (section.second.IsNull()) continue;
       if (!section.second.IsMap()) return Bad(section.second, name, "must be a mapping");
@@ -105,6 +125,9 @@ class ConfigReader {
 };
 
 }  // namespace
+
+std::string BootloaderName(Bootloader b) { return b == Bootloader::Grub ? "grub" : "uboot"; }
+std::string ActivationName(Activation a) { return a == Activation::Kexec ? "kexec" : "reboot"; }
 
 std::string Config::DefaultSource() const {
   if (server.empty() || name.empty()) return "";
@@ -138,6 +161,16 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.String("slots", "a", config.labels.a),
                        r.String("slots", "b", config.labels.b),
                        r.String("boot", "path", config.boot_path),
+                       r.Choice<Bootloader>("boot", "bootloader",
+                                            {{"grub", Bootloader::Grub}, {"uboot", Bootloader::Uboot}},
+                                            config.bootloader),
+                       r.String("boot", "grubenv", config.grubenv),
+                       r.String("boot", "fw_env_config", config.fw_env_config),
+                       r.Choice<Activation>(nullptr, "activation",
+                                            {{"kexec", Activation::Kexec},
+                                             {"reboot", Activation::Reboot}},
+                                            config.activation),
+                       r.String("system", "systemd", config.systemd_path),
                        r.String("system", "cmdline", config.cmdline_path),
                        r.String("system", "mountinfo", config.mountinfo_path),
                        r.String("system", "lock", config.lock_path),

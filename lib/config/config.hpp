@@ -13,6 +13,20 @@ namespace osu {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/os-update.yml";
 
+enum class Bootloader { Grub, Uboot };
+// kexec: kexec_file_load the new slot's kernel and jump (bootloader env untouched).
+// reboot: set the bootloader's one-shot OSU_TRY and reboot (Raspberry Pi: kexec unreliable).
+enum class Activation { Kexec, Reboot };
+#if defined(__x86_64__)
+inline constexpr Bootloader kNativeBootloader = Bootloader::Grub;
+inline constexpr Activation kNativeActivation = Activation::Kexec;
+#else
+inline constexpr Bootloader kNativeBootloader = Bootloader::Uboot;
+inline constexpr Activation kNativeActivation = Activation::Reboot;
+#endif
+std::string BootloaderName(Bootloader b);
+std::string ActivationName(Activation a);
+
 struct Config {
   std::string path;  // where it was read from ("" when no file)
 
@@ -30,12 +44,19 @@ struct Config {
 
   // boot:
   std::string boot_path = "/boot";   // boot.path: the mounted boot partition (ESP / RPi boot)
+  Bootloader bootloader = kNativeBootloader;        // boot.bootloader: grub | uboot
+  std::string grubenv;               // boot.grubenv: "" = <boot.path>/osu/grubenv
+  std::string fw_env_config = "/etc/fw_env.config";  // boot.fw_env_config (U-Boot)
+
+  // activation: how a verified slot becomes the running system after --apply.
+  Activation activation = kNativeActivation;
 
   // system: (inputs, so that tests run the whole tool on a fake system)
   std::string cmdline_path = "/proc/cmdline";          // system.cmdline
   std::string mountinfo_path = "/proc/self/mountinfo";  // system.mountinfo
   std::string lock_path = "/run/os-update.lock";        // system.lock
   std::string os_release_path = "/etc/os-release";      // system.os_release
+  std::string systemd_path = "/run/systemd/system";     // system.systemd: exists = systemd runs
 
   // install:
   bool verify_readback = false;      // install.verify: read the slot back after writing
@@ -44,6 +65,7 @@ struct Config {
 
   // The bundle URL: update.server + "/" + update.name + ".osu" ("" when not configured).
   std::string DefaultSource() const;
+  std::string GrubenvPath() const { return grubenv.empty() ? boot_path + "/osu/grubenv" : grubenv; }
 };
 
 // Reads `path`. `explicit_path`: the user named it (--config), so a missing file is an error;

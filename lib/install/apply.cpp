@@ -4,11 +4,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <vector>
 
+#include "boot/selection.hpp"
+#include "bootenv/grub_slot_config.hpp"
+#include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
+#include "common/fault.hpp"
 #include "common/fd.hpp"
 #include "compress/compression.hpp"
 #include "device/block_device.hpp"
@@ -39,6 +44,11 @@ Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              config.compatible + "' (update.compatible)");
   const std::string& installed = state.installed_version;
+  for (const auto& rejected : LoadRejectedVersions(config.boot_path)) {
+    if (!allow_downgrade && rejected == m.version)
+      return VerificationError("version " + m.version +
+                               " was rolled back on this device (use --allow-downgrade)");
+  }
   if (m.min_version && !installed.empty() && CompareVersions(installed, *m.min_version) < 0)
     return VerificationError("bundle " + m.version + " needs at least version " + *m.min_version +
                              " installed, this device runs " + installed);
@@ -64,6 +74,7 @@ Result StageBootFile(const std::string& dir, const FileEntry& entry, Reader& dat
     if (*n == 0) break;
     if (auto r = WriteAll(fd->get(), std::span(buf.data(), *n), "'" + tmp + "'"); !r) return r;
   }
+  FaultPoint("apply: boot file " + entry.name + " staged, before fsync");
   if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + tmp + "'");
   return {};
 }
@@ -72,13 +83,29 @@ void RemoveStaged(const std::string& dir, const Manifest& m) {
   for (const auto& f : m.boot_files) ::unlink(StagedPath(dir, f.name).c_str());
 }
 
+// The file the bootloader script reads for the slot's root= and command line.
+Expected<std::pair<std::string, std::string>> SlotBootSnippet(const Config& config,
+                                                               const Slot& slot,
+                                                               const Manifest& m) {
+  const std::string root = "PARTUUID=" + slot.part.partuuid;
+  if (slot.part.partuuid.empty())
+    return StateError("slot " + std::string(1, SlotLetter(slot.id)) + " (" + slot.Describe() +
+                      ") has no partition UUID for the bootloader's root=");
+  if (config.bootloader == Bootloader::Grub)
+    return std::make_pair(std::string("grub.cfg"), GrubSlotConfig(root, m.cmdline));
+  auto text = UbootSlotEnv(root, m.cmdline);
+  if (!text) return text.error().Context("bundle's cmdline");
+  return std::make_pair(std::string("boot.env"), *text);
+}
+
 // Renames every staged file into place, then removes files of an older install that the new
 // manifest does not name. The record, written after this, is what makes the slot bootable.
-Result SwapBootFiles(const std::string& dir, const Manifest& m) {
-  std::set<std::string> keep{"record.yml"};
+Result SwapBootFiles(const std::string& dir, const Manifest& m, const std::string& snippet) {
+  std::set<std::string> keep{"record.yml", snippet};
   for (const auto& f : m.boot_files) {
     keep.insert(f.name);
     const std::string final_path = dir + "/" + f.name;
+    FaultPoint("apply: rename boot file " + f.name);
     if (::rename(StagedPath(dir, f.name).c_str(), final_path.c_str()) != 0)
       return ErrnoError("Failed to rename '" + StagedPath(dir, f.name) + "' to '" + final_path + "'");
   }
@@ -92,6 +119,7 @@ Result SwapBootFiles(const std::string& dir, const Manifest& m) {
     ::closedir(d);
   }
   for (const auto& name : stale) ::unlink((dir + "/" + name).c_str());
+  FaultPoint("apply: boot files renamed, before directory fsync");
   return SyncDirectory(dir);
 }
 
@@ -108,7 +136,10 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              state.config.compatible + "' (update.compatible)");
-  if (state.installed_version.empty()) {
+  const auto rejected = LoadRejectedVersions(state.config.boot_path);
+  if (std::find(rejected.begin(), rejected.end(), m.version) != rejected.end()) {
+    result.reason = "version " + m.version + " was rolled back on this device";
+  } else if (state.installed_version.empty()) {
     result.update_available = true;
     result.reason = "installed version unknown";
   } else if (CompareVersions(m.version, state.installed_version) > 0) {
@@ -120,8 +151,8 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   return result;
 }
 
-Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const ApplyRequest& request,
-                            const Reporter& reporter) {
+Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
+                            const ApplyRequest& request, const Reporter& reporter) {
   const auto start = std::chrono::steady_clock::now();
   const Config& config = state.config;
   ApplyResult result;
@@ -130,10 +161,16 @@ Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const Appl
   const Slot& target = state.slots[result.target];
   const char letter = SlotLetter(result.target);
 
+  // Invariant 5: a trial must end (commit or rollback) before the next install, or the
+  // install would overwrite the only known-good slot.
+  if (state.trial)
+    return StateError("slot " + std::string(1, SlotLetter(state.booted)) +
+                      " runs as an uncommitted trial" +
+                      (state.committed ? " (committed: " + std::string(1, SlotLetter(*state.committed)) + ")" : "") +
+                      "; run --commit or --rollback first");
   // Invariant 1: never the booted slot, the committed slot, or a mounted device.
   if (state.committed && *state.committed == result.target)
-    return StateError("slot " + std::string(1, letter) +
-                      " is the committed slot; commit or roll back the running trial first");
+    return StateError("slot " + std::string(1, letter) + " is the committed slot");
   if (IsSlotMounted(target, state.mountinfo))
     return StateError("target slot " + std::string(1, letter) + " (" + target.Describe() +
                       ") is mounted");
@@ -152,6 +189,9 @@ Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const Appl
                              target.Describe() + ", " + std::to_string(target.part.size) +
                              " bytes)");
 
+  auto snippet = SlotBootSnippet(config, target, m);
+  if (!snippet) return snippet.error();
+
   reporter.Info(std::string("Target slot ") + letter + ": " + target.Describe() + ", " +
                 HumanBytes(target.part.size) + "; image " + HumanBytes(m.image.size) + " " +
                 CompressionName(m.compression) + ", " + std::to_string(m.boot_files.size()) +
@@ -163,6 +203,16 @@ Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const Appl
   dev_options.size = target.part.size;
   auto device = OpenBlockDevice(target.WritePath(), dev_options);
   if (!device) return device.error();
+
+  // The bootloader must not fall back to (or try) a slot that is being rewritten.
+  if (state.selection && (state.selection->attempts(result.target) != 0 ||
+                          state.selection->try_slot == result.target)) {
+    BootSelection sel = *state.selection;
+    sel.attempts(result.target) = 0;
+    if (sel.try_slot == result.target) sel.try_slot.reset();
+    FaultPoint("apply: boot env, target out of the boot order");
+    if (auto r = env.Apply(SelectionChanges(sel)); !r) return r.error();
+  }
 
   // From here on the slot's content is unknown until proven: record that first.
   const std::string dir = SlotDirectory(config.boot_path, result.target);
@@ -211,9 +261,11 @@ Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const Appl
   auto copied = StreamToDevice(**decoder, **device, copy);
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
+  FaultPoint("apply: image written and synced");
   if (auto r = b.Finish(); !r) return fail(r.error());
 
-  if (auto r = SwapBootFiles(dir, m); !r) return fail(r.error());
+  if (auto r = InstallFile(dir + "/" + snippet->first, snippet->second); !r) return fail(r.error());
+  if (auto r = SwapBootFiles(dir, m, snippet->first); !r) return fail(r.error());
   record.state = SlotState::Verified;
   record.sha256 = copied->sha256;
   record.size = copied->bytes;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "bootenv/boot_env.hpp"
 #include "bundle/manifest.hpp"
 #include "install/stream_copy.hpp"
 #include "install/system.hpp"
@@ -26,7 +27,7 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
 struct ApplyRequest {
   std::string where;            // the source, for messages
   bool dry_run = false;         // verify manifest and signature, print the plan, write nothing
-  bool allow_downgrade = false;
+  bool allow_downgrade = false;  // also: a version this device rolled back from
 };
 
 struct ApplyResult {
@@ -38,11 +39,14 @@ struct ApplyResult {
 };
 
 // The whole install into the slot that is neither booted nor committed:
-//   verify signature, compatible, version floor, size  -> nothing written before this
-//   record "installing" -> boot files staged -> image streamed, hashed, fsynced
-//   -> boot files renamed into place -> record "verified".
+//   refuse during a trial; verify signature, compatible, version floor, size
+//   -> nothing written before this
+//   -> boot env: target's attempts 0 and no OSU_TRY of it (the bootloader must not fall back
+//      to a slot being rewritten); record "installing"
+//   -> boot files staged -> image streamed, hashed, fsynced -> boot files and the slot's
+//      bootloader snippet renamed into place -> record "verified".
 // On failure after the record says "installing", the record is set to "invalid" with the reason.
-Expected<ApplyResult> Apply(const SystemState& state, Reader& source, const ApplyRequest& request,
-                            const Reporter& reporter);
+Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
+                            const ApplyRequest& request, const Reporter& reporter);
 
 }  // namespace osu

@@ -23,7 +23,30 @@ std::string VersionFromOsRelease(const std::string& text) {
   return image_version.empty() ? version_id : image_version;
 }
 
-Expected<SystemState> LoadSystemState(const Config& config) {
+std::unique_ptr<BootEnv> MakeBootEnv(const Config& config) {
+  if (config.bootloader == Bootloader::Grub) return MakeGrubEnv(config.GrubenvPath());
+  return MakeUbootEnv(config.fw_env_config);
+}
+
+std::vector<std::string> LoadRejectedVersions(const std::string& boot_path) {
+  std::vector<std::string> out;
+  auto text = ReadFile(boot_path + "/osu/rejected");
+  if (!text) return out;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std::string>& v) {
+  std::string text;
+  for (const auto& version : v) text += version + "\n";
+  if (auto r = MakeDirectories(boot_path + "/osu"); !r) return r;
+  return InstallFile(boot_path + "/osu/rejected", text);
+}
+
+Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env) {
   SystemState state;
   state.config = config;
   auto slots = FindSlots(config.disk, config.labels);
@@ -43,6 +66,16 @@ Expected<SystemState> LoadSystemState(const Config& config) {
 
   for (SlotId s : {SlotId::A, SlotId::B})
     state.records[static_cast<size_t>(s)] = LoadRecord(config.boot_path, s);
+
+  if (env.Exists()) {
+    auto vars = env.Load();
+    if (!vars) return vars.error();
+    state.selection = ParseSelection(*vars);
+    state.committed = state.selection->committed();
+    state.trial = state.booted != *state.committed;
+  } else {
+    state.trial = KernelCmdline(state.cmdline).Get("osu.trial").has_value();
+  }
 
   const auto& own = state.record(state.booted);
   if (own && own->state == SlotState::Verified) {

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "boot/selection.hpp"
+#include "bootenv/boot_env.hpp"
 #include "config/config.hpp"
 #include "record/record.hpp"
 #include "slots/slots.hpp"
@@ -17,7 +19,9 @@ struct SystemState {
   Config config;
   SlotPair slots;
   SlotId booted = SlotId::A;
-  std::optional<SlotId> committed;  // unknown until the bootloader env is read (activation)
+  std::optional<SlotId> committed;  // first in OSU_ORDER; unknown when there is no boot env
+  std::optional<BootSelection> selection;  // the boot env's OSU_* variables, when it exists
+  bool trial = false;  // booted != committed (or, without an env, osu.trial on the cmdline)
   std::array<std::optional<Record>, 2> records;
   std::string cmdline;
   std::string mountinfo;
@@ -28,7 +32,16 @@ struct SystemState {
   std::string installed_version;
 };
 
-Expected<SystemState> LoadSystemState(const Config& config);
+// Reads slots, command line, records and the boot env. An env that exists but cannot be read
+// is an error (Device): deciding anything without it would be guessing.
+Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env);
+
+// The env backend the config names: grubenv (+ backup) or U-Boot's through fw_env.config.
+std::unique_ptr<BootEnv> MakeBootEnv(const Config& config);
+
+// Versions this device rolled back from: <boot.path>/osu/rejected, one per line.
+std::vector<std::string> LoadRejectedVersions(const std::string& boot_path);
+Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std::string>& v);
 
 // IMAGE_VERSION, else VERSION_ID, from os-release text; "" if neither.
 std::string VersionFromOsRelease(const std::string& text);

@@ -7,7 +7,8 @@
 namespace osu {
 namespace {
 
-bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+// The kernel's isspace (lib/ctype.c) also counts 0xA0 (Latin-1 no-break space) as a space.
+bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0 || c == '\xa0'; }
 
 }  // namespace
 

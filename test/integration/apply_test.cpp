@@ -116,6 +116,7 @@ TEST_CASE("apply installs a signed bundle into the inactive slot, every codec", 
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("Installed 2.0 into slot B"));
+  const auto calls = LastActivatorCalls();
 
   // The user's check: slot B holds exactly the image (sha256sum as the oracle).
   CHECK(d.RegionSha256(d.SlotB(), kOddSize) == Sha256OfFile(image));
@@ -128,7 +129,20 @@ TEST_CASE("apply installs a signed bundle into the inactive slot, every codec", 
   auto status = RunUpdate({"--config", d.config(), "--status", "--json"});
   REQUIRE(status.code == 0);
   CHECK_THAT(status.out, Catch::Contains("\"booted\":\"A\""));
-  CHECK_THAT(status.out, Catch::Contains("\"committed\":null"));
+  CHECK_THAT(status.out, Catch::Contains("\"committed\":\"A\""));
+  CHECK_THAT(status.out, Catch::Contains("\"trial\":false"));
+
+  // Default activation on x86: kexec of B's kernel with root= rewritten, env untouched but for
+  // B being out of the fallback order while it was rewritten (grub-editenv reads it).
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0] == "load " + d.boot() + "/osu/B/vmlinuz " + d.boot() +
+                        "/osu/B/initrd.img console=ttyS0 ro quiet root=PARTLABEL=p.lxrootclone1 "
+                        "osu.slot=B osu.trial=1");
+  CHECK(calls[1] == "kexec");
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+  CHECK(d.EnvVar("OSU_B_LEFT") == "0");
+  CHECK(d.EnvVar("OSU_TRY") == "<unset>");
+  CHECK_THAT(ReadFile(d.boot() + "/osu/B/grub.cfg"), Catch::Contains("set osu_root=\"PARTUUID="));
   CHECK_THAT(status.out, Catch::Contains("\"version\":\"2.0\""));
   CHECK_THAT(status.out, Catch::Contains("\"state\":\"verified\""));
   CHECK_THAT(status.out, Catch::Contains("\"sha256\":\"" + Sha256OfFile(image) + "\""));
@@ -158,6 +172,7 @@ TEST_CASE("the booted slot comes from the kernel command line", "[apply]") {
   const std::string image = d.MakeImage("rootfs.img", kImageSize, 9);
   const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "zstd");
   d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxrootclone1 osu.slot=B");
+  MustRun("grub-editenv '" + d.grubenv() + "' set OSU_ORDER='B A'");  // B is committed
   const std::string a_before = d.Fingerprint(d.SlotA());
   const std::string b_before = d.Fingerprint(d.SlotB());
   auto r = Apply(d, bundle);
@@ -173,7 +188,13 @@ TEST_CASE("check reads only manifest and signature and compares versions", "[che
   FakeDevice d;
   const std::string image = d.MakeImage("rootfs.img", kImageSize, 10);
   const std::string v2 = d.MakeBundle("v2.osu", image, "2.0", "xz");
-  SECTION("fresh device: version from os-release") {
+  SECTION("the booted slot's record gives the installed version") {
+    auto r = RunUpdate({"--config", d.config(), "--check", v2});
+    CHECK(r.code == 100);
+    CHECK_THAT(r.out, Catch::Contains("Installed: 1.0 (slot A)"));
+  }
+  SECTION("freshly flashed device without a record: version from os-release") {
+    std::filesystem::remove(d.boot() + "/osu/A/record.yml");
     WriteFile(d.path("os-release"), "ID=eos\nIMAGE_VERSION=1.4\n");
     auto r = RunUpdate({"--config", d.config(), "--check", v2});
     CHECK(r.code == 100);
@@ -184,13 +205,13 @@ TEST_CASE("check reads only manifest and signature and compares versions", "[che
     CHECK_THAT(j.out, Catch::Contains("\"update_available\":true"));
   }
   SECTION("up to date") {
+    std::filesystem::remove(d.boot() + "/osu/A/record.yml");
     WriteFile(d.path("os-release"), "ID=eos\nIMAGE_VERSION=2.0\n");
     auto r = RunUpdate({"--config", d.config(), "--check", v2});
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("Up to date"));
   }
   SECTION("never reads the image: a bundle cut right after the signature still checks") {
-    WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
     Members m = Unpack(d, v2, "cut.d");
     const std::string cut = Forge(d, "cut.osu", {{"manifest.yaml", m.manifest},
                                                  {"manifest.sig", m.signature}});

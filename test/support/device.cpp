@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "crypto/sha256.hpp"
+#include "record/record.hpp"
 
 namespace osu::test {
 
@@ -24,10 +25,44 @@ FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
   WriteFile(path("mountinfo"),
             "22 1 254:1 / / ro,relatime shared:1 - squashfs /dev/vda2 ro\n");
   WriteConfig();
-  // Mark the booted slot with content, so that "unchanged" means something.
+  // Factory state: slot A holds an image (so "unchanged" means something), has its boot
+  // files and a verified record, and the boot env is the factory one, made by grub-editenv.
   Region a = SlotA();
-  MustRun("head -c 3145728 /dev/urandom | dd of='" + disk() + "' bs=1M seek=" +
-          std::to_string(a.offset) + " oflag=seek_bytes conv=notrunc status=none");
+  MustRun("head -c 3145728 /dev/urandom > '" + path("factory.img") + "' && dd if='" +
+          path("factory.img") + "' of='" + disk() + "' bs=1M seek=" + std::to_string(a.offset) +
+          " oflag=seek_bytes conv=notrunc status=none");
+  std::filesystem::create_directories(boot() + "/osu/A");
+  osu::Record record;
+  record.slot = osu::SlotId::A;
+  record.state = osu::SlotState::Verified;
+  record.version = "1.0";
+  record.compatible = "demo-x86_64";
+  record.sha256 = Sha256OfFile(path("factory.img"));
+  record.size = 3145728;
+  record.cmdline = "console=ttyS0";
+  for (const char* name : {"vmlinuz", "initrd.img"}) {
+    const std::string content = std::string("factory ") + name + "\n";
+    WriteFile(boot() + "/osu/A/" + name, content);
+    record.boot_files.push_back({name, content.size(), osu::Sha256Hex(content)});
+  }
+  WriteFile(boot() + "/osu/A/record.yml", osu::SerializeRecord(record));
+  RequireTool("grub-editenv");
+  MustRun("grub-editenv '" + grubenv() + "' create && grub-editenv '" + grubenv() +
+          "' set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=3 && cp '" + grubenv() + "' '" +
+          grubenv() + ".bak'");
+}
+
+std::string FakeDevice::Env() const {
+  // grub-editenv, not our code, reads the env.
+  return MustRun("grub-editenv '" + grubenv() + "' list");
+}
+
+std::string FakeDevice::EnvVar(const std::string& name) const {
+  const std::string env = Env();
+  const auto pos = env.find(name + "=");
+  if (pos == std::string::npos || (pos != 0 && env[pos - 1] != '\n')) return "<unset>";
+  const auto start = pos + name.size() + 1;
+  return env.substr(start, env.find('\n', start) - start);
 }
 
 Region FakeDevice::Partition(const std::string& label) const {
@@ -140,6 +175,7 @@ std::string FakeDevice::RegionSha256(Region r, uint64_t length) const {
 std::string FakeDevice::Snapshot() const {
   std::ostringstream s;
   s << "slot A: " << Fingerprint(SlotA()) << "\n";
+  s << "committed: " << EnvVar("OSU_ORDER") << ", A attempts " << EnvVar("OSU_A_LEFT") << "\n";
   s << "config: " << Sha256Hex(ReadFile(config())) << "\n";
   const std::string a_dir = boot() + "/osu/A";
   if (std::filesystem::exists(a_dir)) {

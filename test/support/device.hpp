@@ -26,6 +26,10 @@ class FakeDevice {
   std::string config() const { return path("os-update.yml"); }
   std::string private_key() const { return path("keys/private.pem"); }
   std::string public_key() const { return path("keys/public.pem"); }
+  std::string grubenv() const { return boot() + "/osu/grubenv"; }
+  // The boot env as grub-editenv lists it, and one variable of it ("<unset>" if absent).
+  std::string Env() const;
+  std::string EnvVar(const std::string& name) const;
 
   // Partition regions read with `sfdisk --json` (the oracle), by PARTLABEL.
   Region Partition(const std::string& label) const;
@@ -55,7 +59,8 @@ class FakeDevice {
   std::string RegionSha256(Region r, uint64_t length) const;
 
   // Everything an apply must never change: slot A's bytes, A's boot directory and record,
-  // the config. (Slot B may change; its record must then say what happened.)
+  // the committed slot and its attempts in the boot env, the config. (Slot B may change; its
+  // record must then say what happened.)
   std::string Snapshot() const;
 
  private:

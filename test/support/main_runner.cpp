@@ -1,5 +1,7 @@
 // In-process runs of the two command lines (kept apart so per-file test targets link
-// without the whole CLI).
+// without the whole CLI). os-update runs with a fake activator: a test must never kexec or
+// reboot the machine it runs on.
+#include <functional>
 #include <sstream>
 
 #include "cli/cli.hpp"
@@ -8,7 +10,8 @@
 namespace osu::test {
 
 namespace {
-MainResult RunMain(int (*fn)(const std::vector<std::string>&, const cli::Streams&),
+
+MainResult RunMain(const std::function<int(const std::vector<std::string>&, const cli::Streams&)>& fn,
                    const std::string& argv0, const std::vector<std::string>& args,
                    const std::string& stdin_data) {
   std::vector<std::string> argv{argv0};
@@ -21,13 +24,55 @@ MainResult RunMain(int (*fn)(const std::vector<std::string>&, const cli::Streams
   r.err = err.str();
   return r;
 }
+
+// Records what the last run asked of the activator.
+class RecordingActivator final : public Activator {
+ public:
+  explicit RecordingActivator(std::vector<std::string>& log) : log_(log) {}
+  Result LoadKexec(const std::string& kernel, const std::string& initrd,
+                   const std::string& cmdline) override {
+    log_.push_back("load " + kernel + " " + initrd + " " + cmdline);
+    return {};
+  }
+  Result Kexec() override {
+    log_.push_back("kexec");
+    return {};
+  }
+  Result Reboot() override {
+    log_.push_back("reboot");
+    return {};
+  }
+
+ private:
+  std::vector<std::string>& log_;
+};
+
+std::vector<std::string>& ActivatorLog() {
+  static std::vector<std::string> log;
+  return log;
+}
+
 }  // namespace
 
+std::vector<std::string> LastActivatorCalls() { return ActivatorLog(); }
+
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data) {
-  return RunMain(&cli::UpdateMain, "os-update", args, stdin_data);
+  ActivatorLog().clear();
+  cli::Platform platform;
+  platform.make_activator = [](const std::string&) -> std::unique_ptr<Activator> {
+    return std::make_unique<RecordingActivator>(ActivatorLog());
+  };
+  return RunMain(
+      [&](const std::vector<std::string>& a, const cli::Streams& s) {
+        return cli::UpdateMain(a, s, platform);
+      },
+      "os-update", args, stdin_data);
 }
+
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data) {
-  return RunMain(&cli::BundleMain, "os-update-bundle", args, stdin_data);
+  return RunMain(
+      [](const std::vector<std::string>& a, const cli::Streams& s) { return cli::BundleMain(a, s); },
+      "os-update-bundle", args, stdin_data);
 }
 
 }  // namespace osu::test

@@ -55,5 +55,7 @@ struct MainResult {
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data = "");
+// What the last RunUpdate asked of its (fake) activator: "load K I CMDLINE", "kexec", "reboot".
+std::vector<std::string> LastActivatorCalls();
 
 }  // namespace osu::test

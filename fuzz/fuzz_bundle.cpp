@@ -1,0 +1,102 @@
+// A bundle from any bytes: BundleReader::Open with the fuzz test key (the seed bundles are
+// signed with it, so mutations after the signature get through), then OpenUnverified, each
+// drained as `os-update --apply` reads it: boot files, the decoded image, Finish().
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bundle/bundle.hpp"
+#include "bundle/checked_reader.hpp"
+#include "compress/compression.hpp"
+#include "fuzz_check.hpp"
+
+#ifndef OSU_FUZZ_KEY_DIR
+#error "OSU_FUZZ_KEY_DIR must name fuzz/keys"
+#endif
+
+namespace {
+
+// Decoding stops here: a tiny xz or zstd stream can expand to gigabytes.
+constexpr uint64_t kDecodeLimit = 8u << 20;
+
+// The input as a stream, handed out in chunks of a size the input decides (libarchive's
+// reads and our tar callback see every split).
+class BytesReader final : public osu::Reader {
+ public:
+  BytesReader(const uint8_t* data, size_t size, size_t chunk)
+      : data_(data), size_(size), chunk_(chunk) {}
+  osu::Expected<size_t> Read(std::span<uint8_t> buf) override {
+    const size_t n = std::min({buf.size(), size_ - pos_, chunk_});
+    if (n) std::memcpy(buf.data(), data_ + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  const uint8_t* data_;
+  size_t size_, pos_ = 0, chunk_;
+};
+
+// Reads to the end, up to `limit` bytes; false on an error or at the limit.
+bool Drain(osu::Reader& r, uint64_t limit) {
+  std::vector<uint8_t> buf(64u << 10);
+  uint64_t total = 0;
+  for (;;) {
+    auto n = r.Read(buf);
+    if (!n) {
+      osu::fuzz::Check(!n.error().message().empty(), "an error without a message");
+      return false;
+    }
+    if (*n == 0) return true;
+    osu::fuzz::Check(*n <= buf.size(), "a reader returned more than asked");
+    total += *n;
+    if (total >= limit) return false;
+  }
+}
+
+void Consume(osu::BundleReader& bundle) {
+  const osu::Manifest& m = bundle.manifest();
+  size_t boot_files = 0;
+  for (;;) {
+    auto member = bundle.NextBootFile();
+    if (!member) return;
+    if (!*member) break;
+    osu::fuzz::Check((*member)->entry->name == m.boot_files[boot_files].name,
+                     "boot files out of manifest order");
+    ++boot_files;
+    if (!Drain(*(*member)->data, kDecodeLimit)) return;
+  }
+  osu::fuzz::Check(boot_files == m.boot_files.size(), "a boot file was skipped");
+  auto image = bundle.Image();
+  if (!image) return;
+  auto decoder = osu::MakeDecoder(m.compression, **image, 1);
+  if (!decoder) return;
+  auto checked = osu::MakeCheckedReader(**decoder, m.image.size, m.image.sha256, "image");
+  if (!Drain(*checked, kDecodeLimit)) return;
+  (void)bundle.Finish();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::vector<std::string> keys{OSU_FUZZ_KEY_DIR "/fuzz-test.pub"};
+  // A cheap input-derived chunk size: mostly large reads, sometimes tiny ones.
+  const size_t chunk = size % 7 == 0 ? 1 + size % 509 : 64u << 10;
+  {
+    BytesReader source(data, size, chunk);
+    auto bundle = osu::BundleReader::Open(source, "fuzz.osu", keys);
+    if (bundle) {
+      osu::fuzz::Check(!(*bundle)->key_used().empty(), "verified without a key");
+      Consume(**bundle);
+    }
+  }
+  {
+    BytesReader source(data, size, chunk);
+    auto bundle = osu::BundleReader::OpenUnverified(source, "fuzz.osu");
+    if (bundle) Consume(**bundle);
+  }
+  return 0;
+}

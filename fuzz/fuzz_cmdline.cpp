@@ -1,0 +1,110 @@
+// The kernel command line and what is read from it: KernelCmdline, FindBootedSlot (with
+// /proc/self/mountinfo text), KexecCmdline, and the boot selection read from env variables.
+// Input: <kernel command line> [NUL <mountinfo text>].
+#include <sys/sysmacros.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "activate/activator.hpp"
+#include "boot/selection.hpp"
+#include "fuzz_check.hpp"
+#include "slots/slots.hpp"
+
+using osu::SlotId;
+using osu::fuzz::Check;
+
+namespace {
+
+osu::SlotPair TestSlots() {
+  osu::SlotPair pair;
+  pair.slots[0].id = SlotId::A;
+  pair.slots[0].part = {"/dev/vda", "/dev/vda3", 3, 0, 0, "p.lxreadonly",
+                        "6e2c7d3a-52a1-4c3e-9f0b-0a1b2c3d4e5f", makedev(253, 3)};
+  pair.slots[1].id = SlotId::B;
+  pair.slots[1].part = {"/dev/vda", "/dev/vda4", 4, 0, 0, "p.lxrootclone1",
+                        "9b1f0c2e-7d4a-4e8b-a6c5-f0e1d2c3b4a5", makedev(253, 4)};
+  return pair;
+}
+
+using Args = std::vector<std::pair<std::string, std::optional<std::string>>>;
+
+bool Removed(const std::string& key) {
+  return key == "root" || key == "osu.slot" || key == "osu.trial" || key == "BOOT_IMAGE";
+}
+
+void CheckKexec(const osu::SlotPair& slots, const osu::KernelCmdline& current,
+                const std::string& text, SlotId target) {
+  auto out = osu::KexecCmdline(text, slots[target]);
+  if (!out) return;
+  const osu::KernelCmdline next(*out);
+  const std::string letter(1, osu::SlotLetter(target));
+  // The new kernel must boot exactly the target slot, as a trial.
+  Check(next.Get("osu.slot") == letter, "kexec command line lost osu.slot=" + letter + ": " + *out);
+  Check(next.Get("osu.trial") == "1", "kexec command line lost osu.trial=1: " + *out);
+  auto root = next.Get("root");
+  Check(root.has_value(), "kexec command line has no root=: " + *out);
+  const auto& p = slots[target].part;
+  Check(*root == "PARTUUID=" + p.partuuid || *root == "PARTLABEL=" + p.label || *root == p.device,
+        "kexec command line has root=" + *root + " for slot " + letter + ": " + *out);
+  auto booted = osu::FindBootedSlot(slots, *out, "");
+  Check(booted && *booted == target, "kexec command line does not identify slot " + letter +
+                                         ": " + *out);
+  // Every other argument is kept as the kernel saw it.
+  Args kept;
+  for (const auto& a : current.args())
+    if (!Removed(a.first)) kept.push_back(a);
+  Args got;
+  for (const auto& a : next.args())
+    if (!Removed(a.first)) got.push_back(a);
+  Check(got == kept, "kexec command line changed the other arguments:\n  in:  " + text +
+                         "\n  out: " + *out);
+}
+
+void CheckSelection(const osu::KernelCmdline& cmdline) {
+  osu::EnvVars vars;
+  for (const auto& [k, v] : cmdline.args()) vars[k] = v.value_or("");
+  const osu::BootSelection s = osu::ParseSelection(vars);
+  Check(!s.order.empty(), "empty boot order");
+  for (SlotId id : {SlotId::A, SlotId::B})
+    Check(s.attempts(id) >= 0 && s.attempts(id) <= osu::kMaxAttempts, "attempts out of range");
+  // What SelectionChanges writes reads back as the same selection.
+  osu::EnvVars written;
+  for (const auto& [k, v] : osu::SelectionChanges(s))
+    if (v) written[k] = *v;
+  const osu::BootSelection back = osu::ParseSelection(written);
+  Check(back.order == s.order && back.left[0] == s.left[0] && back.left[1] == s.left[1] &&
+            back.try_slot == s.try_slot,
+        "boot selection changed in a write/read round trip");
+  const osu::BootOutcome boot = osu::SimulateBoot(s);
+  Check(!boot.env_after.try_slot, "the bootloader kept OSU_TRY");
+  for (SlotId id : {SlotId::A, SlotId::B})
+    Check(boot.env_after.attempts(id) >= 0 && boot.env_after.attempts(id) <= s.attempts(id),
+          "a boot raised or underflowed attempts");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string input(reinterpret_cast<const char*>(data), size);
+  const size_t nul = input.find('\0');
+  const std::string text = input.substr(0, nul);
+  const std::string mountinfo = nul == std::string::npos ? "" : input.substr(nul + 1);
+  static const osu::SlotPair slots = TestSlots();
+
+  const osu::KernelCmdline cmdline(text);
+  for (const auto& [key, value] : cmdline.args()) {
+    auto got = cmdline.Get(key);
+    Check(got.has_value(), "Get misses a parsed key");
+  }
+  auto booted = osu::FindBootedSlot(slots, text, mountinfo);
+  if (auto letter = cmdline.Get("osu.slot"); letter && osu::ParseSlotLetter(*letter))
+    Check(booted && *booted == *osu::ParseSlotLetter(*letter), "osu.slot= was not obeyed");
+  (void)osu::IsSlotMounted(slots[SlotId::A], mountinfo);
+
+  CheckKexec(slots, cmdline, text, SlotId::A);
+  CheckKexec(slots, cmdline, text, SlotId::B);
+  CheckSelection(cmdline);
+  return 0;
+}

@@ -1,0 +1,43 @@
+// After --apply: making the verified slot run (kexec, or the bootloader's one-shot try and a
+// reboot); --commit: making it the default once boot-complete.target was reached; --rollback.
+#pragma once
+
+#include <string>
+
+#include "activate/activator.hpp"
+#include "bootenv/boot_env.hpp"
+#include "install/system.hpp"
+
+namespace osu {
+
+struct ActivationPlan {
+  Activation mode = Activation::Kexec;
+  SlotId slot = SlotId::B;
+  std::string kernel, initrd, cmdline;  // kexec only
+  std::string Describe() const;
+};
+
+// Checks that `slot` may be booted: its record is verified, its boot files are there with the
+// recorded size and sha256 (State error otherwise), and works out what kexec would load.
+Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, Activation mode);
+
+// kexec: load and jump, env untouched. reboot: OSU_TRY=<slot> in the env, then reboot.
+// Returns only on failure (or with a fake activator).
+Result Activate(const SystemState& state, const ActivationPlan& plan, BootEnv& env,
+                Activator& activator);
+
+struct ChangeResult {
+  std::string message;  // what was done, one line
+  bool changed = false; // whether the boot env was written
+};
+
+// In a trial: the booted slot becomes the default (first in OSU_ORDER, attempts reset). On a
+// normal boot: the booted slot's attempts are reset. The booted slot must be verified (a slot
+// without any record is accepted on a normal boot: a factory image).
+Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env);
+
+// The other slot becomes the default, only if its record is verified and complete; the
+// booted slot's version is remembered as rejected and its attempts set to 0.
+Expected<ChangeResult> Rollback(const SystemState& state, BootEnv& env);
+
+}  // namespace osu

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# run-vm.sh [options] DISK LOG: boots DISK (raw) in qemu-system-x86_64 with OVMF under TCG
+# (no KVM here) until the guest powers off. The serial console is appended to LOG. Guest
+# reboots and kexecs stay in the same run.
+#   --timeout S       kill QEMU after S seconds (default 900): exit 124
+#   --vars FILE       OVMF variable store of this VM (default DISK.vars, copied from OVMF's)
+#   --disk2 FILE      a second virtio disk, read-only (/dev/vdb: a bundle, a script...)
+#   --net OPTS        extra -netdev user options, e.g. guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080
+#   --cut REGEX       power cut: kill -9 QEMU as soon as a line of this run's log matches REGEX;
+#                     exit 0 when cut, 3 when the guest powered off without reaching REGEX
+#   --no-reboot       a guest reboot ends the run (as a power off)
+# Exit: QEMU's status (0: powered off), 124 timeout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+timeout=900 vars="" disk2="" net="" cut="" extra=()
+while [ $# -gt 2 ]; do
+  case $1 in
+    --timeout) timeout=$2; shift 2 ;;
+    --vars) vars=$2; shift 2 ;;
+    --disk2) disk2=$2; shift 2 ;;
+    --net) net=",$2"; shift 2 ;;
+    --cut) cut=$2; shift 2 ;;
+    --no-reboot) extra+=(-no-reboot); shift ;;
+    *) echo "$0: unknown option '$1'" >&2; exit 1 ;;
+  esac
+done
+[ $# -eq 2 ] || { echo "usage: $0 [options] DISK LOG" >&2; exit 1; }
+disk=$1 logfile=$2
+vars=${vars:-$disk.vars}
+[ -f "$vars" ] || cp "$OVMF_VARS" "$vars"
+[ -z "$disk2" ] || extra+=(-drive "if=none,id=d1,file=$disk2,format=raw,readonly=on"
+                          -device virtio-blk-pci,drive=d1)
+
+touch "$logfile"
+offset=$(stat -c %s "$logfile")
+echo "=== run-vm $(date -u +%FT%TZ) $disk" >> "$logfile"
+qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 -nodefaults -vga none \
+  -display none -monitor none -rtc base=utc \
+  -chardev "file,id=serial0,path=$logfile,append=on" -serial chardev:serial0 \
+  -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE" \
+  -drive "if=pflash,format=raw,unit=1,file=$vars" \
+  -drive "if=none,id=d0,file=$disk,format=raw,cache=writeback" \
+  -device virtio-blk-pci,drive=d0,bootindex=0 \
+  -netdev "user,id=n0,restrict=on$net" -device virtio-net-pci,netdev=n0,romfile= \
+  "${extra[@]}" &
+qemu=$!
+log "QEMU pid $qemu, serial log: $logfile"
+
+deadline=$(( $(date +%s) + timeout )) rc=""
+while kill -0 "$qemu" 2>/dev/null; do
+  if [ -n "$cut" ] && tail -c +"$((offset + 1))" "$logfile" | tr -d '\r' | grep -qE -- "$cut"; then
+    kill -9 "$qemu"; wait "$qemu" || true
+    log "power cut at /$cut/"; exit 0
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    kill -9 "$qemu"; wait "$qemu" || true
+    log "timeout after ${timeout}s; serial log: $logfile"; exit 124
+  fi
+  sleep 0.5
+done
+wait "$qemu" || rc=$?
+rc=${rc:-0}
+log "QEMU exited ($rc); serial log: $logfile"
+if [ -n "$cut" ]; then log "the guest never reached /$cut/"; exit 3; fi
+exit "$rc"
