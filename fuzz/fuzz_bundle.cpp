@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -13,8 +15,8 @@
 #include "compress/compression.hpp"
 #include "fuzz_check.hpp"
 
-#ifndef OSU_FUZZ_KEY_DIR
-#error "OSU_FUZZ_KEY_DIR must name fuzz/keys"
+#ifndef OSU_FUZZ_DIR
+#error "OSU_FUZZ_DIR must name the fuzz/ source directory"
 #endif
 
 namespace {
@@ -57,46 +59,63 @@ bool Drain(osu::Reader& r, uint64_t limit) {
   }
 }
 
-void Consume(osu::BundleReader& bundle) {
+// Returns true when the whole bundle was read and every check passed.
+bool Consume(osu::BundleReader& bundle) {
   const osu::Manifest& m = bundle.manifest();
   size_t boot_files = 0;
   for (;;) {
     auto member = bundle.NextBootFile();
-    if (!member) return;
+    if (!member) return false;
     if (!*member) break;
     osu::fuzz::Check((*member)->entry->name == m.boot_files[boot_files].name,
                      "boot files out of manifest order");
     ++boot_files;
-    if (!Drain(*(*member)->data, kDecodeLimit)) return;
+    if (!Drain(*(*member)->data, kDecodeLimit)) return false;
   }
   osu::fuzz::Check(boot_files == m.boot_files.size(), "a boot file was skipped");
   auto image = bundle.Image();
-  if (!image) return;
+  if (!image) return false;
   auto decoder = osu::MakeDecoder(m.compression, **image, 1);
-  if (!decoder) return;
+  if (!decoder) return false;
   auto checked = osu::MakeCheckedReader(**decoder, m.image.size, m.image.sha256, "image");
-  if (!Drain(*checked, kDecodeLimit)) return;
-  (void)bundle.Finish();
+  if (!Drain(*checked, kDecodeLimit)) return false;
+  return static_cast<bool>(bundle.Finish());
+}
+
+const std::vector<std::string>& Keys() {
+  static const std::vector<std::string> keys{OSU_FUZZ_DIR "/keys/fuzz-test.pub"};
+  return keys;
 }
 
 }  // namespace
 
+// A key that does not match the seeds would leave the verified path unfuzzed: check once that
+// a committed seed bundle opens verified and reads through.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  std::ifstream in(OSU_FUZZ_DIR "/corpus/fuzz_bundle/signed-xz.osu", std::ios::binary);
+  const std::string seed{std::istreambuf_iterator<char>(in), {}};
+  BytesReader source(reinterpret_cast<const uint8_t*>(seed.data()), seed.size(), 1000);
+  auto bundle = osu::BundleReader::Open(source, "signed-xz.osu", Keys());
+  if (!bundle) osu::fuzz::Fail("self-test: seed bundle: " + bundle.error().message());
+  osu::fuzz::Check(Consume(**bundle), "self-test: the seed bundle does not read through");
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::vector<std::string> keys{OSU_FUZZ_KEY_DIR "/fuzz-test.pub"};
   // A cheap input-derived chunk size: mostly large reads, sometimes tiny ones.
   const size_t chunk = size % 7 == 0 ? 1 + size % 509 : 64u << 10;
   {
     BytesReader source(data, size, chunk);
-    auto bundle = osu::BundleReader::Open(source, "fuzz.osu", keys);
+    auto bundle = osu::BundleReader::Open(source, "fuzz.osu", Keys());
     if (bundle) {
       osu::fuzz::Check(!(*bundle)->key_used().empty(), "verified without a key");
-      Consume(**bundle);
+      (void)Consume(**bundle);
     }
   }
   {
     BytesReader source(data, size, chunk);
     auto bundle = osu::BundleReader::OpenUnverified(source, "fuzz.osu");
-    if (bundle) Consume(**bundle);
+    if (bundle) (void)Consume(**bundle);
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "activate/activator.hpp"
 #include "boot/selection.hpp"
+#include "bootenv/grub_slot_config.hpp"
 #include "fuzz_check.hpp"
 #include "slots/slots.hpp"
 
@@ -60,6 +61,8 @@ void CheckKexec(const osu::SlotPair& slots, const osu::KernelCmdline& current,
     if (!Removed(a.first)) got.push_back(a);
   Check(got == kept, "kexec command line changed the other arguments:\n  in:  " + text +
                          "\n  out: " + *out);
+  Check(next.init_args() == current.init_args(), "kexec command line changed init's arguments:\n"
+                                                 "  in:  " + text + "\n  out: " + *out);
 }
 
 void CheckSelection(const osu::KernelCmdline& cmdline) {
@@ -84,6 +87,45 @@ void CheckSelection(const osu::KernelCmdline& cmdline) {
           "a boot raised or underflowed attempts");
 }
 
+// GRUB's reading of a double-quoted word (grub-core/script/yylex.l): '\' escapes '$', '"', '\'
+// and newline; before anything else it stays. Returns the bytes and moves `p` past the word.
+std::optional<std::string> GrubUnquote(const std::string& text, size_t& p) {
+  if (p >= text.size() || text[p] != '"') return std::nullopt;
+  std::string out;
+  for (++p; p < text.size(); ++p) {
+    const char c = text[p];
+    if (c == '"') {
+      ++p;
+      return out;
+    }
+    if (c == '$' || c == '\n') return std::nullopt;  // a variable or a line end: not literal
+    if (c == '\\' && p + 1 < text.size() &&
+        (text[p + 1] == '$' || text[p + 1] == '"' || text[p + 1] == '\\')) {
+      out += text[++p];
+    } else {
+      out += c;
+    }
+  }
+  return std::nullopt;
+}
+
+// The per-slot grub.cfg gives GRUB back the root and command line (control bytes as spaces).
+void CheckGrubSlotConfig(const std::string& text) {
+  const std::string root = "PARTUUID=6e2c7d3a-52a1-4c3e-9f0b-0a1b2c3d4e5f";
+  const std::string cfg = osu::GrubSlotConfig(root, text);
+  std::string want = text;
+  for (char& c : want)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  size_t p = std::string("set osu_root=").size();
+  Check(cfg.rfind("set osu_root=", 0) == 0 && GrubUnquote(cfg, p) == root,
+        "grub.cfg does not set osu_root: " + cfg);
+  const std::string next = "\nset osu_cmdline=";
+  Check(cfg.compare(p, next.size(), next) == 0, "grub.cfg has more than osu_root on line 1");
+  p += next.size();
+  Check(GrubUnquote(cfg, p) == want, "grub.cfg does not give back the command line: " + cfg);
+  Check(p + 1 == cfg.size() && cfg[p] == '\n', "grub.cfg has more after osu_cmdline: " + cfg);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -106,5 +148,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   CheckKexec(slots, cmdline, text, SlotId::A);
   CheckKexec(slots, cmdline, text, SlotId::B);
   CheckSelection(cmdline);
+  CheckGrubSlotConfig(text);
   return 0;
 }

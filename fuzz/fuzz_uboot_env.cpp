@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "bootenv/boot_env.hpp"
@@ -44,12 +45,22 @@ uint32_t Crc32(const std::string& data) {
 // One env copy of exactly `size` bytes: CRC (little endian), [flags byte], data.
 std::string Copy(std::string raw, size_t size, bool redundant, bool fix_crc) {
   raw.resize(size, '\0');
+  // libubootenv 0.3.2 reads past its buffer (strchr in libuboot_open) when a copy with a good
+  // CRC does not end in "\0\0"; U-Boot never writes one. Kept out so that fuzzing goes on.
   if (fix_crc) {
+    raw[size - 2] = raw[size - 1] = '\0';
     const size_t header = redundant ? 5 : 4;
     const uint32_t crc = Crc32(raw.substr(header));
     for (int i = 0; i < 4; ++i) raw[static_cast<size_t>(i)] = static_cast<char>(crc >> (8 * i));
   }
   return raw;
+}
+
+// fw_env.config numbers are read as hex (libubootenv 0.3.2 scans sizes with %zx).
+std::string Hex(size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%zx", n);
+  return buf;
 }
 
 void Write(const std::string& path, const std::string& bytes) {
@@ -58,14 +69,20 @@ void Write(const std::string& path, const std::string& bytes) {
   Check(out.good(), "cannot write " + path);
 }
 
+// A temp dir for the env files, removed at exit (never freed: the atexit handler uses it).
 const std::string& Dir() {
-  static const std::string dir = [] {
+  static const std::string* dir = [] {
     std::string tmpl = (access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     tmpl += "/osu-fuzz-uboot.XXXXXX";
     Check(mkdtemp(tmpl.data()) != nullptr, "mkdtemp failed");
-    return tmpl;
+    std::atexit([] {
+      for (const char* f : {"/env.bin", "/env0.bin", "/env1.bin", "/fw_env.config"})
+        ::unlink((Dir() + f).c_str());
+      ::rmdir(Dir().c_str());
+    });
+    return new std::string(tmpl);
   }();
-  return dir;
+  return *dir;
 }
 
 // himport_r (U-Boot lib/hashtable.c) for `env import -t`: blanks before a name skipped, '#'
@@ -112,7 +129,8 @@ void FuzzSlotEnv(const std::string& data) {
   Check(ImportText(*text) == want, "env import -t would not read back the slot env:\n" + *text);
 }
 
-void FuzzEnvImage(uint8_t flags, const std::string& data) {
+// Returns the variables when the image loads, so that the self-test below can see them.
+std::optional<osu::EnvVars> FuzzEnvImage(uint8_t flags, const std::string& data) {
   static const size_t kSizes[] = {0x1000, 0x4000, 0x100, 0x2000};
   const bool redundant = flags & 1, fix_crc = flags & 2, one_file = flags & 16;
   const bool apply = flags & 32;
@@ -122,37 +140,50 @@ void FuzzEnvImage(uint8_t flags, const std::string& data) {
   const std::string config = dir + "/fw_env.config";
   if (!redundant) {
     Write(dir + "/env.bin", first);
-    Write(config, dir + "/env.bin 0x0 " + std::to_string(size) + "\n");
+    Write(config, dir + "/env.bin 0x0 " + Hex(size) + "\n");
   } else {
     const std::string second =
         Copy(data.size() > size ? data.substr(size, size) : std::string(), size, true, fix_crc);
     if (one_file) {
       Write(dir + "/env.bin", first + second);
-      Write(config, dir + "/env.bin 0x0 " + std::to_string(size) + "\n" + dir + "/env.bin " +
-                        std::to_string(size) + " " + std::to_string(size) + "\n");
+      Write(config, dir + "/env.bin 0x0 " + Hex(size) + "\n" + dir + "/env.bin " + Hex(size) +
+                        " " + Hex(size) + "\n");
     } else {
       Write(dir + "/env0.bin", first);
       Write(dir + "/env1.bin", second);
-      Write(config, dir + "/env0.bin 0x0 " + std::to_string(size) + "\n" + dir +
-                        "/env1.bin 0x0 " + std::to_string(size) + "\n");
+      Write(config, dir + "/env0.bin 0x0 " + Hex(size) + "\n" + dir + "/env1.bin 0x0 " +
+                        Hex(size) + "\n");
     }
   }
   auto env = osu::MakeUbootEnv(config);
   auto vars = env->Load();
   if (!vars) {
     Check(!vars.error().message().empty(), "an error without a message");
-    return;
+    return std::nullopt;
   }
-  if (!apply) return;
-  if (!env->Apply({{"OSU_TRY", std::string("B")}})) return;  // e.g. the variables do not fit
+  if (!apply) return *vars;
+  if (!env->Apply({{"OSU_TRY", std::string("B")}})) return *vars;  // e.g. they do not fit
   auto after = env->Load();
   if (!after) osu::fuzz::Fail("env does not load after Apply: " + after.error().message());
   osu::EnvVars want = *vars;
   want["OSU_TRY"] = "B";
   Check(*after == want, "Apply changed variables it was not asked to change");
+  return *vars;
 }
 
 }  // namespace
+
+// A harness that never gets an env loaded would fuzz nothing: check the setup once.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const std::string env("a=1\0b=2\0\0", 8);
+  for (int flags : {0x02, 0x03, 0x13, 0x22, 0x33}) {
+    const std::string header(flags & 1 ? 5 : 4, '\0');
+    auto vars = FuzzEnvImage(static_cast<uint8_t>(flags), header + env);
+    Check(vars == osu::EnvVars{{"a", "1"}, {"b", "2"}},
+          "self-test: a good env image did not load (flags " + std::to_string(flags) + ")");
+  }
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

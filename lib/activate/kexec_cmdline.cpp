@@ -60,6 +60,8 @@ Expected<std::string> KexecCmdline(const std::string& current, const Slot& targe
   }
   if (!out.empty()) out += ' ';
   out += "root=" + new_root + " osu.slot=" + SlotLetter(target.id) + " osu.trial=1";
+  // init's arguments ("-- single") stay init's: after ours, behind the "--".
+  if (const auto& init = parsed.init_args()) out += " --" + (init->empty() ? "" : " " + *init);
   return out;
 }
 

@@ -228,6 +228,8 @@ int RunApply(const SystemState& st, const Context& c) {
     return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
   auto lock = AcquireLock(st.config.lock_path);
   if (!lock) return c.p.Fail(lock.error());
+  // A refusal by state must not depend on the source: say "trial pending", not "not found".
+  if (auto r = CheckInstallAllowed(st); !r) return c.p.Fail(r.error());
 
   const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
   ProgressPrinter printer(opt.json ? ProgressPrinter::Mode::Json

@@ -161,19 +161,8 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   const Slot& target = state.slots[result.target];
   const char letter = SlotLetter(result.target);
 
-  // Invariant 5: a trial must end (commit or rollback) before the next install, or the
-  // install would overwrite the only known-good slot.
-  if (state.trial)
-    return StateError("slot " + std::string(1, SlotLetter(state.booted)) +
-                      " runs as an uncommitted trial" +
-                      (state.committed ? " (committed: " + std::string(1, SlotLetter(*state.committed)) + ")" : "") +
-                      "; run --commit or --rollback first");
-  // Invariant 1: never the booted slot, the committed slot, or a mounted device.
-  if (state.committed && *state.committed == result.target)
-    return StateError("slot " + std::string(1, letter) + " is the committed slot");
-  if (IsSlotMounted(target, state.mountinfo))
-    return StateError("target slot " + std::string(1, letter) + " (" + target.Describe() +
-                      ") is mounted");
+  // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
+  if (auto r = CheckInstallAllowed(state); !r) return r.error();
 
   auto bundle = BundleReader::Open(source, request.where, config.keys);
   if (!bundle) return bundle.error();

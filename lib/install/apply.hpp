@@ -38,6 +38,11 @@ struct ApplyResult {
   bool dry_run = false;
 };
 
+// Whether the device may install into the inactive slot at all: not during a trial (invariant
+// 5), not into the committed slot or a mounted one (invariant 1). State error otherwise.
+// Apply() checks it first; the CLI also checks it before it opens (or downloads) a source.
+Result CheckInstallAllowed(const SystemState& state);
+
 // The whole install into the slot that is neither booted nor committed:
 //   refuse during a trial; verify signature, compatible, version floor, size
 //   -> nothing written before this

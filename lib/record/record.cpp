@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include <ctime>
 
@@ -33,27 +34,48 @@ std::string UtcNow() {
   return buf;
 }
 
-std::string SerializeRecord(const Record& r) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  out << YAML::Key << "slot" << YAML::Value << std::string(1, SlotLetter(r.slot));
-  out << YAML::Key << "state" << YAML::Value << SlotStateName(r.state);
-  out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << r.version;
-  out << YAML::Key << "compatible" << YAML::Value << YAML::DoubleQuoted << r.compatible;
-  out << YAML::Key << "sha256" << YAML::Value << r.sha256;
-  out << YAML::Key << "size" << YAML::Value << r.size;
-  out << YAML::Key << "cmdline" << YAML::Value << YAML::DoubleQuoted << r.cmdline;
-  out << YAML::Key << "boot_files" << YAML::Value << YAML::BeginSeq;
-  for (const auto& f : r.boot_files) {
-    out << YAML::Flow << YAML::BeginMap << YAML::Key << "name" << YAML::Value << f.name
-        << YAML::Key << "size" << YAML::Value << f.size << YAML::Key << "sha256" << YAML::Value
-        << f.sha256 << YAML::EndMap;
+namespace {
+
+// A YAML double-quoted scalar that reads back byte for byte. yaml-cpp's emitter replaces bytes
+// that are not UTF-8 with U+FFFD, and a record must say exactly what the signed manifest said
+// (the installed version is compared with bundles' versions).
+std::string Quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
   }
-  out << YAML::EndSeq;
-  out << YAML::Key << "updated_at" << YAML::Value << r.updated_at;
-  if (!r.reason.empty()) out << YAML::Key << "reason" << YAML::Value << YAML::DoubleQuoted << r.reason;
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string SerializeRecord(const Record& r) {
+  std::string s;
+  s += "slot: " + std::string(1, SlotLetter(r.slot)) + "\n";
+  s += "state: " + SlotStateName(r.state) + "\n";
+  s += "version: " + Quoted(r.version) + "\n";
+  s += "compatible: " + Quoted(r.compatible) + "\n";
+  s += "sha256: " + Quoted(r.sha256) + "\n";
+  s += "size: " + std::to_string(r.size) + "\n";
+  s += "cmdline: " + Quoted(r.cmdline) + "\n";
+  s += r.boot_files.empty() ? "boot_files: []\n" : "boot_files:\n";
+  for (const auto& f : r.boot_files) {
+    s += "  - {name: " + Quoted(f.name) + ", size: " + std::to_string(f.size) +
+         ", sha256: " + Quoted(f.sha256) + "}\n";
+  }
+  s += "updated_at: " + Quoted(r.updated_at) + "\n";
+  if (!r.reason.empty()) s += "reason: " + Quoted(r.reason) + "\n";
+  return s;
 }
 
 Expected<Record> ParseRecord(const std::string& yaml) {

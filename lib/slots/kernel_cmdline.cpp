@@ -49,7 +49,13 @@ KernelCmdline::KernelCmdline(const std::string& text) {
       key.pop_back();
     }
     // "--" hands the rest to init: those are not kernel parameters.
-    if (key == "--" && !value) break;
+    if (key == "--" && !value) {
+      while (pos < n && IsSpace(text[pos])) ++pos;
+      size_t last = n;
+      while (last > pos && IsSpace(text[last - 1])) --last;  // /proc/cmdline ends in '\n'
+      init_args_ = text.substr(pos, last - pos);
+      break;
+    }
     args_.emplace_back(std::move(key), std::move(value));
   }
 }

@@ -72,9 +72,12 @@ class KernelCmdline {
   const std::vector<std::pair<std::string, std::optional<std::string>>>& args() const {
     return args_;
   }
+  // What follows a "--": init's arguments, verbatim; nullopt when there is no "--".
+  const std::optional<std::string>& init_args() const { return init_args_; }
 
  private:
   std::vector<std::pair<std::string, std::optional<std::string>>> args_;
+  std::optional<std::string> init_args_;
 };
 
 // The booted slot: osu.slot=, else root=PARTUUID= / root=PARTLABEL= / root=/dev/..., else the

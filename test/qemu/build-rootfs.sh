@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # build-rootfs.sh [--force]: a Debian bookworm systemd root file system for the QEMU tests, in
 # $CACHE/rootfs (reused when present; --force rebuilds it). Holds the kernel and initrd the
-# ESP gets. os-update, its config, keys and units, and the test agent are added per slot image
-# by make-disk.sh (they change more often than Debian does).
+# ESP gets. Everything else (fstab, os-update, its config, keys and units, the test agent) is
+# added per slot image by slot_image() in lib.sh: it changes more often than Debian does.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_qemu_host
 
 ROOTFS=$CACHE/rootfs
 if [ "${1:-}" = --force ]; then rm -rf "$ROOTFS" "$CACHE/rootfs.stamp"; fi
-if [ -f "$CACHE/rootfs.stamp" ]; then log "rootfs: reusing $ROOTFS"; exit 0; fi
+# Rebuilt when this script changed (its hash is the stamp).
+stamp=$(sha256sum < "$0" | cut -d' ' -f1)
+if [ "$(cat "$CACHE/rootfs.stamp" 2>/dev/null)" = "$stamp" ]; then log "rootfs: reusing $ROOTFS"; exit 0; fi
 rm -rf "$ROOTFS"; mkdir -p "$CACHE"
 
 # The mirror apt uses here (the only network there may be).
@@ -43,21 +45,8 @@ kmods=$(echo "$ROOTFS"/lib/modules/*)
 rm -rf "$kmods"/kernel/{sound,drivers/gpu,drivers/media,drivers/infiniband,drivers/staging,drivers/net/wireless,drivers/net/ethernet,drivers/bluetooth,drivers/iio,drivers/isdn,net/wireless,net/mac80211,net/bluetooth}
 chroot "$ROOTFS" depmod "$(basename "$kmods")"
 
-cat > "$ROOTFS/etc/fstab" <<'FSTAB'
-# / stays read-only (slot content must keep matching its record's sha256)
-PARTLABEL=p.UEFI  /boot/efi  vfat   umask=0077,nofail  0 0
-tmpfs             /tmp       tmpfs  mode=1777          0 0
-tmpfs             /var/tmp   tmpfs  mode=1777          0 0
-FSTAB
-mkdir -p "$ROOTFS/boot/efi"
-echo osu-qemu > "$ROOTFS/etc/hostname"
-: > "$ROOTFS/etc/machine-id"
-# No getty on the serial console: only kernel, systemd and agent write there.
-ln -sf /dev/null "$ROOTFS/etc/systemd/system/serial-getty@ttyS0.service"
-ln -sf /dev/null "$ROOTFS/etc/systemd/system/getty@tty1.service"
-
 # The initrd again, now with the pruned module tree.
 chroot "$ROOTFS" update-initramfs -u -k all > "$CACHE/initramfs.log" 2>&1 \
   || { cat "$CACHE/initramfs.log" >&2; die "update-initramfs failed"; }
-date -u +%FT%TZ > "$CACHE/rootfs.stamp"
+echo "$stamp" > "$CACHE/rootfs.stamp"
 log "rootfs ready in $(( $(date +%s) - start ))s: $ROOTFS ($(du -sh "$ROOTFS" | cut -f1))"

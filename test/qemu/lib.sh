@@ -6,6 +6,8 @@ SRC=$(cd "$QEMU_DIR/../.." && pwd)
 # Survives between runs (the rootfs takes minutes); CI builds it once.
 CACHE=${OSU_QEMU_CACHE:-/var/tmp/osu-qemu}
 BUILD_DIR=${OSU_BUILD_DIR:-$SRC/build}
+# OSU_BIN given (ctest does): use the binaries there; else build them in BUILD_DIR.
+OSU_BIN_GIVEN=${OSU_BIN:+1}
 OSU_BIN=${OSU_BIN:-$BUILD_DIR/cmd}
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
@@ -67,6 +69,18 @@ boot_files() {
 slot_image() {
   local version=$1 out=$2 r=$ROOTFS
   [ -f "$CACHE/rootfs.stamp" ] || die "no rootfs in $ROOTFS: run test/qemu/build-rootfs.sh"
+  # / stays read-only: the slot's content must keep matching its record's sha256.
+  cat > "$r/etc/fstab" <<'FSTAB'
+PARTLABEL=p.UEFI  /boot/efi  vfat   umask=0077  0 0
+tmpfs             /tmp       tmpfs  mode=1777   0 0
+tmpfs             /var/tmp   tmpfs  mode=1777   0 0
+FSTAB
+  mkdir -p "$r/boot/efi"
+  echo osu-qemu > "$r/etc/hostname"
+  : > "$r/etc/machine-id"
+  # No getty on the serial console: only kernel, systemd and the agent write there.
+  ln -sfn /dev/null "$r/etc/systemd/system/serial-getty@ttyS0.service"
+  ln -sfn /dev/null "$r/etc/systemd/system/getty@tty1.service"
   install -m 0755 "$OSU_BIN/os-update" "$r/usr/bin/os-update"
   install -D -m 0644 "$KEYS/test.pub.pem" "$r/etc/os-update/keys/test.pub.pem"
   cat > "$r/etc/os-update.yml" <<YAML
@@ -90,6 +104,10 @@ YAML
     chroot "$r" systemctl enable "$(basename "$unit")" >/dev/null 2>&1 \
       || log "note: could not enable $(basename "$unit") (no [Install] section?)"
   done
+  # Manager settings (the watchdog), as the file itself says where it goes.
+  for unit in "$SRC"/systemd/*.conf; do
+    [ -f "$unit" ] && install -D -m 0644 "$unit" "$r/usr/lib/systemd/system.conf.d/$(basename "$unit")"
+  done
   if chroot "$r" ldd /usr/bin/os-update | grep 'not found' >&2; then
     die "the rootfs lacks libraries os-update needs: test/qemu/build-rootfs.sh --force"
   fi
@@ -108,3 +126,82 @@ bundle() {
     --cmdline "$GUEST_CMDLINE" --compatible "$COMPATIBLE" --version "$version" \
     --key "$KEYS/test.pem" --output "$out" >/dev/null
 }
+
+# ---- Scenarios: prepare, boot, read what the agent said ----------------------------------
+
+# os-update built (BUILD_DIR; ctest passes OSU_BIN instead), the rootfs, and the factory disk
+# $CACHE/base.img, rebuilt only when one of its inputs changed.
+prepare() {
+  require_qemu_host
+  mkdir -p "$CACHE"
+  if [ -z "$OSU_BIN_GIVEN" ]; then
+    [ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S "$SRC" -B "$BUILD_DIR" >/dev/null
+    cmake --build "$BUILD_DIR" -j2 --target os-update os-update-bundle > "$CACHE/build.log" 2>&1 \
+      || { grep -E 'error|Error' "$CACHE/build.log" | head -n 5 >&2; die "building os-update in $BUILD_DIR failed"; }
+  fi
+  [ -x "$OSU_BIN/os-update" ] || die "no os-update in $OSU_BIN"
+  # The guest has no sanitizer runtimes (and TCG is slow enough already).
+  if ldd "$OSU_BIN/os-update" | grep -qE 'lib(a|ub|t)san'; then skip "os-update is a sanitizer build"; fi
+  "$QEMU_DIR/build-rootfs.sh"
+  ensure_keys
+  local stamp
+  stamp=$(cat "$OSU_BIN/os-update" "$SRC/grub/grub.cfg" "$QEMU_DIR"/guest/* "$QEMU_DIR/lib.sh" \
+              "$QEMU_DIR/make-disk.sh" "$CACHE/rootfs.stamp" "$SRC"/systemd/* 2>/dev/null | sha256sum)
+  if [ ! -f "$CACHE/base.img" ] || [ "$(cat "$CACHE/base.img.stamp" 2>/dev/null)" != "$stamp" ]; then
+    "$QEMU_DIR/make-disk.sh" "$CACHE/base.img.new" 1.0
+    mv "$CACHE/base.img.new" "$CACHE/base.img"
+    echo "$stamp" > "$CACHE/base.img.stamp"
+  else
+    log "disk: reusing $CACHE/base.img"
+  fi
+}
+
+# vm_new NAME: a fresh VM from the factory disk, in $CACHE/runs/NAME (VM_DIR, VM_DISK, VM_LOG).
+# The run directory is removed when the scenario passes (vm_pass), kept when it fails.
+vm_new() {
+  VM_DIR=$CACHE/runs/$1
+  rm -rf "$VM_DIR"; mkdir -p "$VM_DIR"
+  VM_DISK=$VM_DIR/disk.img VM_LOG=$VM_DIR/serial.log
+  cp --sparse=always "$CACHE/base.img" "$VM_DISK"
+  trap 'vm_keep' EXIT
+}
+vm_keep() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${VM_DIR:-}" ]; then
+    echo "[qemu] kept for inspection: $VM_DIR (serial log: $VM_LOG)" >&2
+    if [ -f "$VM_LOG" ]; then echo "[qemu] last lines of the serial log:" >&2; tail -n 25 "$VM_LOG" | tr -d '\r' >&2; fi
+  fi
+}
+vm_pass() { trap - EXIT; rm -rf "$VM_DIR"; echo "[qemu] PASS: $*"; }
+
+# vm_agent FILE: the script the agent runs on every boot (env: OSU_BOOT, OSU_SLOT, OSU_TRIAL).
+vm_agent() { esp_put "$VM_DISK" "$1" test-agent.sh; }
+
+# vm_boot [run-vm.sh options]: one power-on, until the guest powers off (or the cut).
+vm_boot() {
+  local start rc=0; start=$(date +%s)
+  "$QEMU_DIR/run-vm.sh" "$@" "$VM_DISK" "$VM_LOG" || rc=$?
+  log "boot took $(( $(date +%s) - start ))s"
+  [ "$rc" -eq 0 ] || die "run-vm.sh exited $rc (serial log: $VM_LOG)"
+}
+
+# What the agent printed in boot N: its lines (prefix removed), its BEGIN line, its exit code.
+agent_output() { tr -d '\r' < "$VM_LOG" | sed -n "s/^OSU-AGENT\[$1\] //p"; }
+agent_begin() { tr -d '\r' < "$VM_LOG" | grep -m1 "^OSU-AGENT-BEGIN boot=$1 " || true; }
+agent_rc() { tr -d '\r' < "$VM_LOG" | sed -n "s/^OSU-AGENT-END boot=$1 rc=//p" | tail -n1; }
+# The first JSON object line the agent printed in boot N that has key KEY.
+agent_json() { agent_output "$1" | grep -m1 "^{.*\"$2\"" || true; }
+# json_get JSON DOTTED.PATH: a value ("null" when missing), e.g. json_get "$j" slots.A.state.
+json_get() {
+  python3 -c 'import json,sys
+v=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v=v.get(k) if isinstance(v,dict) else None
+print(v if isinstance(v,str) else json.dumps(v))' "$1" "$2"
+}
+
+# expect WHAT GOT WANT
+expect() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3' (serial log: $VM_LOG)"; log "ok: $1 = $3"; }
+
+# sha256 of the first SIZE bytes of the slot at OFFSET in the VM's disk, read on the host.
+disk_sha256() { dd if="$VM_DISK" bs=4M skip="$1" count="$2" iflag=skip_bytes,count_bytes status=none | sha256sum | cut -d' ' -f1; }

@@ -42,6 +42,7 @@ qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 -nodefaults -vga none 
   -drive "if=none,id=d0,file=$disk,format=raw,cache=writeback" \
   -device virtio-blk-pci,drive=d0,bootindex=0 \
   -netdev "user,id=n0,restrict=on$net" -device virtio-net-pci,netdev=n0,romfile= \
+  -device i6300esb -action watchdog=reset \
   "${extra[@]}" &
 qemu=$!
 log "QEMU pid $qemu, serial log: $logfile"

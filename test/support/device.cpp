@@ -27,6 +27,8 @@ FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
   WriteConfig();
   // Factory state: slot A holds an image (so "unchanged" means something), has its boot
   // files and a verified record, and the boot env is the factory one, made by grub-editenv.
+  // Slot B is empty here, so it has no boot attempts (a KIWI image, whose B is a clone of A,
+  // would give it some, and a record).
   Region a = SlotA();
   MustRun("head -c 3145728 /dev/urandom > '" + path("factory.img") + "' && dd if='" +
           path("factory.img") + "' of='" + disk() + "' bs=1M seek=" + std::to_string(a.offset) +
@@ -48,7 +50,7 @@ FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
   WriteFile(boot() + "/osu/A/record.yml", osu::SerializeRecord(record));
   RequireTool("grub-editenv");
   MustRun("grub-editenv '" + grubenv() + "' create && grub-editenv '" + grubenv() +
-          "' set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=3 && cp '" + grubenv() + "' '" +
+          "' set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=0 && cp '" + grubenv() + "' '" +
           grubenv() + ".bak'");
 }
 
