@@ -27,7 +27,9 @@ FILL_MIB=600  # ~60% of the image: real files, the rest free space (zeros)
 # "Our apply", to be wired by the lead: apply $COMPRESSED ($CODEC) onto $DEV. Return 99 to
 # mean "not available" (the row is skipped).
 apply_cmd() {
-  if [[ -n ${APPLY_CMD:-} ]]; then eval "$APPLY_CMD"; else return 99; fi
+  if [[ -n ${APPLY_CMD:-} ]]; then eval "$APPLY_CMD"; return; fi
+  [[ -x $OSU ]] || return 99
+  "$OSU" --config "$WORK/osu.yml" --apply "$WORK/bundle-$CODEC.osu" --no-activate
 }
 
 die() { echo "apply-bench: $*" >&2; exit 1; }
@@ -89,16 +91,49 @@ RAW_SIZE=$(stat -c %s "$RAW")
 RAW_SHA=$(sha256sum "$RAW" | cut -c1-64)
 export RAW RAW_SIZE RAW_SHA
 
-# --- the slot: a loop device on a 1.1 GiB sparse file, direct I/O to its backing file -----
-SLOT=$WORK/slot.img
-rm -f "$SLOT" && truncate -s 1100M "$SLOT"
-DEV=$(losetup --find --show --direct-io=on "$SLOT")
-export DEV
-cleanup() { losetup -d "$DEV" 2>/dev/null || true; rm -f "$SLOT" "$WORK"/time.out "$WORK"/err; }
+# --- the slot: partition B of a GPT disk (sparse file) on a loop device with direct I/O ----
+# Every write below goes to that partition node, os-update's apply included (it finds the
+# slot by its PARTLABEL, as on a device).
+SLOT=$WORK/disk.img
+rm -f "$SLOT" && truncate -s 1200M "$SLOT"
+printf 'label: gpt\nstart=2048, size=32768, name="p.lxreadonly"\nstart=34816, name="p.lxrootclone1"\n' |
+  sfdisk -q "$SLOT"
+DISK=$(losetup --find --show --direct-io=on --partscan "$SLOT")
+[[ -b ${DISK}p2 ]] || partx -a "$DISK"  # kernels without GPT parsing: add the nodes ourselves
+DEV=${DISK}p2
+export DEV DISK
+cleanup() { losetup -d "$DISK" 2>/dev/null || true; rm -f "$SLOT" "$WORK"/time.out "$WORK"/err; }
 trap cleanup EXIT
 # Allocate the backing file once, untimed, so no measured run pays for block allocation.
 dd if="$RAW" of="$DEV" bs=4M oflag=direct conv=fsync status=none
 cat "$RAW" "$RAW.xz" "$RAW.zst" >/dev/null  # inputs warm in the page cache, as a fair start
+
+# --- os-update's own apply: a device config and signed bundles of the same compressed images,
+# assembled with plain tools (tar, openssl) as the README's HSM flow allows. -------------------
+OSU=${OSU:-$(dirname "$BENCH_COPY")/../cmd/os-update}
+export OSU WORK
+if [[ -x $OSU ]]; then
+  mkdir -p "$WORK/boot" "$WORK/bundle"
+  openssl genpkey -algorithm ed25519 -out "$WORK/key.pem" 2>/dev/null
+  openssl pkey -in "$WORK/key.pem" -pubout -out "$WORK/key.pub.pem"
+  echo "root=PARTLABEL=p.lxreadonly" >"$WORK/cmdline"
+  cat >"$WORK/osu.yml" <<YAML
+update: {keys: [$WORK/key.pub.pem], compatible: bench}
+slots: {disk: $DISK}
+boot: {path: $WORK/boot, grubenv: $WORK/no-env}
+system: {cmdline: $WORK/cmdline, mountinfo: /proc/self/mountinfo, lock: $WORK/osu.lock}
+YAML
+  for codec in xz zstd; do
+    [[ $codec == xz ]] && member=rootfs.img.xz src=$RAW.xz || member=rootfs.img.zst src=$RAW.zst
+    (cd "$WORK/bundle" && rm -f ./* && ln -s "$src" "$member" &&
+      printf 'format: 1\ncompatible: bench\nversion: "1"\ncmdline: ""\nimage: {name: %s, compression: %s, size: %s, sha256: %s}\nboot_files: []\n' \
+        "$member" "$codec" "$RAW_SIZE" "$RAW_SHA" >manifest.yaml &&
+      openssl pkeyutl -sign -rawin -inkey "$WORK/key.pem" -in manifest.yaml -out manifest.sig &&
+      tar --format=pax --dereference -cf "$WORK/bundle-$codec.osu" manifest.yaml manifest.sig "$member")
+  done
+  # --check: manifest and signature only. Time and bytes read (strace-free: /proc/self/io).
+  check_out=$( { /usr/bin/time -f '%e s, %M KiB peak RSS' "$OSU" --config "$WORK/osu.yml" --check "$WORK/bundle-xz.osu" >/dev/null; } 2>&1 | tail -n1)
+fi
 
 # --- measuring ----------------------------------------------------------------------------
 declare -A SECS RSS CPU
@@ -179,3 +214,25 @@ done
 echo "vs limit: speed relative to the pipeline's slowest stage alone (1.00 = at the physical limit);"
 echo "vs naive: speed relative to the shell pipeline with the same codec; peak RSS: largest process."
 echo "CPU s: user + sys of the whole command; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n ${check_out:-} ]]; then
+  # Bytes --check takes from a pipe: what it read, plus at most the pipe's 64 KiB buffer.
+  fed=$(python3 - "$OSU" "$WORK/osu.yml" "$WORK/bundle-xz.osu" <<'PY'
+import subprocess, sys
+p = subprocess.Popen([sys.argv[1], "--config", sys.argv[2], "--check", "-"],
+                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+fed = 0
+with open(sys.argv[3], "rb") as f:
+    try:
+        while p.poll() is None:
+            chunk = f.read(4096)
+            if not chunk:
+                break
+            p.stdin.write(chunk); p.stdin.flush(); fed += len(chunk)
+    except BrokenPipeError:
+        pass
+p.wait()
+print(fed)
+PY
+)
+  echo "os-update --check, local 1 GiB xz bundle: $check_out; took at most $fed bytes of it from a pipe (incl. 64 KiB pipe buffer)"
+fi

@@ -2,7 +2,7 @@
 # CI: builds every fuzz target with clang and runs it once over its seed corpus and its
 # regression inputs (no fuzzing: each file is executed once). Exits non-zero when an input
 # crashes, leaks or trips a sanitizer or a property check.
-# $OSU_FUZZ_BUILD: build directory (default build-fuzz-replay: -O1, line tables only, which
+# $OSU_FUZZ_BUILD: build directory (default build-fuzz-replay: -O0, line tables only, which
 # builds much faster than run.sh's RelWithDebInfo and is plenty for a replay).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,11 +12,12 @@ targets="fuzz_manifest fuzz_config fuzz_grubenv fuzz_uboot_env fuzz_cmdline fuzz
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DOSU_FUZZ=ON -DOSU_TESTS=OFF \
-    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" >/dev/null
+    -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O0 -gline-tables-only" >/dev/null
 fi
 cmake --build "$build" -j"${OSU_FUZZ_JOBS:-2}" --target fuzz >/dev/null
 
 failed=""
+export LSAN_OPTIONS="suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 for t in $targets; do
   list=$(mktemp)
   find "$here/corpus/$t" "$here/regressions/$t" -type f 2>/dev/null | sort >"$list"

@@ -23,5 +23,6 @@ cmake --build "$build" -j2 --target "$target" >/dev/null
 work=$build/corpus/$target
 artifacts=$build/artifacts/$target
 mkdir -p "$work" "$artifacts" "$here/regressions/$target"
-exec "$build/fuzz/$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+LSAN_OPTIONS=suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS} \
+  exec "$build/fuzz/$target" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
   -artifact_prefix="$artifacts/" "$work" "$here/corpus/$target" "$here/regressions/$target"

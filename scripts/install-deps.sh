@@ -13,4 +13,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 \
+  qemu-system-x86 ovmf debootstrap grub-efi-amd64-bin \
   >/dev/null

@@ -42,8 +42,8 @@ class FakeActivator final : public Activator {
 // The command line for kexec'ing into `target`: every argument of `current` is kept except
 // root=, osu.slot=, osu.trial and BOOT_IMAGE=; then exactly one root= naming the target in the
 // same form the current one used (PARTUUID=, PARTLABEL= or /dev/ path), osu.slot=<target>, and
-// osu.trial=1. A current command line with neither a usable root= nor osu.slot= is an error
-// (State): it would boot who knows what.
+// osu.trial=1; init's arguments after a "--" stay after it. A current command line with
+// neither a usable root= nor osu.slot= is an error (State): it would boot who knows what.
 Expected<std::string> KexecCmdline(const std::string& current, const Slot& target);
 
 }  // namespace osu

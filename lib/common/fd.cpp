@@ -127,26 +127,23 @@ Result MakeDirectories(const std::string& dir) {
 Result InstallFile(const std::string& path, std::span<const uint8_t> data, mode_t mode) {
   const std::string dir = DirName(path);
   const std::string tmp = dir + "/." + BaseName(path) + ".tmp";
-  {
-    auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (!fd) return fd.error();
-    if (auto r = WriteAll(fd->get(), data, "'" + tmp + "'"); !r) {
-      ::unlink(tmp.c_str());
-      return r;
-    }
-    FaultPoint("write " + BaseName(path) + ", before fsync");
-    if (::fsync(fd->get()) != 0) {
-      auto e = ErrnoError("Failed to fsync '" + tmp + "'");
-      ::unlink(tmp.c_str());
-      return e;
-    }
-  }
-  FaultPoint("write " + BaseName(path) + ", before rename");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    auto e = ErrnoError("Failed to rename '" + tmp + "' to '" + path + "'");
+  auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (!fd) return fd.error();
+  auto fail = [&](Error e) {
     ::unlink(tmp.c_str());
     return e;
-  }
+  };
+  if (auto r = WriteAll(fd->get(), data, "'" + tmp + "'"); !r) return fail(r.error());
+  FaultPoint("write " + BaseName(path) + ", before fsync");
+  if (::fsync(fd->get()) != 0) return fail(ErrnoError("Failed to fsync '" + tmp + "'"));
+  FaultPoint("write " + BaseName(path) + ", before rename");
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return fail(ErrnoError("Failed to rename '" + tmp + "' to '" + path + "'"));
+  // On vfat the renamed directory entry reaches the disk with the file's inode, not with the
+  // directory's fsync: without this, a power cut can leave the name pointing at freed clusters
+  // (seen in QEMU: grubenv and its backup both truncated to nothing).
+  FaultPoint("write " + BaseName(path) + ", before fsync after rename");
+  if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + path + "' after rename");
   FaultPoint("write " + BaseName(path) + ", before directory fsync");
   return SyncDirectory(dir);
 }

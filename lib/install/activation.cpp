@@ -115,6 +115,12 @@ Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
   if (state.trial) {
     if (auto r = CheckBootable(state, booted); !r)
       return r.error().Context("cannot commit the trial of slot " + Letter(booted));
+    // A --rollback earlier in this boot must not be undone by the commit unit that follows.
+    const auto rejected = LoadRejectedVersions(state.config.boot_path);
+    if (std::find(rejected.begin(), rejected.end(), record->version) != rejected.end())
+      return StateError("cannot commit the trial of slot " + Letter(booted) + ": version " +
+                        record->version + " was rolled back on this device (--apply "
+                        "--allow-downgrade installs it again)");
     sel.order = {booted, OtherSlot(booted)};
     sel.attempts(booted) = kMaxAttempts;
     sel.try_slot.reset();

@@ -33,7 +33,8 @@ struct ChangeResult {
 
 // In a trial: the booted slot becomes the default (first in OSU_ORDER, attempts reset). On a
 // normal boot: the booted slot's attempts are reset. The booted slot must be verified (a slot
-// without any record is accepted on a normal boot: a factory image).
+// without any record is accepted on a normal boot: a factory image). A trial of a version that
+// was rolled back (in this boot, by --rollback) is not committed: State error.
 Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env);
 
 // The other slot becomes the default, only if its record is verified and complete; the

@@ -255,6 +255,12 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
 
   if (auto r = InstallFile(dir + "/" + snippet->first, snippet->second); !r) return fail(r.error());
   if (auto r = SwapBootFiles(dir, m, snippet->first); !r) return fail(r.error());
+  // Only --allow-downgrade gets a rolled-back version this far: it may be committed again.
+  if (auto rejected = LoadRejectedVersions(config.boot_path);
+      std::erase(rejected, m.version) > 0) {
+    FaultPoint("apply: rejected versions");
+    if (auto r = SaveRejectedVersions(config.boot_path, rejected); !r) return fail(r.error());
+  }
   record.state = SlotState::Verified;
   record.sha256 = copied->sha256;
   record.size = copied->bytes;

@@ -268,10 +268,19 @@ TEST_CASE("rollback from a committed B back to A", "[activation][rollback]") {
     CHECK_THAT(again.err, Catch::Contains("version 2.0 was rolled back on this device"));
     CHECK(HasOneErrorLine(again.err));
     CHECK(d.Snapshot() == before);
-    auto forced = Update(d, {"--apply", v2, "--allow-downgrade", "--no-activate"});
+    // Asked for explicitly, it installs, and its trial may be committed again.
+    auto forced = Update(d, {"--apply", v2, "--allow-downgrade"});
     INFO(forced.err);
-    CHECK(forced.code == 0);
+    REQUIRE(forced.code == 0);
     CHECK(d.Snapshot() == before);
+    CHECK(ReadFile(d.boot() + "/osu/rejected").find("2.0") == std::string::npos);
+    const auto calls = LastActivatorCalls();
+    REQUIRE(calls.size() == 2);
+    d.SetCmdline(calls[0].substr(calls[0].find("console=")));
+    auto c = Update(d, {"--commit"});
+    INFO(c.err);
+    CHECK(c.code == 0);
+    CHECK(d.EnvVar("OSU_ORDER") == "B A");
   }
   SECTION("--rollback --reboot goes there now") {
     auto r = Update(d, {"--rollback", "--reboot"});
@@ -302,6 +311,25 @@ TEST_CASE("rollback from a committed B back to A", "[activation][rollback]") {
     CHECK(Everything(d) == before);
     CHECK_FALSE(FileExists(d.boot() + "/osu/rejected"));
   }
+}
+
+TEST_CASE("a rollback during the trial is not undone by the commit unit", "[activation][rollback]") {
+  FakeDevice d;
+  const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 27), "2.0");
+  d.SetCmdline(ApplyKexec(d, v2));
+  auto r = Update(d, {"--rollback"});  // e.g. a failing health check, before boot-complete
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+  CHECK(d.EnvVar("OSU_B_LEFT") == "0");
+  const std::string before = Everything(d);
+  auto c = Update(d, {"--commit"});
+  INFO(c.err);
+  CHECK(c.code == 4);
+  CHECK_THAT(c.err, Catch::Contains("version 2.0 was rolled back on this device"));
+  CHECK(HasOneErrorLine(c.err));
+  CHECK(Everything(d) == before);
+  CHECK(osu::SimulateBoot(osu::ParseSelection(ParseLines(d.Env()))).slot == osu::SlotId::A);
 }
 
 TEST_CASE("rollback to a slot that was never installed is refused", "[activation][rollback][bad]") {

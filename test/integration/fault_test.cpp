@@ -104,10 +104,12 @@ void ExpectBootsVerifiedSlot(FakeDevice& d, const std::string& context) {
   INFO("grubenv: " << (vars ? "" : vars.error().message()));
   REQUIRE(vars);
   osu::BootSelection sel = osu::ParseSelection(*vars);
+  bool checked[2] = {false, false};
   for (int boot = 0; boot < 2 * osu::kMaxAttempts + 2; ++boot) {
     const osu::BootOutcome outcome = osu::SimulateBoot(sel);
     INFO("boot " << boot + 1 << " of a slot that keeps failing");
-    ExpectVerified(d, outcome.slot);
+    if (!checked[static_cast<int>(outcome.slot)]) ExpectVerified(d, outcome.slot);
+    checked[static_cast<int>(outcome.slot)] = true;
     sel = outcome.env_after;
   }
 }

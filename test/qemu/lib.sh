@@ -9,6 +9,7 @@ BUILD_DIR=${OSU_BUILD_DIR:-$SRC/build}
 # OSU_BIN given (ctest does): use the binaries there; else build them in BUILD_DIR.
 OSU_BIN_GIVEN=${OSU_BIN:+1}
 OSU_BIN=${OSU_BIN:-$BUILD_DIR/cmd}
+export CACHE BUILD_DIR OSU_BIN  # make-disk.sh and build-rootfs.sh run as their own processes
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 COMPATIBLE=osu-qemu-x86_64

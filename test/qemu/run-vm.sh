@@ -50,11 +50,11 @@ log "QEMU pid $qemu, serial log: $logfile"
 deadline=$(( $(date +%s) + timeout )) rc=""
 while kill -0 "$qemu" 2>/dev/null; do
   if [ -n "$cut" ] && tail -c +"$((offset + 1))" "$logfile" | tr -d '\r' | grep -qE -- "$cut"; then
-    kill -9 "$qemu"; wait "$qemu" || true
+    { kill -9 "$qemu"; wait "$qemu"; } 2>/dev/null || true
     log "power cut at /$cut/"; exit 0
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
-    kill -9 "$qemu"; wait "$qemu" || true
+    { kill -9 "$qemu"; wait "$qemu"; } 2>/dev/null || true
     log "timeout after ${timeout}s; serial log: $logfile"; exit 124
   fi
   sleep 0.5

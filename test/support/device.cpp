@@ -68,15 +68,27 @@ std::string FakeDevice::EnvVar(const std::string& name) const {
 }
 
 Region FakeDevice::Partition(const std::string& label) const {
-  // sfdisk prints start and size in sectors of 512 bytes for these layouts.
-  auto out = MustRun("sfdisk --json '" + disk() + "' | python3 -c 'import json,sys; "
-                     "t=json.load(sys.stdin)[\"partitiontable\"]; "
-                     "p=[p for p in t[\"partitions\"] if p.get(\"name\")==\"" + label + "\"]; "
-                     "print(p[0][\"start\"]*512, p[0][\"size\"]*512)'");
-  std::istringstream in(out);
-  Region r;
-  in >> r.offset >> r.size;
-  return r;
+  // sfdisk's own dump is the oracle; read once per device (it never changes in a test).
+  if (partitions_.empty()) {
+    std::istringstream dump(MustRun("sfdisk -d '" + disk() + "'"));
+    std::string line;
+    auto field = [](const std::string& l, const std::string& key) {
+      auto pos = l.find(" " + key + "=");
+      if (pos != std::string::npos) ++pos;
+      if (pos == std::string::npos) return std::string();
+      pos = l.find_first_not_of(' ', pos + key.size() + 1);
+      if (l[pos] == '"') return l.substr(pos + 1, l.find('"', pos + 1) - pos - 1);
+      return l.substr(pos, l.find_first_of(", ", pos) - pos);
+    };
+    while (std::getline(dump, line)) {
+      if (line.find(" : start=") == std::string::npos) continue;
+      partitions_[field(line, "name")] = Region{std::stoull(field(line, "start")) * 512,
+                                                std::stoull(field(line, "size")) * 512};
+    }
+  }
+  auto it = partitions_.find(label);
+  REQUIRE(it != partitions_.end());
+  return it->second;
 }
 
 void FakeDevice::WriteConfig(const std::string& extra, const std::string& compatible,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,7 @@ class FakeDevice {
  private:
   TempDir dir_;
   std::string layout_;
+  mutable std::map<std::string, Region> partitions_;  // by PARTLABEL, from sfdisk -d
 };
 
 }  // namespace osu::test
