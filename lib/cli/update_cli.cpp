@@ -226,8 +226,6 @@ int RunApply(const SystemState& st, const Context& c) {
   std::string uri = opt.apply_source.empty() ? st.config.DefaultSource() : opt.apply_source;
   if (uri.empty())
     return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
-  auto lock = AcquireLock(st.config.lock_path);
-  if (!lock) return c.p.Fail(lock.error());
   // A refusal by state must not depend on the source: say "trial pending", not "not found".
   if (auto r = CheckInstallAllowed(st); !r) return c.p.Fail(r.error());
 
@@ -296,8 +294,6 @@ int RunApply(const SystemState& st, const Context& c) {
 }
 
 int RunCommit(const SystemState& st, const Context& c) {
-  auto lock = AcquireLock(st.config.lock_path);
-  if (!lock) return c.p.Fail(lock.error());
   auto r = Commit(st, c.env);
   if (!r) return c.p.Fail(r.error());
   return Done(c.s, c.opt.json, "commit", r->message,
@@ -306,8 +302,6 @@ int RunCommit(const SystemState& st, const Context& c) {
 }
 
 int RunRollback(const SystemState& st, const Context& c) {
-  auto lock = AcquireLock(st.config.lock_path);
-  if (!lock) return c.p.Fail(lock.error());
   if (c.opt.dry_run) {
     return Done(c.s, c.opt.json, "rollback",
                 std::string("Dry run: would make slot ") + SlotLetter(OtherSlot(st.booted)) +
@@ -402,6 +396,12 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
 
   auto cfg = LoadConfig(opt.config_path, opt.config_given);
   if (!cfg) return printer.Fail(cfg.error());
+  // Whatever changes the device holds the lock from before it reads the state it acts on.
+  Expected<Fd> lock = Fd();
+  if (opt.apply || opt.commit || opt.rollback) {
+    lock = AcquireLock(cfg->lock_path);
+    if (!lock) return printer.Fail(lock.error());
+  }
   auto env = MakeBootEnv(*cfg);
   auto state = LoadSystemState(*cfg, *env);
   if (!state) return printer.Fail(state.error());
