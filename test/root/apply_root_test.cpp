@@ -87,8 +87,11 @@ TEST_CASE("no space left on the boot partition: exit 5, slot B not verified", "[
   const std::string image = d.MakeImage("rootfs.img", 8u << 20, 33);
   const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "zstd");
   // The boot files are 150 KB; this boot partition holds 64 KiB.
+  // The boot partition's factory content (slot A, the env) moves onto the small file system.
+  MustRun("cp -a '" + d.boot() + "' '" + d.path("boot.factory") + "'");
   MustRun("mount -t tmpfs -o size=64k osu-test-boot '" + d.boot() + "'");
   Cleanup unmount{[&] { Run("umount '" + d.boot() + "'"); }};
+  MustRun("cp -a '" + d.path("boot.factory") + "/.' '" + d.boot() + "/'");
   const std::string before = d.Snapshot();
 
   auto r = RunUpdate({"--config", d.config(), "--apply", bundle});
