@@ -121,7 +121,7 @@ if [[ -x $OSU ]]; then
 update: {keys: [$WORK/key.pub.pem], compatible: bench}
 slots: {disk: $DISK}
 boot: {path: $WORK/boot, grubenv: $WORK/no-env}
-system: {cmdline: $WORK/cmdline, mountinfo: /proc/self/mountinfo, lock: $WORK/osu.lock}
+system: {cmdline: $WORK/cmdline, mountinfo: /proc/self/mountinfo, lock: $WORK/osu.lock, os_release: $WORK/none}
 YAML
   for codec in xz zstd; do
     [[ $codec == xz ]] && member=rootfs.img.xz src=$RAW.xz || member=rootfs.img.zst src=$RAW.zst
