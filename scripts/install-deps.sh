@@ -12,6 +12,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libcli11-dev catch2 libzstd-dev libcurl4-openssl-dev zlib1g-dev libubootenv-dev \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
-  dosfstools mtools nginx time python3 \
+  dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
   qemu-system-x86 ovmf debootstrap grub-efi-amd64-bin \
   >/dev/null
