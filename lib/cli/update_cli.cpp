@@ -354,8 +354,7 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   actions->add_flag("--status", opt.status,
                     "Show the slots, their records, boot attempts, booted and committed slot");
   actions->require_option(1);
-  auto* check_source = app.add_option("source", opt.check_source, "SOURCE for --check or --apply");
-  (void)check_source;
+  app.add_option("source", opt.check_source, "SOURCE for --check or --apply");
   app.add_flag("--json", opt.json, "Machine-readable output: one JSON object per line");
   auto* config = app.add_option("--config", opt.config_path, "Configuration file")
                      ->capture_default_str();
