@@ -35,6 +35,11 @@ read -r A_START < <(sfdisk --json "$OUT/disk.img" | python3 -c 'import json,sys
 print([p["start"] for p in json.load(sys.stdin)["partitiontable"]["partitions"] if p["name"]=="p.lxreadonly"][0])')
 dd if="$OUT/rootfs-v1.img" of="$OUT/disk.img" bs=1M seek=$((A_START * 512)) oflag=seek_bytes conv=notrunc status=none
 cp "$OUT/rootfs-v1/etc/os-release" "$OUT/os-release"
+# The factory boot env, as the image build writes it: boot A, B not bootable yet.
+mkdir -p "$OUT/boot/osu"
+grub-editenv "$OUT/boot/osu/grubenv" create
+grub-editenv "$OUT/boot/osu/grubenv" set OSU_ORDER="A B" OSU_A_LEFT=3 OSU_B_LEFT=0
+cp "$OUT/boot/osu/grubenv" "$OUT/boot/osu/grubenv.bak"
 
 step "Signing key and a signed v2 bundle"
 "$BUNDLE" keygen --private "$OUT/keys/bundle.pem" --public "$OUT/keys/bundle.pub.pem"
@@ -56,6 +61,7 @@ slots:
   disk: $OUT/disk.img
 boot:
   path: $OUT/boot
+  bootloader: grub
 system:
   cmdline: $OUT/cmdline
   mountinfo: /dev/null
@@ -71,11 +77,26 @@ step "os-update --check (exit 100: update available)"
 rc=0; "$OSU" --config "$OUT/os-update.yml" --check "$OUT/demo-2.0.osu" || rc=$?
 [ "$rc" -eq 100 ] || { echo "expected exit 100, got $rc"; exit 1; }
 
-step "os-update --apply"
-"$OSU" --config "$OUT/os-update.yml" --apply "$OUT/demo-2.0.osu"
+step "os-update --apply --dry-run (the plan; nothing is written)"
+"$OSU" --config "$OUT/os-update.yml" --apply "$OUT/demo-2.0.osu" --dry-run
+
+step "os-update --apply --no-activate"
+# On a device --apply goes on to kexec into slot B. This host does not boot from disk.img,
+# so os-update refuses to kexec or reboot it; --no-activate installs and verifies only.
+"$OSU" --config "$OUT/os-update.yml" --apply "$OUT/demo-2.0.osu" --no-activate
 
 step "os-update --status --json"
 "$OSU" --config "$OUT/os-update.yml" --status --json
+
+step "The device kexecs into slot B as a trial (here: its kernel command line is written)"
+echo "console=ttyS0 quiet root=PARTLABEL=p.lxrootclone1 osu.slot=B osu.trial=1" > "$OUT/cmdline"
+"$OSU" --config "$OUT/os-update.yml" --status
+
+step "boot-complete.target reached: os-update-commit.service runs os-update --commit"
+"$OSU" --config "$OUT/os-update.yml" --commit
+echo "grub-editenv list (what GRUB reads at the next boot):"
+grub-editenv "$OUT/boot/osu/grubenv" list
+grep -qx 'OSU_ORDER=B A' <(grub-editenv "$OUT/boot/osu/grubenv" list) || { echo "commit did not make B the default"; exit 1; }
 
 step "Check with independent tools: slot B == rootfs-v2.img"
 read -r B_START < <(sfdisk --json "$OUT/disk.img" | python3 -c 'import json,sys

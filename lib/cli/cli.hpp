@@ -32,6 +32,9 @@ int ExitCode(const Error& error);
 // What leaves the running system. The real one kexecs and reboots; tests pass a fake.
 struct Platform {
   std::function<std::unique_ptr<Activator>(const std::string& systemd_dir)> make_activator;
+  // The real platform refuses to kexec or reboot when slots.disk is an image file: the running
+  // system does not boot from it (the demo, a build host). Tests with a fake activator allow it.
+  bool activate_from_image_file = false;
 };
 Platform SystemPlatform();
 

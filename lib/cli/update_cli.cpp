@@ -1,5 +1,6 @@
 // `os-update`: the device-side command. Parses, loads config and system state, runs one
 // action, prints the result, and returns the exit code. All logic lives in lib/install.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -220,6 +221,18 @@ struct Context {
   BootEnv& env;
 };
 
+// kexec and reboot leave the running system; that only makes sense when it boots from the
+// slots. An image file (the demo, a build host) never is: refuse before anything is written.
+Result CheckCanLeaveSystem(const SystemState& st, const Platform& platform) {
+  struct stat info{};
+  if (platform.activate_from_image_file || ::stat(st.config.disk.c_str(), &info) != 0 ||
+      !S_ISREG(info.st_mode))
+    return {};
+  return UsageError("slots.disk '" + st.config.disk +
+                    "' is an image file, not a disk this system boots from: refusing to kexec "
+                    "or reboot the host; use --no-activate");
+}
+
 int RunApply(const SystemState& st, const Context& c) {
   const Options& opt = c.opt;
   const Streams& s = c.s;
@@ -228,6 +241,8 @@ int RunApply(const SystemState& st, const Context& c) {
     return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
   // A refusal by state must not depend on the source: say "trial pending", not "not found".
   if (auto r = CheckInstallAllowed(st); !r) return c.p.Fail(r.error());
+  if (!opt.no_activate && !opt.dry_run)
+    if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
 
   const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
   ProgressPrinter printer(opt.json ? ProgressPrinter::Mode::Json
@@ -302,6 +317,8 @@ int RunCommit(const SystemState& st, const Context& c) {
 }
 
 int RunRollback(const SystemState& st, const Context& c) {
+  if (c.opt.reboot)
+    if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
   if (c.opt.dry_run) {
     return Done(c.s, c.opt.json, "rollback",
                 std::string("Dry run: would make slot ") + SlotLetter(OtherSlot(st.booted)) +

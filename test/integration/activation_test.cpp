@@ -414,3 +414,32 @@ TEST_CASE("U-Boot: apply --reboot sets OSU_TRY, commit after the trial", "[activ
   CHECK(Status(d, "trial") == "false");
   CHECK(Status(d, "committed") == "\"B\"");
 }
+
+TEST_CASE("the real platform will not kexec or reboot a host whose slots are an image file",
+          "[activation][bad]") {
+  FakeDevice d;
+  const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 23), "2.0");
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--apply", v2}, {"--apply", v2, "--kexec"}, {"--apply", v2, "--reboot"},
+           {"--rollback", "--reboot"}}) {
+    std::vector<std::string> full{"--config", d.config()};
+    full.insert(full.end(), args.begin(), args.end());
+    auto r = RunUpdateAsHost(full);
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("is an image file, not a disk this system boots from"));
+    CHECK_THAT(r.err, Catch::Contains("--no-activate"));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+
+  // Installing without leaving the system is what such a host can do.
+  auto ok = RunUpdateAsHost({"--config", d.config(), "--apply", v2, "--no-activate"});
+  INFO(ok.err);
+  CHECK(ok.code == 0);
+  CHECK_THAT(ok.out, Catch::Contains("Not activated (--no-activate)"));
+  CHECK(LastActivatorCalls().empty());
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+}

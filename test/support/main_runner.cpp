@@ -56,17 +56,29 @@ std::vector<std::string>& ActivatorLog() {
 
 std::vector<std::string> LastActivatorCalls() { return ActivatorLog(); }
 
-MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data) {
+namespace {
+MainResult RunUpdateOn(const std::vector<std::string>& args, const std::string& stdin_data,
+                       bool activate_from_image_file) {
   ActivatorLog().clear();
   cli::Platform platform;
   platform.make_activator = [](const std::string&) -> std::unique_ptr<Activator> {
     return std::make_unique<RecordingActivator>(ActivatorLog());
   };
+  platform.activate_from_image_file = activate_from_image_file;
   return RunMain(
       [&](const std::vector<std::string>& a, const cli::Streams& s) {
         return cli::UpdateMain(a, s, platform);
       },
       "os-update", args, stdin_data);
+}
+}  // namespace
+
+MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data) {
+  return RunUpdateOn(args, stdin_data, true);
+}
+
+MainResult RunUpdateAsHost(const std::vector<std::string>& args) {
+  return RunUpdateOn(args, "", false);
 }
 
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data) {

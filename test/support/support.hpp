@@ -54,6 +54,8 @@ struct MainResult {
   std::string out, err;
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
+// As RunUpdate, but with the real platform's refusal to kexec or reboot from an image file.
+MainResult RunUpdateAsHost(const std::vector<std::string>& args);
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data = "");
 // What the last RunUpdate asked of its (fake) activator: "load K I CMDLINE", "kexec", "reboot".
 std::vector<std::string> LastActivatorCalls();
