@@ -13,5 +13,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
-  qemu-system-x86 ovmf debootstrap grub-efi-amd64-bin \
+  qemu-system-x86 ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools \
   >/dev/null
