@@ -13,5 +13,13 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
-  qemu-system-x86 ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools \
+  ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu \
   >/dev/null
+# QEMU from bookworm-backports (10.x): 7.2's pflash corrupts U-Boot's env on saveenv. Both
+# system emulators come from there, as they share qemu-system-common.
+grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/ ||
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' |
+  $SUDO tee /etc/apt/sources.list.d/os-update-backports.list >/dev/null
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+  qemu-system-x86 qemu-system-arm >/dev/null

@@ -93,7 +93,7 @@ if test "${osu_ok}" = yes; then
   if test "${osu_trial}" = yes; then env set bootargs "${bootargs} osu.trial=1"; fi
 fi
 
-# Kernel: an uncompressed arm64 Image, else vmlinuz (Debian's is a gzip'd Image, which booti
+# Kernel: an uncompressed arm64 Image, else vmlinuz (an Image, or a gzip'd Image that booti
 # unpacks through kernel_comp_addr_r: 128 MiB past ramdisk_addr_r unless the board sets it).
 if test "${osu_ok}" = yes; then
   if test -e ${osu_dt} ${osu_dn}:${osu_bp} ${osu_dir}/Image; then osu_kernel=Image; else osu_kernel=vmlinuz; fi
