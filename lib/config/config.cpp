@@ -40,6 +40,16 @@ class ConfigReader {
     return {};
   }
 
+  // Tri-state: absent or null leave `out` unset ("decide automatically").
+  Result Bool(const char* section, const char* key, std::optional<bool>& out) const {
+    bool value = false;
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    if (auto r = Bool(section, key, value); !r) return r;
+    out = value;
+    return {};
+  }
+
   Result Unsigned(const char* section, const char* key, unsigned& out) const {
     YAML::Node node = Child(section, key);
     if (!node || node.IsNull()) return {};
@@ -48,6 +58,20 @@ class ConfigReader {
         s.size() > 4)
       return Bad(node, Name(section, key), "must be a small non-negative number");
     out = static_cast<unsigned>(std::stoul(s));
+    return {};
+  }
+
+  // A number in [0, max]; for limits larger than Unsigned()'s few digits.
+  Result Number(const char* section, const char* key, unsigned max, unsigned& out) const {
+    YAML::Node node = Child(section, key);
+    if (!node || node.IsNull()) return {};
+    const std::string s = node.IsScalar() ? node.Scalar() : "";
+    const std::string why = "must be a number from 0 to " + std::to_string(max);
+    if (s.empty() || s.size() > 10 || s.find_first_not_of("0123456789") != std::string::npos)
+      return Bad(node, Name(section, key), why);
+    unsigned long long v = std::stoull(s);
+    if (v > max) return Bad(node, Name(section, key), why);
+    out = static_cast<unsigned>(v);
     return {};
   }
 
@@ -92,7 +116,9 @@ class ConfigReader {
                                                     "install"};
     static const std::set<std::string> kKeys = {
         "update.server", "update.name", "update.pkey", "update.keys", "update.compatible",
-        "update.ca_file", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
+        "update.ca_file", "update.pinned_pubkey", "update.connect_timeout",
+        "update.low_speed_limit", "update.low_speed_time", "update.retries", "update.known_hosts",
+        "update.allow_unsigned_ssh", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
         "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd",
         "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
         "install.threads"};
@@ -133,6 +159,11 @@ std::string Config::DefaultSource() const {
   if (server.empty() || name.empty()) return "";
   std::string base = server;
   while (!base.empty() && base.back() == '/') base.pop_back();
+  // EOS wrote its server as user@host: no scheme, so not a path or a URL of ours.
+  const bool eos_ssh = base.find("://") == std::string::npos &&
+                       base.find('@') != std::string::npos && base.find('/') == std::string::npos;
+  if (eos_ssh) base = "ssh://" + base;
+  if (base.rfind("ssh://", 0) == 0) return base + "/" + name + ".raw.dev";
   return base + "/" + name + ".osu";
 }
 
@@ -157,6 +188,13 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.StringList("update", "keys", config.keys),
                        r.String("update", "compatible", config.compatible),
                        r.String("update", "ca_file", config.ca_file),
+                       r.String("update", "pinned_pubkey", config.pinned_pubkey),
+                       r.Number("update", "connect_timeout", 3600, config.connect_timeout_s),
+                       r.Number("update", "low_speed_limit", 1u << 30, config.low_speed_limit),
+                       r.Number("update", "low_speed_time", 3600, config.low_speed_time_s),
+                       r.Number("update", "retries", 20, config.retries),
+                       r.String("update", "known_hosts", config.known_hosts),
+                       r.Bool("update", "allow_unsigned_ssh", config.allow_unsigned_ssh),
                        r.String("slots", "disk", config.disk),
                        r.String("slots", "a", config.labels.a),
                        r.String("slots", "b", config.labels.b),
@@ -183,6 +221,10 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
   } catch (const YAML::Exception& e) {
     return UsageError("config '" + path + "': " + e.what());
   }
+  // libcurl's only other form is a key file; one form keeps the pin readable in the config.
+  if (!config.pinned_pubkey.empty() && config.pinned_pubkey.rfind("sha256//", 0) != 0)
+    return UsageError("config '" + path + "': update.pinned_pubkey must be 'sha256//<base64 of "
+                      "the SPKI digest>' (several joined with ';')");
   if (config.labels.a == config.labels.b)
     return UsageError("config '" + path + "': slots.a and slots.b are both '" + config.labels.a +
                       "'");

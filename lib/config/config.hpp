@@ -37,6 +37,13 @@ struct Config {
   std::vector<std::string> keys;     // update.keys: PEM public keys trusted for bundles
   std::string compatible;            // update.compatible: must equal the manifest's
   std::string ca_file;               // update.ca_file: CA bundle for https
+  std::string pinned_pubkey;         // update.pinned_pubkey: "sha256//<base64>[;sha256//...]"
+  unsigned connect_timeout_s = 30;   // update.connect_timeout: seconds to connect (http, ssh)
+  unsigned low_speed_limit = 1024;   // update.low_speed_limit: bytes/s ...
+  unsigned low_speed_time_s = 60;    // update.low_speed_time: ... for this long aborts (0: never)
+  unsigned retries = 3;              // update.retries: resumed attempts per download (http)
+  std::string known_hosts;           // update.known_hosts: ssh host keys; "" = ssh's defaults
+  bool allow_unsigned_ssh = false;   // update.allow_unsigned_ssh: accept ssh's raw images
 
   // slots:
   std::string disk;                  // slots.disk: disk or image file; "" = scan all devices
@@ -60,10 +67,11 @@ struct Config {
 
   // install:
   bool verify_readback = false;      // install.verify: read the slot back after writing
-  bool skip_unchanged = false;       // install.skip_unchanged
+  std::optional<bool> skip_unchanged;  // install.skip_unchanged: unset = on for flash media
   unsigned threads = 0;              // install.threads: decoder threads, 0 = all CPUs
 
   // The bundle URL: update.server + "/" + update.name + ".osu" ("" when not configured).
+  // An ssh server (ssh://user@host[:port] or EOS's user@host) serves update.name + ".raw.dev".
   std::string DefaultSource() const;
   std::string GrubenvPath() const { return grubenv.empty() ? boot_path + "/osu/grubenv" : grubenv; }
 };

@@ -17,6 +17,7 @@
 #include "common/fd.hpp"
 #include "compress/compression.hpp"
 #include "device/block_device.hpp"
+#include "device/storage_media.hpp"
 #include "install/version.hpp"
 
 namespace osu {
@@ -139,6 +140,11 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   const auto rejected = LoadRejectedVersions(state.config.boot_path);
   if (std::find(rejected.begin(), rejected.end(), m.version) != rejected.end()) {
     result.reason = "version " + m.version + " was rolled back on this device";
+  } else if (m.min_version && !state.installed_version.empty() &&
+             CompareVersions(state.installed_version, *m.min_version) < 0) {
+    // --apply would refuse it (exit 2): not an update this device can take yet.
+    result.reason = m.version + " needs at least version " + *m.min_version +
+                    " installed, this device runs " + state.installed_version;
   } else if (state.installed_version.empty()) {
     result.update_available = true;
     result.reason = "installed version unknown";
@@ -242,7 +248,11 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   CopyOptions copy;
   copy.expected_size = m.image.size;
   copy.expected_sha256 = m.image.sha256;
-  copy.skip_unchanged = config.skip_unchanged;
+  const StorageMedia media = ProbeStorageMedia(target.WritePath());
+  copy.skip_unchanged = SkipUnchangedFor(config.skip_unchanged, media);
+  if (copy.skip_unchanged)
+    reporter.Info("Writing only the blocks that differ (install.skip_unchanged, " +
+                  StorageMediaName(media) + ")");
   copy.verify_readback = config.verify_readback;
   if (reporter.progress) {
     copy.progress = [&](uint64_t done) { reporter.progress(Progress{"write", done, m.image.size}); };
@@ -250,6 +260,9 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   auto copied = StreamToDevice(**decoder, **device, copy);
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
+  if (copy.skip_unchanged)
+    reporter.Info("Wrote " + HumanBytes(copied->bytes_written) + " of " +
+                  HumanBytes(copied->bytes) + "; the rest was unchanged");
   FaultPoint("apply: image written and synced");
   if (auto r = b.Finish(); !r) return fail(r.error());
 

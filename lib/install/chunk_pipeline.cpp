@@ -28,14 +28,21 @@ struct Slot {
   uint8_t* data = nullptr;
   size_t len = 0;
   uint64_t offset = 0;
+  uint64_t seq = 0;    // chunk number in the stream
   size_t pending = 0;  // consumers that still need it
 };
 
 // Everything the threads share, under one mutex: chunks move at most every few ms.
 class Shared {
  public:
-  Shared(const std::vector<uint8_t*>& buffers, size_t consumers)
-      : slots_(buffers.size()), queues_(consumers), ready_(consumers) {
+  Shared(const std::vector<uint8_t*>& buffers, size_t consumers,
+         std::vector<std::optional<size_t>> after)
+      : slots_(buffers.size()),
+        queues_(consumers),
+        ready_(consumers),
+        after_(std::move(after)),
+        done_(consumers, 0) {
+    after_.resize(consumers);
     for (size_t i = 0; i < buffers.size(); ++i) {
       slots_[i].data = buffers[i];
       free_.push_back(i);
@@ -89,14 +96,19 @@ class Shared {
   // Consumer side. nullopt: stopped, or the end of the data.
   std::optional<size_t> TakeNext(size_t k) {
     std::unique_lock lk(mu_);
-    ready_[k].wait(lk, [&] { return stop_ || produced_all_ || !queues_[k].empty(); });
+    ready_[k].wait(lk, [&] {
+      return stop_ || (queues_[k].empty() ? produced_all_ : Ready(k, queues_[k].front()));
+    });
     if (stop_ || queues_[k].empty()) return std::nullopt;
     size_t i = queues_[k].front();
     queues_[k].pop_front();
     return i;
   }
-  void Done(size_t i) {
+  void Done(size_t k, size_t i) {
     std::lock_guard lk(mu_);
+    ++done_[k];
+    for (size_t d = 0; d < after_.size(); ++d)
+      if (after_[d] == k) ready_[d].notify_one();
     if (--slots_[i].pending == 0) {
       free_.push_back(i);
       free_ready_.notify_one();
@@ -104,6 +116,10 @@ class Shared {
   }
 
  private:
+  // Consumers see chunks in order, so "done with chunk seq" is a count.
+  bool Ready(size_t k, size_t i) const {
+    return !after_[k] || done_[*after_[k]] > slots_[i].seq;
+  }
   void StopLocked() {
     stop_ = true;
     free_ready_.notify_all();
@@ -116,6 +132,8 @@ class Shared {
   std::vector<std::deque<size_t>> queues_;
   std::condition_variable free_ready_;
   std::vector<std::condition_variable> ready_;
+  std::vector<std::optional<size_t>> after_;
+  std::vector<uint64_t> done_;  // chunks each consumer has finished
   bool produced_all_ = false;
   std::atomic<bool> stop_{false};
   std::optional<Error> error_;
@@ -140,7 +158,7 @@ void ConsumeAll(Shared& shared, size_t k, const ChunkPipeline::Consumer& consume
         shared.Fail(r.error());
         return;
       }
-      shared.Done(*i);
+      shared.Done(k, *i);
     }
   } catch (...) {
     shared.Fail(DeviceError("Internal error while copying the image: " +
@@ -169,17 +187,24 @@ class Joiner {
 
 }  // namespace
 
-Result ChunkPipeline::Run(const Producer& produce, const std::vector<Consumer>& consumers) {
+Result ChunkPipeline::Run(const Producer& produce, const std::vector<Consumer>& consumers,
+                          const std::vector<std::optional<size_t>>& after) {
   if (buffers_.empty() || consumers.empty()) {
     return UsageError("Chunk pipeline needs at least one buffer and one consumer");
   }
-  Shared shared(buffers_, consumers.size());
+  for (size_t k = 0; k < after.size(); ++k) {
+    // Only on an earlier consumer: no cycle can deadlock.
+    if (k >= consumers.size() || (after[k] && *after[k] >= k))
+      return UsageError("Chunk pipeline: consumer " + std::to_string(k) +
+                        " can only wait for an earlier consumer");
+  }
+  Shared shared(buffers_, consumers.size(), after);
   Joiner joiner(shared);
   try {
     for (size_t k = 0; k < consumers.size(); ++k) {
       joiner.Add(std::thread(ConsumeAll, std::ref(shared), k, std::cref(consumers[k])));
     }
-    uint64_t offset = 0;
+    uint64_t offset = 0, seq = 0;
     while (auto i = shared.TakeFree()) {
       Slot& s = shared.slot(*i);
       auto n = produce(offset, std::span<uint8_t>(s.data, chunk_size_));
@@ -193,6 +218,7 @@ Result ChunkPipeline::Run(const Producer& produce, const std::vector<Consumer>& 
       }
       s.len = *n;
       s.offset = offset;
+      s.seq = seq++;
       offset += *n;
       shared.Publish(*i);
       if (*n < chunk_size_) break;

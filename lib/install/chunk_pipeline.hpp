@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -32,8 +33,11 @@ class ChunkPipeline {
       : buffers_(std::move(buffers)), chunk_size_(chunk_size) {}
 
   // Runs until the producer reaches the end or anyone fails; returns the first error (of
-  // whichever side). Every consumer thread is joined before it returns.
-  Result Run(const Producer& produce, const std::vector<Consumer>& consumers);
+  // whichever side). Every consumer thread is joined before it returns. `after[k]`, when
+  // given, makes consumer k take a chunk only once consumer after[k] (< k) is done with it (a
+  // writer after the reader of what the target holds there).
+  Result Run(const Producer& produce, const std::vector<Consumer>& consumers,
+             const std::vector<std::optional<size_t>>& after = {});
 
  private:
   std::vector<uint8_t*> buffers_;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <vector>
 
 #include "crypto/sha256.hpp"
@@ -12,9 +13,9 @@
 namespace osu {
 namespace {
 
-// Granularity of skip-unchanged comparisons: small enough for a modest scratch buffer,
-// large enough that the writes stay big.
-constexpr size_t kCompareBlock = 1u << 20;
+// Granularity of skip-unchanged comparisons: the file-system block and O_DIRECT unit, so a
+// changed 4 KiB file costs 4 KiB of writes, not a whole chunk.
+constexpr size_t kCompareBlock = 4096;
 
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -47,20 +48,66 @@ Expected<size_t> FillFromStream(Reader& decoded, uint64_t offset, std::span<uint
   return filled;
 }
 
-// Writes only the compare blocks of `data` that differ from what the device holds.
-Result WriteChanged(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data,
-                    std::span<uint8_t> scratch, uint64_t& written) {
-  for (size_t at = 0; at < data.size(); at += scratch.size()) {
-    auto part = data.subspan(at, std::min(scratch.size(), data.size() - at));
-    auto n = device.ReadAt(offset + at, scratch.first(part.size()));
-    if (!n) return n.error();
-    if (*n == part.size() && std::memcmp(scratch.data(), part.data(), part.size()) == 0) continue;
-    auto r = device.WriteAt(offset + at, part);
-    if (!r) return r;
-    written += part.size();
+// What the target holds where the chunks in flight go, read ahead of the writer by its own
+// pipeline consumer: the slot's reads then overlap the writes instead of taking turns with
+// them. One aligned buffer per pipeline buffer: a chunk's slot here is reused only after the
+// writer is done with that chunk (its pipeline buffer must be free first).
+class TargetContent {
+ public:
+  TargetContent(size_t slots, size_t chunk_size) : chunk_size_(chunk_size) {
+    for (size_t i = 0; i < slots; ++i) {
+      buffers_.push_back(AllocateAligned(chunk_size));
+      held_.push_back(0);
+    }
   }
-  return {};
-}
+
+  // Pipeline consumer: one large read (direct I/O like the writes).
+  Result Read(BlockDevice& device, uint64_t offset, size_t len) {
+    size_t i = Index(offset);
+    auto n = device.ReadAt(offset, std::span(buffers_[i].get(), len));
+    if (!n) return n.error();
+    held_[i] = *n;  // a short read leaves the rest to be written
+    return {};
+  }
+
+  // Writes only the blocks of `data` that differ from what Read() found, each run of adjacent
+  // differing blocks as one write.
+  Result WriteChanged(BlockDevice& device, uint64_t offset, std::span<const uint8_t> data,
+                      uint64_t& written) const {
+    const size_t i = Index(offset);
+    const uint8_t* old = buffers_[i].get();
+    const size_t held = held_[i];
+    if (held == data.size() && std::memcmp(old, data.data(), data.size()) == 0) return {};
+
+    auto differs = [&](size_t at) {
+      size_t len = std::min(kCompareBlock, data.size() - at);
+      return at + len > held || std::memcmp(old + at, data.data() + at, len) != 0;
+    };
+    size_t at = 0;
+    while (at < data.size()) {
+      if (!differs(at)) {
+        at += kCompareBlock;
+        continue;
+      }
+      size_t end = at + kCompareBlock;
+      while (end < data.size() && differs(end)) end += kCompareBlock;
+      end = std::min(end, data.size());
+      if (auto r = device.WriteAt(offset + at, data.subspan(at, end - at)); !r) return r;
+      written += end - at;
+      at = end;
+    }
+    return {};
+  }
+
+ private:
+  size_t Index(uint64_t offset) const {
+    return static_cast<size_t>(offset / chunk_size_ % buffers_.size());
+  }
+
+  size_t chunk_size_;
+  std::vector<AlignedBuffer> buffers_;
+  std::vector<size_t> held_;
+};
 
 // Reads [0, size) of the device back through the same buffers and hashes it.
 Expected<std::string> HashDevice(BlockDevice& device, uint64_t size, ChunkPipeline& pipeline) {
@@ -101,9 +148,8 @@ Expected<CopyStats> Copy(Reader& decoded, BlockDevice& device, const CopyOptions
     owned.push_back(AllocateAligned(options.chunk_size));
     buffers.push_back(owned.back().get());
   }
-  AlignedBuffer scratch;
-  size_t scratch_size = std::min(options.chunk_size, kCompareBlock);
-  if (options.skip_unchanged) scratch = AllocateAligned(scratch_size);
+  std::optional<TargetContent> target;
+  if (options.skip_unchanged) target.emplace(options.buffers, options.chunk_size);
   ChunkPipeline pipeline(buffers, options.chunk_size);
 
   Sha256 sha;
@@ -119,15 +165,17 @@ Expected<CopyStats> Copy(Reader& decoded, BlockDevice& device, const CopyOptions
     return {};
   };
   auto write = [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
-    if (options.skip_unchanged) {
-      return WriteChanged(device, offset, data, std::span(scratch.get(), scratch_size),
-                          stats.bytes_written);
-    }
+    if (target) return target->WriteChanged(device, offset, data, stats.bytes_written);
     auto r = device.WriteAt(offset, data);
     if (r) stats.bytes_written += data.size();
     return r;
   };
-  auto r = pipeline.Run(produce, {hash, write});
+  auto read_target = [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
+    return target->Read(device, offset, data.size());
+  };
+  // Skip-unchanged: the writer takes a chunk once the target's content there has been read.
+  auto r = target ? pipeline.Run(produce, {hash, read_target, write}, {std::nullopt, std::nullopt, 1})
+                  : pipeline.Run(produce, {hash, write});
   if (!r) return r.error();
 
   stats.sha256 = sha.HexDigest();

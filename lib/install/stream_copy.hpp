@@ -17,7 +17,9 @@ struct CopyOptions {
   std::string expected_sha256;   // lower-case hex
   size_t chunk_size = 4u << 20;  // bytes per write (multiple of 4096)
   unsigned buffers = 4;          // chunks in flight
-  bool skip_unchanged = false;   // read the target block, write only if it differs
+  // Read what the target holds (its own thread, one large read per chunk, then `buffers` more
+  // chunks of memory) and write only the 4 KiB blocks that differ, adjacent ones together.
+  bool skip_unchanged = false;
   bool verify_readback = false;  // read the written region back and hash it again
   std::function<void(uint64_t done)> progress;  // decoded bytes so far; may be empty
 };

@@ -209,17 +209,90 @@ TEST_CASE("StreamToDevice with skip_unchanged writes only the chunks that differ
     CHECK(dev.bytes_written() == 0);
     CHECK(dev.syncs == 1);
   }
-  SECTION("two chunks and the tail differ: only they are written") {
+  SECTION("two 4 KiB blocks and the tail differ: only they are written") {
     dev.data()[3 * 65536 + 5] ^= 0xff;
     dev.data()[7 * 65536] ^= 0xff;
     dev.data()[10 * 65536 + 776] ^= 0xff;
     PiecewiseReader reader(image);
     auto stats = osu::StreamToDevice(reader, dev, options);
     REQUIRE(stats);
-    CHECK(stats->bytes_written == 2 * 65536 + 777);
-    CHECK(dev.bytes_written() == 2 * 65536 + 777);
+    CHECK(stats->bytes_written == 2 * 4096 + 777);
+    CHECK(dev.bytes_written() == 2 * 4096 + 777);
     CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
   }
+}
+
+// Logs every transfer: what the skip path asks of the medium.
+class RecordingDevice final : public osu::BlockDevice {
+ public:
+  explicit RecordingDevice(uint64_t size) : mem_(size, "/dev/mmcblk0p3") {}
+  uint64_t size() const override { return mem_.size(); }
+  const std::string& name() const override { return mem_.name(); }
+  osu::Result WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    writes.emplace_back(offset, data.size());
+    return mem_.WriteAt(offset, data);
+  }
+  osu::Expected<size_t> ReadAt(uint64_t offset, std::span<uint8_t> data) override {
+    if (fail_read_at == offset)
+      return osu::DeviceError("Failed to read '" + name() + "' at offset " + std::to_string(offset) +
+                              ": Input/output error");
+    reads.emplace_back(offset, data.size());
+    aligned_reads = aligned_reads && reinterpret_cast<uintptr_t>(data.data()) % 4096 == 0;
+    return mem_.ReadAt(offset, data);
+  }
+  osu::Result Sync() override { return mem_.Sync(); }
+  uint64_t bytes_written() const override { return mem_.bytes_written(); }
+  std::vector<uint8_t>& data() { return mem_.data(); }
+
+  std::vector<std::pair<uint64_t, size_t>> reads, writes;
+  bool aligned_reads = true;
+  std::optional<uint64_t> fail_read_at;
+
+ private:
+  osu::MemoryBlockDevice mem_;
+};
+
+TEST_CASE("skip_unchanged reads whole chunks and writes each run of changed blocks once") {
+  constexpr size_t kChunk = 256 * 1024;
+  auto image = RandomBytes(3 * kChunk + 1000, 11);
+  RecordingDevice dev(image.size());
+  std::copy(image.begin(), image.end(), dev.data().begin());
+  // Chunk 0: blocks 2, 3, 4 (adjacent: one write) and block 10. Chunk 1: untouched.
+  // Chunk 2: its last block. The tail: its last byte.
+  for (size_t at : std::initializer_list<size_t>{2 * 4096 + 17, 3 * 4096 + 0, 4 * 4096 + 4095, 10 * 4096 + 9,
+                                                 3 * kChunk - 1, 3 * kChunk + 999})
+    dev.data()[at] ^= 0x5a;
+  auto options = Options(image, OracleSha256(image));
+  options.chunk_size = kChunk;
+  options.skip_unchanged = true;
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE(stats);
+  CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+  using Io = std::vector<std::pair<uint64_t, size_t>>;
+  CHECK(dev.reads == Io{{0, kChunk}, {kChunk, kChunk}, {2 * kChunk, kChunk}, {3 * kChunk, 1000}});
+  CHECK(dev.aligned_reads);
+  CHECK(dev.writes == Io{{2 * 4096, 3 * 4096},
+                         {10 * 4096, 4096},
+                         {3 * kChunk - 4096, 4096},
+                         {3 * kChunk, 1000}});
+  CHECK(stats->bytes_written == 5 * 4096 + 1000);
+}
+
+TEST_CASE("skip_unchanged onto a device that differs everywhere writes each chunk once") {
+  constexpr size_t kChunk = 128 * 1024;
+  auto image = RandomBytes(4 * kChunk, 12);
+  RecordingDevice dev(image.size());  // all zeros
+  auto options = Options(image, OracleSha256(image));
+  options.chunk_size = kChunk;
+  options.skip_unchanged = true;
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE(stats);
+  CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+  CHECK(dev.writes.size() == 4);
+  for (const auto& [offset, len] : dev.writes) CHECK(len == kChunk);
+  CHECK(stats->bytes_written == image.size());
 }
 
 TEST_CASE("StreamToDevice verifies the read-back") {
@@ -277,4 +350,18 @@ TEST_CASE("StreamToDevice rejects a chunk size that O_DIRECT cannot use") {
   auto stats = osu::StreamToDevice(reader, dev, options);
   REQUIRE_FALSE(stats);
   CHECK(stats.error().kind() == ErrorKind::Usage);
+}
+
+TEST_CASE("skip_unchanged: a target that cannot be read fails the copy, that chunk unwritten") {
+  constexpr size_t kChunk = 64 * 1024;
+  auto image = RandomBytes(6 * kChunk, 13);
+  RecordingDevice dev(image.size());
+  dev.fail_read_at = 3 * kChunk;
+  auto options = Options(image, OracleSha256(image));
+  options.skip_unchanged = true;
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().message() == "Failed to read '/dev/mmcblk0p3' at offset 196608: Input/output error");
+  for (const auto& [offset, len] : dev.writes) CHECK(offset + len <= 3 * kChunk);
 }
