@@ -14,6 +14,7 @@
 #include "install/activation.hpp"
 #include "install/apply.hpp"
 #include "install/lock.hpp"
+#include "install/raw_image.hpp"
 #include "install/system.hpp"
 #include "source/source.hpp"
 
@@ -163,6 +164,13 @@ Expected<std::unique_ptr<Reader>> OpenCliSource(const std::string& uri, const St
 SourceOptions MakeSourceOptions(const Config& config, ProgressPrinter* printer) {
   SourceOptions o;
   o.ca_file = config.ca_file;
+  o.pinned_pubkey = config.pinned_pubkey;
+  o.connect_timeout_s = config.connect_timeout_s;
+  o.low_speed_limit = config.low_speed_limit;
+  o.low_speed_time_s = config.low_speed_time_s;
+  o.retries = config.retries;
+  o.ssh_identity = config.pkey;
+  o.ssh_known_hosts = config.known_hosts;
   if (printer) o.log = [printer](const std::string& line) { printer->Info(line); };
   return o;
 }
@@ -171,6 +179,9 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
   std::string uri = opt.check_source.empty() ? st.config.DefaultSource() : opt.check_source;
   if (uri.empty())
     return p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
+  if (IsSshSource(uri))
+    return p.Fail(UsageError("--check needs a signed bundle; '" + DescribeSource(uri) +
+                             "' serves an unsigned raw image"));
   SourceOptions so = MakeSourceOptions(st.config, nullptr);
   so.read_limit = 48 * 1024;  // manifest and signature only (they must fit in it)
   auto source = OpenCliSource(uri, s, so);
@@ -233,6 +244,47 @@ Result CheckCanLeaveSystem(const SystemState& st, const Platform& platform) {
                     "or reboot the host; use --no-activate");
 }
 
+ProgressPrinter::Mode PrinterMode(const Options& opt, const Streams& s) {
+  const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
+  return opt.json ? ProgressPrinter::Mode::Json
+                  : (tty ? ProgressPrinter::Mode::Bar : ProgressPrinter::Mode::Plain);
+}
+
+// ssh://: EOS's unsigned raw images, only with update.allow_unsigned_ssh (checked before
+// connecting). Never activated: a raw image brings no kernel or bootloader snippet.
+int RunApplyRaw(const SystemState& st, const Context& c, const std::string& uri) {
+  const Options& opt = c.opt;
+  const std::string where = DescribeSource(uri);
+  if (auto r = CheckUnsignedImageAllowed(st.config, where); !r) return c.p.Fail(r.error());
+  if (opt.kexec || opt.reboot)
+    return c.p.Fail(UsageError("--kexec and --reboot need boot files; the unsigned raw image from '" +
+                               where + "' has none, it can only be installed"));
+  const char letter = SlotLetter(OtherSlot(st.booted));
+  if (opt.dry_run)
+    return Done(c.s, opt.json, "apply",
+                "Dry run: would stream the unsigned raw image from " + where + " into slot " +
+                    letter + "; nothing was written.",
+                Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true));
+  ProgressPrinter printer(PrinterMode(opt, c.s), opt.json ? c.s.out : c.s.err);
+  auto source = OpenCliSource(uri, c.s, MakeSourceOptions(st.config, &printer));
+  if (!source) return c.p.Fail(source.error());
+  auto result = ApplyRawImage(st, c.env, **source, RawImageRequest{where}, printer.MakeReporter());
+  printer.Finish();
+  if (!result) return c.p.Fail(result.error());
+  return Done(c.s, opt.json, "apply",
+              "Installed the unsigned raw image from " + where + " into slot " + letter + " (" +
+                  std::to_string(result->copy.bytes) + " bytes, sha256 " + result->copy.sha256 +
+                  "), recorded as " + kUnsignedSshSource +
+                  ". Not activated: a raw image carries no boot files.",
+              Json::MakeObject()
+                  .Set("slot", std::string(1, letter))
+                  .Set("version", result->manifest.version)
+                  .Set("sha256", result->copy.sha256)
+                  .Set("bytes", result->copy.bytes)
+                  .Set("source", kUnsignedSshSource)
+                  .Set("activation", "none"));
+}
+
 int RunApply(const SystemState& st, const Context& c) {
   const Options& opt = c.opt;
   const Streams& s = c.s;
@@ -241,14 +293,11 @@ int RunApply(const SystemState& st, const Context& c) {
     return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
   // A refusal by state must not depend on the source: say "trial pending", not "not found".
   if (auto r = CheckInstallAllowed(st); !r) return c.p.Fail(r.error());
+  if (IsSshSource(uri)) return RunApplyRaw(st, c, uri);
   if (!opt.no_activate && !opt.dry_run)
     if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
 
-  const bool tty = &s.err == &std::cerr && ::isatty(STDERR_FILENO);
-  ProgressPrinter printer(opt.json ? ProgressPrinter::Mode::Json
-                                   : (tty ? ProgressPrinter::Mode::Bar
-                                          : ProgressPrinter::Mode::Plain),
-                          opt.json ? s.out : s.err);
+  ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
   auto source = OpenCliSource(uri, s, MakeSourceOptions(st.config, &printer));
   if (!source) return c.p.Fail(source.error());
 
@@ -359,7 +408,7 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
                     "Read only the manifest and signature of SOURCE (default: update.server) "
                     "and compare with the booted slot: exit 0 up to date, 100 update available");
   auto* apply = actions->add_option("--apply", opt.apply_source,
-                                    "Install SOURCE (path, file://, -, http(s)://; default: "
+                                    "Install SOURCE (path, file://, -, http(s)://, ssh://; default: "
                                     "update.server) into the inactive slot")
                     ->expected(0, 1);
   actions->add_flag("--commit", opt.commit,

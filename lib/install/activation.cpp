@@ -27,6 +27,11 @@ Result CheckBootable(const SystemState& state, SlotId slot) {
     return StateError("slot " + Letter(slot) + " is not verified (state " +
                       SlotStateName(record->state) +
                       (record->reason.empty() ? "" : ": " + record->reason) + ")");
+  // A raw image (ssh://, unsigned) brings no kernel: the bootloader would find nothing.
+  if (record->boot_files.empty())
+    return StateError("slot " + Letter(slot) + " has no boot files" +
+                      (record->source.empty() ? "" : " (installed from " + record->source + ")") +
+                      ": the bootloader has nothing to boot there");
   const std::string dir = SlotDirectory(state.config.boot_path, slot);
   for (const auto& f : record->boot_files) {
     auto data = ReadFile(dir + "/" + f.name, ErrorKind::State);

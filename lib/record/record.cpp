@@ -75,6 +75,7 @@ std::string SerializeRecord(const Record& r) {
   }
   s += "updated_at: " + Quoted(r.updated_at) + "\n";
   if (!r.reason.empty()) s += "reason: " + Quoted(r.reason) + "\n";
+  if (!r.source.empty()) s += "source: " + Quoted(r.source) + "\n";
   return s;
 }
 
@@ -98,6 +99,7 @@ Expected<Record> ParseRecord(const std::string& yaml) {
     r.cmdline = n["cmdline"].as<std::string>("");
     r.updated_at = n["updated_at"].as<std::string>("");
     r.reason = n["reason"].as<std::string>("");
+    r.source = n["source"].as<std::string>("");
     if (n["boot_files"] && n["boot_files"].IsSequence()) {
       for (const auto& f : n["boot_files"]) {
         r.boot_files.push_back(FileEntry{f["name"].as<std::string>(), f["size"].as<uint64_t>(),

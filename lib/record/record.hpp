@@ -32,6 +32,9 @@ struct Record {
   std::vector<FileEntry> boot_files;
   std::string updated_at;  // UTC, ISO 8601
   std::string reason;      // why Invalid
+  // How the content was verified when it was not a signed bundle: "ssh (unsigned)" for a raw
+  // image accepted by update.allow_unsigned_ssh (sha256 and size are then only what arrived).
+  std::string source;
 };
 
 // <boot_path>/osu/<letter>

@@ -8,6 +8,7 @@
 
 #include "common/fd.hpp"
 #include "platform/curl/http_source.hpp"
+#include "source/ssh_source.hpp"
 
 namespace osu {
 namespace {
@@ -75,7 +76,8 @@ Expected<std::unique_ptr<Reader>> OpenFileSource(const std::string& path) {
 }  // namespace
 
 Expected<std::unique_ptr<Reader>> OpenSource(const std::string& uri, const SourceOptions& options) {
-  if (uri.empty()) return UsageError("No bundle source given (a path, file://, -, http:// or https://)");
+  if (uri.empty())
+    return UsageError("No bundle source given (a path, file://, -, http://, https:// or ssh://)");
   if (uri == "-") return MakeFdReader(0, false, kStdinName);
 
   std::string scheme = SchemeOf(uri);
@@ -86,10 +88,12 @@ Expected<std::unique_ptr<Reader>> OpenSource(const std::string& uri, const Sourc
     return OpenFileSource(*path);
   }
   if (scheme == "http" || scheme == "https") return OpenHttpSource(uri, options);
-  if (scheme == "ssh") return UsageError("ssh:// sources are not supported yet");
+  if (scheme == "ssh") return OpenSshSource(uri, options);
   return UsageError("Unsupported source scheme '" + scheme + "://' in '" + DescribeSource(uri) +
-                    "' (use a path, file://, -, http:// or https://)");
+                    "' (use a path, file://, -, http://, https:// or ssh://)");
 }
+
+bool IsSshSource(const std::string& uri) { return SchemeOf(uri) == "ssh"; }
 
 std::string DescribeSource(const std::string& uri) {
   if (uri == "-") return kStdinName;

@@ -1,9 +1,14 @@
-// --apply and --check over HTTP(S) from a real nginx on 127.0.0.1.
+// --apply and --check over HTTP(S) from a real nginx on 127.0.0.1: TLS with a test CA and a
+// pinned key, resume after a cut, a trickle below the low-speed limit, an http_proxy.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "support/device.hpp"
+#include "support/fault_proxy.hpp"
 #include "support/nginx.hpp"
 #include "support/support.hpp"
 
@@ -68,4 +73,133 @@ TEST_CASE("HTTP 404 and 500 are source errors (exit 3) and change nothing", "[ht
   }
   CHECK(d.Snapshot() == before);
   CHECK_FALSE(FileExists(d.boot() + "/osu/B/record.yml"));
+}
+
+namespace {
+
+// The SPKI pin of a PEM certificate, as curl wants it, computed by openssl (the oracle).
+std::string PinOf(const std::string& cert) {
+  std::string b64 = MustRun("openssl x509 -in '" + cert +
+                            "' -pubkey -noout | openssl pkey -pubin -outform der | "
+                            "openssl dgst -sha256 -binary | openssl enc -base64");
+  while (!b64.empty() && b64.back() == '\n') b64.pop_back();
+  return "sha256//" + b64;
+}
+
+// Sets an environment variable for one scope (the tests run os-update in-process).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) ::setenv(name, value, 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+}  // namespace
+
+TEST_CASE("https with a pinned public key: the right pin installs, a wrong one is refused",
+          "[http][pin]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 4u << 20, 43);
+  NginxServer nginx(NginxOptions{true, ""});
+  std::filesystem::copy_file(d.MakeBundle("v2.osu", image, "2.0", "zstd"), nginx.root() + "/eos.osu");
+  const std::string server_cert = std::filesystem::path(nginx.ca_file()).parent_path() / "server.crt";
+  const std::string ca = "  ca_file: " + nginx.ca_file() + "\n";
+
+  SECTION("the server's key") {
+    d.WriteConfig("", "demo-x86_64", ca + "  pinned_pubkey: " + PinOf(server_cert) + "\n");
+    auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK(d.RegionSha256(d.SlotB(), 4u << 20) == Sha256OfFile(image));
+    CHECK(RecordVerified(d));
+  }
+  SECTION("another key (the CA's): exit 3, nothing changed") {
+    d.WriteConfig("", "demo-x86_64", ca + "  pinned_pubkey: " + PinOf(nginx.ca_file()) + "\n");
+    const std::string before = d.Snapshot() + d.Fingerprint(d.SlotB());
+    auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"});
+    INFO(r.err);
+    CHECK(r.code == 3);
+    CHECK(HasOneErrorLine(r.err));
+    CHECK_THAT(r.err, Catch::Contains("public key"));
+    CHECK(d.Snapshot() + d.Fingerprint(d.SlotB()) == before);
+    CHECK_FALSE(FileExists(d.boot() + "/osu/B/record.yml"));
+  }
+}
+
+TEST_CASE("a cut download is resumed and the retry shows with its offset", "[http][retry]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 8u << 20, 44);
+  NginxServer nginx;
+  std::filesystem::copy_file(d.MakeBundle("v2.osu", image, "2.0", "gzip"), nginx.root() + "/eos.osu");
+  FaultProxy proxy(nginx.port(), 1u << 20);
+  ScopedEnv no_proxy("no_proxy", "127.0.0.1");
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.err, Catch::Matches("(.|\n)*retry 1/3 at byte [1-9][0-9]*: (.|\n)*"));
+  CHECK(proxy.connections() == 2);
+  CHECK(d.RegionSha256(d.SlotB(), 8u << 20) == Sha256OfFile(image));
+  CHECK(RecordVerified(d));
+}
+
+TEST_CASE("a trickle below update.low_speed_limit aborts after the retries (exit 3)",
+          "[http][slow]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 4u << 20, 45);
+  NginxServer nginx;
+  std::filesystem::copy_file(d.MakeBundle("v2.osu", image, "2.0", "none"), nginx.root() + "/eos.osu");
+  d.WriteConfig("", "demo-x86_64",
+                "  low_speed_limit: 2000\n  low_speed_time: 2\n  retries: 1\n"
+                "  connect_timeout: 5\n");
+  const std::string before = d.Snapshot();
+  // The head (manifest, signature, boot files) arrives fast; the image at 200 B/s.
+  FaultProxyOptions trickle;
+  trickle.trickle_after = 256 * 1024;
+  trickle.trickle_rate = 200;
+  trickle.every_connection = true;
+  FaultProxy proxy(nginx.port(), trickle);
+  ScopedEnv no_proxy("no_proxy", "127.0.0.1");
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(r.err);
+  CHECK(r.code == 3);
+  CHECK_THAT(r.err, Catch::Contains("too slow"));
+  CHECK_THAT(r.err, Catch::Matches("(.|\n)*retry 1/1 at byte [1-9][0-9]*: (.|\n)*"));
+  CHECK(seconds < 45);  // about 2 x (5 s of fast-start average + 2 s too slow)
+  CHECK(d.Snapshot() == before);
+  CHECK_FALSE(RecordVerified(d));
+}
+
+TEST_CASE("http_proxy from the environment carries the download", "[http][proxy]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 2u << 20, 46);
+  NginxServer origin;
+  std::filesystem::copy_file(d.MakeBundle("v2.osu", image, "2.0", "xz"), origin.root() + "/eos.osu");
+  // nginx as a plain-http forward proxy: it takes absolute-form requests and passes them on.
+  NginxServer proxy(NginxOptions{
+      false, "location / { proxy_pass http://127.0.0.1:" + std::to_string(origin.port()) +
+                 "; proxy_set_header Range $http_range; proxy_set_header If-Range $http_if_range; }"});
+  ScopedEnv http_proxy("http_proxy", ("http://127.0.0.1:" + std::to_string(proxy.port())).c_str());
+  ScopedEnv no_proxy("no_proxy", nullptr);
+  ScopedEnv no_proxy_upper("NO_PROXY", nullptr);
+  auto r = RunUpdate({"--config", d.config(), "--apply", origin.Url("eos.osu"), "--no-activate"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(d.RegionSha256(d.SlotB(), 2u << 20) == Sha256OfFile(image));
+  INFO("proxy log:\n" << proxy.AccessLog());
+  CHECK_THAT(proxy.AccessLog(), Catch::Contains("GET /eos.osu 200"));
+  CHECK_THAT(origin.AccessLog(), Catch::Contains("GET /eos.osu 200"));
 }

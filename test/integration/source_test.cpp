@@ -17,12 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "support/fault_proxy.hpp"
 #include "support/nginx.hpp"
 #include "support/support.hpp"
 
 namespace osu {
 namespace {
 
+using test::FaultProxy;
 using test::TempDir;
 
 Expected<std::string> ReadAll(const std::string& uri, const SourceOptions& options = {}) {
@@ -63,95 +65,6 @@ std::string Joined(const std::vector<std::string>& lines) {
   for (const auto& l : lines) s += l + "\n";
   return s;
 }
-
-// A one-thread TCP relay on 127.0.0.1 to nginx that resets the first connection after
-// `cut_after` response bytes. Bounded: 8 connections, 100 ms poll ticks, stops on destruction.
-class FaultProxy {
- public:
-  FaultProxy(int upstream_port, size_t cut_after, std::function<void()> on_cut = {})
-      : upstream_port_(upstream_port), cut_after_(cut_after), on_cut_(std::move(on_cut)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a = Loopback(0);
-    socklen_t len = sizeof a;
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(listen_fd_, 4) == 0);
-    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~FaultProxy() {
-    stop_ = true;
-    thread_.join();
-    ::close(listen_fd_);
-  }
-  std::string Url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-  int connections() const { return connections_; }
-
- private:
-  static sockaddr_in Loopback(int port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    return a;
-  }
-
-  void Serve() {
-    while (!stop_ && connections_ < 8) {
-      pollfd p{listen_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) continue;
-      int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a = Loopback(upstream_port_);
-      if (::connect(upstream, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        Relay(client, upstream, ++connections_ == 1);
-      }
-      ::close(upstream);
-      ::close(client);
-    }
-  }
-
-  void Relay(int client, int upstream, bool cut) {
-    size_t sent_back = 0;
-    char buf[16384];
-    auto idle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!stop_ && std::chrono::steady_clock::now() < idle_deadline) {
-      pollfd p[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-      if (::poll(p, 2, 100) <= 0) continue;
-      idle_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-      if (p[0].revents) {
-        ssize_t n = ::read(client, buf, sizeof buf);
-        if (n <= 0 || ::write(upstream, buf, static_cast<size_t>(n)) != n) return;
-      }
-      if (p[1].revents) {
-        ssize_t n = ::read(upstream, buf, sizeof buf);
-        if (n <= 0) return;
-        size_t len = static_cast<size_t>(n);
-        if (cut && sent_back + len >= cut_after_) len = cut_after_ - sent_back;
-        if (len > 0 && ::write(client, buf, len) != static_cast<ssize_t>(len)) return;
-        sent_back += len;
-        if (cut && sent_back >= cut_after_) {
-          if (on_cut_) on_cut_();
-          linger l{1, 0};  // close with RST: "connection reset by peer" for the client
-          ::setsockopt(client, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-          return;
-        }
-      }
-    }
-  }
-
-  int upstream_port_;
-  size_t cut_after_;
-  std::function<void()> on_cut_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0};
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -225,10 +138,14 @@ TEST_CASE("Unknown and unsupported schemes are usage errors", "[source]") {
   CHECK(ftp.error().kind() == ErrorKind::Usage);
   CHECK_THAT(ftp.error().message(), Catch::Contains("'ftp://'"));
 
-  auto ssh = OpenSource("ssh://updates@example.org/x.osu", {});
-  REQUIRE_FALSE(ssh.ok());
-  CHECK(ssh.error().kind() == ErrorKind::Usage);
-  CHECK(ssh.error().message() == "ssh:// sources are not supported yet");
+  for (const char* bad : {"ssh://updates@example.org", "ssh://updates@example.org/",
+                          "ssh://-oProxyCommand=x/a.raw.dev", "ssh://u@h:22x/a.raw.dev"}) {
+    INFO(bad);
+    auto ssh = OpenSource(bad, {});
+    REQUIRE_FALSE(ssh.ok());
+    CHECK(ssh.error().kind() == ErrorKind::Usage);
+    CHECK_THAT(ssh.error().message(), Catch::Contains("ssh://[user@]host[:port]/NAME"));
+  }
 }
 
 TEST_CASE("DescribeSource never shows credentials", "[source]") {

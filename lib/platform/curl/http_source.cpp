@@ -302,6 +302,8 @@ class HttpSource final : public Reader {
     ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
     if (!options_.ca_file.empty()) ok &= curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
+    if (!options_.pinned_pubkey.empty())
+      ok &= curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, options_.pinned_pubkey.c_str()) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_limit) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s) == CURLE_OK;
