@@ -20,6 +20,11 @@ SLOT_B_OFFSET=$((4720640 * 512))
 # Slot A's kernel command line (its /osu/A/grub.cfg); GRUB adds root= and osu.slot=.
 GUEST_CMDLINE="console=ttyS0,115200 ro quiet systemd.show_status=0 panic=10"
 
+# grep -q at the end of a pipeline stops reading at the first match: the writer then dies of
+# SIGPIPE and pipefail fails the pipeline. This reads everything.
+grep_q() { grep "$@" > /dev/null; }
+# For the wall time vm_pass reports: the whole script, preparation included.
+VM_START=${VM_START:-$(date +%s)}
 log() { printf '[qemu %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf '[qemu] FAIL: %s\n' "$*" >&2; exit 1; }
 skip() { printf '[qemu] SKIP: %s\n' "$*" >&2; exit 77; }
@@ -65,11 +70,15 @@ boot_files() {
   cp "$(ls "$ROOTFS"/boot/initrd.img-* | tail -n1)" "$1/initrd.img"
 }
 
-# slot_image VERSION OUT: the rootfs with this tree's os-update, agent and units, and
-# IMAGE_VERSION=VERSION, as an ext4 image sized to its content (mounted read-only in the guest).
+# slot_image VERSION OUT [OVERLAY]: the rootfs with this tree's os-update, agent and units,
+# IMAGE_VERSION=VERSION, and the files of the directory OVERLAY (a scenario's extra units), as
+# an ext4 image sized to its content (mounted read-only in the guest).
 slot_image() {
-  local version=$1 out=$2 r=$ROOTFS
+  local version=$1 out=$2 overlay=${3:-} r=$ROOTFS
   [ -f "$CACHE/rootfs.stamp" ] || die "no rootfs in $ROOTFS: run test/qemu/build-rootfs.sh"
+  # The rootfs is the cache: an overlay's files are removed again after the image is made, and
+  # here too, in case a run died before that.
+  overlay_remove
   # / stays read-only: the slot's content must keep matching its record's sha256.
   cat > "$r/etc/fstab" <<'FSTAB'
 PARTLABEL=p.UEFI  /boot/efi  vfat   umask=0077  0 0
@@ -94,11 +103,13 @@ YAML
   sed -i '/^IMAGE_VERSION=/d' "$r/usr/lib/os-release"
   echo "IMAGE_VERSION=$version" >> "$r/usr/lib/os-release"
   install -m 0755 "$QEMU_DIR/guest/osu-test-agent" "$r/usr/local/sbin/osu-test-agent"
-  install -m 0644 "$QEMU_DIR/guest/osu-test-agent.service" "$r/etc/systemd/system/"
   mkdir -p "$r/etc/systemd/system/multi-user.target.wants"
-  ln -sfn ../osu-test-agent.service "$r/etc/systemd/system/multi-user.target.wants/osu-test-agent.service"
-  # The product's units, once the repository has them.
   local unit
+  for unit in osu-test-agent.service osu-test-boot-complete.service; do
+    install -m 0644 "$QEMU_DIR/guest/$unit" "$r/etc/systemd/system/"
+    ln -sfn "../$unit" "$r/etc/systemd/system/multi-user.target.wants/$unit"
+  done
+  # The product's units, once the repository has them.
   for unit in "$SRC"/systemd/*.service "$SRC"/systemd/*.target "$SRC"/systemd/*.timer; do
     [ -f "$unit" ] || continue
     install -m 0644 "$unit" "$r/etc/systemd/system/"
@@ -112,21 +123,62 @@ YAML
   if chroot "$r" ldd /usr/bin/os-update | grep 'not found' >&2; then
     die "the rootfs lacks libraries os-update needs: test/qemu/build-rootfs.sh --force"
   fi
+  if [ -n "$overlay" ]; then
+    (cd "$overlay" && find . -mindepth 1 | sort -r) > "$CACHE/rootfs.overlay"
+    cp -a "$overlay/." "$r/"
+  fi
   local kib; kib=$(du -sk "$r" | cut -f1)
   rm -f "$out"
   mkfs.ext4 -q -F -L "osu-root" -d "$r" "$out" "$(( kib * 5 / 4 / 1024 + 64 ))M" >/dev/null
+  overlay_remove
+}
+# The files an overlay added to the rootfs (deepest first; directories only when empty).
+overlay_remove() {
+  [ -f "$CACHE/rootfs.overlay" ] || return 0
+  local f
+  while IFS= read -r f; do
+    if [ -d "$ROOTFS/$f" ] && [ ! -L "$ROOTFS/$f" ]; then rmdir "$ROOTFS/$f" 2>/dev/null || true
+    else rm -f "$ROOTFS/$f"; fi
+  done < "$CACHE/rootfs.overlay"
+  rm -f "$CACHE/rootfs.overlay"
 }
 
-# A bundle of a slot image: bundle VERSION OUT [compression]. The image goes to OUT.img.
+# A bundle of a slot image: bundle VERSION OUT [compression [OVERLAY]]. The image goes to
+# OUT.img, its boot files to OUT.boot/. Made once per content and kept in $CACHE/bundles (a
+# bundle takes ~30 s; most scenarios use the same 2.0): OUT and OUT.img are hard links there.
 bundle() {
-  local version=$1 out=$2 comp=${3:-zstd}
-  slot_image "$version" "$out.img"
-  boot_files "$out.boot"
-  "$OSU_BIN/os-update-bundle" create --image "$out.img" --compression "$comp" \
-    --boot-file "$out.boot/vmlinuz" --boot-file "$out.boot/initrd.img" \
-    --cmdline "$GUEST_CMDLINE" --compatible "$COMPATIBLE" --version "$version" \
-    --key "$KEYS/test.pem" --output "$out" >/dev/null
+  local version=$1 out=$2 comp=${3:-zstd} overlay=${4:-}
+  local base variant dir
+  # What every bundle is made of: rootfs, os-update, units, agent, keys, this file.
+  base=$(cat "$CACHE/rootfs.stamp" "$OSU_BIN/os-update" "$SRC"/systemd/* "$QEMU_DIR"/guest/* \
+             "$QEMU_DIR/lib.sh" "$KEYS/test.pub.pem" | sha256sum | cut -c1-16)
+  variant=$version-$comp
+  [ -z "$overlay" ] || variant=$variant-$(cd "$overlay" && find . -mindepth 1 | sort | \
+    while IFS= read -r f; do echo "$f"; [ -L "$f" ] && readlink "$f"; [ -f "$f" ] && cat "$f"; done | \
+    sha256sum | cut -c1-16)
+  dir=$CACHE/bundles/$base/$variant
+  if [ ! -f "$dir/done" ]; then
+    find "$CACHE/bundles" -mindepth 1 -maxdepth 1 ! -name "$base" -exec rm -rf {} + 2>/dev/null || true
+    rm -rf "$dir"; mkdir -p "$dir"
+    local start; start=$(date +%s)
+    slot_image "$version" "$dir/b.osu.img" "$overlay"
+    boot_files "$dir/b.osu.boot"
+    "$OSU_BIN/os-update-bundle" create --image "$dir/b.osu.img" --compression "$comp" \
+      --boot-file "$dir/b.osu.boot/vmlinuz" --boot-file "$dir/b.osu.boot/initrd.img" \
+      --cmdline "$GUEST_CMDLINE" --compatible "$COMPATIBLE" --version "$version" \
+      --key "$KEYS/test.pem" --output "$dir/b.osu" >/dev/null
+    touch "$dir/done"
+    log "bundle $version ($comp${overlay:+, overlay $(basename "$overlay")}) made in $(( $(date +%s) - start ))s"
+  else
+    log "bundle $version ($comp${overlay:+, overlay $(basename "$overlay")}): reusing $dir"
+  fi
+  rm -rf "$out" "$out.img" "$out.boot"
+  ln "$dir/b.osu" "$out"; ln "$dir/b.osu.img" "$out.img"; cp -r "$dir/b.osu.boot" "$out.boot"
 }
+
+# bundle_disk BUNDLE OUT: the bundle as a disk for --disk2 (/dev/vdb in the guest), whole
+# sectors; tar ignores the zeros after its end.
+bundle_disk() { cp "$1" "$2"; truncate -s %1M "$2"; }
 
 # ---- Scenarios: prepare, boot, read what the agent said ----------------------------------
 
@@ -142,7 +194,7 @@ prepare() {
   fi
   [ -x "$OSU_BIN/os-update" ] || die "no os-update in $OSU_BIN"
   # The guest has no sanitizer runtimes (and TCG is slow enough already).
-  if ldd "$OSU_BIN/os-update" | grep -qE 'lib(a|ub|t)san'; then skip "os-update is a sanitizer build"; fi
+  if ldd "$OSU_BIN/os-update" | grep_q -E 'lib(a|ub|t)san'; then skip "os-update is a sanitizer build"; fi
   "$QEMU_DIR/build-rootfs.sh"
   ensure_keys
   local stamp
@@ -164,16 +216,23 @@ vm_new() {
   rm -rf "$VM_DIR"; mkdir -p "$VM_DIR"
   VM_DISK=$VM_DIR/disk.img VM_LOG=$VM_DIR/serial.log
   cp --sparse=always "$CACHE/base.img" "$VM_DISK"
+  VM_CLEANUP=()
   trap 'vm_keep' EXIT
 }
+# Commands run when the scenario ends, passed or not (e.g. stopping nginx).
+vm_cleanup() { local c; for c in "${VM_CLEANUP[@]}"; do eval "$c" || true; done; VM_CLEANUP=(); }
 vm_keep() {
   local rc=$?
+  vm_cleanup
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "${VM_DIR:-}" ]; then
     echo "[qemu] kept for inspection: $VM_DIR (serial log: $VM_LOG)" >&2
     if [ -f "$VM_LOG" ]; then echo "[qemu] last lines of the serial log:" >&2; tail -n 25 "$VM_LOG" | tr -d '\r' >&2; fi
   fi
 }
-vm_pass() { trap - EXIT; rm -rf "$VM_DIR"; echo "[qemu] PASS: $*"; }
+vm_pass() {
+  trap - EXIT; vm_cleanup; rm -rf "$VM_DIR"
+  echo "[qemu] PASS: $* (wall time $(( $(date +%s) - VM_START ))s)"
+}
 
 # vm_agent FILE: the script the agent runs on every boot (env: OSU_BOOT, OSU_SLOT, OSU_TRIAL).
 vm_agent() { esp_put "$VM_DISK" "$1" test-agent.sh; }
@@ -206,3 +265,99 @@ expect() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3' (serial log: $VM_LOG)
 
 # sha256 of the first SIZE bytes of the slot at OFFSET in the VM's disk, read on the host.
 disk_sha256() { dd if="$VM_DISK" bs=4M skip="$1" count="$2" iflag=skip_bytes,count_bytes status=none | sha256sum | cut -d' ' -f1; }
+
+# ---- Host-side helpers ----------------------------------------------------------------------
+
+# Host time of the first serial line matching REGEX (ERE) that comes after the first line
+# matching AFTER (or from the start): line_time REGEX [AFTER]. Empty when there is none.
+line_time() {
+  awk -v re="$1" -v after="${2:-}" '
+    after != "" && !seen { if (substr($0, index($0, " ") + 1) ~ after) seen = 1; next }
+    substr($0, index($0, " ") + 1) ~ re { print $1; exit }' "$VM_LOG.times"
+}
+# seconds FROM TO: TO - FROM with one decimal.
+seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# host_install BUNDLE: a shortcut to "slot B holds BUNDLE, committed" for scenarios whose point
+# comes after it. os-update itself does it on the host, as --apply in slot A and the commit of
+# B's trial would: slots.disk is the VM's disk image, boot.path a copy of the ESP's osu/
+# (mtools), written back afterwards. Minutes of TCG saved; the result is the same bytes.
+host_install() {
+  local h=$VM_DIR/host e; e=$(esp "$VM_DISK")
+  rm -rf "$h"; mkdir -p "$h/boot"
+  mcopy -s -n -i "$e" ::osu "$h/boot/"
+  echo "IMAGE_VERSION=1.0" > "$h/os-release"
+  cat > "$h/os-update.yml" <<YAML
+update:
+  keys: [$KEYS/test.pub.pem]
+  compatible: $COMPATIBLE
+slots:
+  disk: $VM_DISK
+boot:
+  path: $h/boot
+  bootloader: grub
+system:
+  cmdline: $h/cmdline
+  mountinfo: /dev/null
+  lock: $h/os-update.lock
+  os_release: $h/os-release
+  systemd: $h/no-systemd
+YAML
+  echo "$GUEST_CMDLINE osu.slot=A" > "$h/cmdline"
+  "$OSU_BIN/os-update" --config "$h/os-update.yml" --apply "$1" --no-activate > "$h/apply.log" 2>&1 \
+    || { cat "$h/apply.log" >&2; die "host_install: --apply --no-activate failed"; }
+  echo "$GUEST_CMDLINE osu.slot=B osu.trial=1" > "$h/cmdline"
+  "$OSU_BIN/os-update" --config "$h/os-update.yml" --commit > "$h/commit.log" 2>&1 \
+    || { cat "$h/commit.log" >&2; die "host_install: --commit failed"; }
+  mcopy -s -o -i "$e" "$h/boot/osu" ::
+  log "host_install: slot B holds $(basename "$1"), committed ($(tail -n1 "$h/commit.log"))"
+}
+
+# nginx_start ROOT: nginx on 127.0.0.1 serving ROOT (private config, free port, stopped when
+# the scenario ends). Sets NGINX_PORT; NGINX_DIR/access.log has "METHOD URI STATUS BYTES range=R".
+nginx_start() {
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || skip "nginx is not installed"
+  local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  NGINX_DIR=$VM_DIR/nginx
+  mkdir -p "$NGINX_DIR"
+  local attempt
+  for attempt in 1 2 3; do
+    NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat > "$NGINX_DIR/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/error.log info;
+events { worker_connections 64; }
+http {
+  log_format osu '\$request_method \$uri \$status \$body_bytes_sent range=\$http_range';
+  access_log $NGINX_DIR/access.log osu;
+  client_body_temp_path $NGINX_DIR/client_body;
+  proxy_temp_path $NGINX_DIR/proxy;
+  fastcgi_temp_path $NGINX_DIR/fastcgi;
+  uwsgi_temp_path $NGINX_DIR/uwsgi;
+  scgi_temp_path $NGINX_DIR/scgi;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $1;
+  }
+}
+CONF
+    "$nginx" -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR" -e "$NGINX_DIR/error.log" > "$NGINX_DIR/nginx.out" 2>&1 &
+    NGINX_PID=$!
+    VM_CLEANUP+=("kill $NGINX_PID 2>/dev/null; wait $NGINX_PID 2>/dev/null")
+    local i
+    for i in $(seq 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null; then
+        log "nginx on 127.0.0.1:$NGINX_PORT serving $1"; return 0
+      fi
+      kill -0 "$NGINX_PID" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill "$NGINX_PID" 2>/dev/null; wait "$NGINX_PID" 2>/dev/null || true
+  done
+  cat "$NGINX_DIR/nginx.out" "$NGINX_DIR/error.log" >&2 2>/dev/null || true
+  die "nginx did not start"
+}

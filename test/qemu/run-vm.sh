@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # run-vm.sh [options] DISK LOG: boots DISK (raw) in qemu-system-x86_64 with OVMF under TCG
 # (no KVM here) until the guest powers off. The serial console is appended to LOG. Guest
-# reboots and kexecs stay in the same run.
+# reboots and kexecs stay in the same run. LOG.times gets every line again with the host's time
+# (serial-times.py), for timings across reboots and kexec.
 #   --timeout S       kill QEMU after S seconds (default 900): exit 124
 #   --vars FILE       OVMF variable store of this VM (default DISK.vars, copied from OVMF's)
 #   --disk2 FILE      a second virtio disk, read-only (/dev/vdb: a bundle, a script...)
 #   --net OPTS        extra -netdev user options, e.g. guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080
 #   --cut REGEX       power cut: kill -9 QEMU as soon as a line of this run's log matches REGEX;
 #                     exit 0 when cut, 3 when the guest powered off without reaching REGEX
+#   --cut-after S     with --cut: the power cut comes S seconds after the match
 #   --no-reboot       a guest reboot ends the run (as a power off)
 # Exit: QEMU's status (0: powered off), 124 timeout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-timeout=900 vars="" disk2="" net="" cut="" extra=()
+timeout=900 vars="" disk2="" net="" cut="" cut_after=0 extra=()
 while [ $# -gt 2 ]; do
   case $1 in
     --timeout) timeout=$2; shift 2 ;;
@@ -20,6 +22,7 @@ while [ $# -gt 2 ]; do
     --disk2) disk2=$2; shift 2 ;;
     --net) net=",$2"; shift 2 ;;
     --cut) cut=$2; shift 2 ;;
+    --cut-after) cut_after=$2; shift 2 ;;
     --no-reboot) extra+=(-no-reboot); shift ;;
     *) echo "$0: unknown option '$1'" >&2; exit 1 ;;
   esac
@@ -46,12 +49,22 @@ qemu-system-x86_64 -accel tcg -machine q35 -m 1024 -smp 2 -nodefaults -vga none 
   "${extra[@]}" &
 qemu=$!
 log "QEMU pid $qemu, serial log: $logfile"
+python3 "$QEMU_DIR/serial-times.py" "$logfile" "$offset" "$qemu" &
+stamper=$!
+# Never leave QEMU running (killed test, Ctrl-C); the stamper ends with QEMU: wait for it so
+# that LOG.times is complete when this script ends.
+trap '{ kill -9 "$qemu"; wait "$qemu"; } 2>/dev/null || true; wait "$stamper" 2>/dev/null || true' EXIT
+trap 'exit 143' TERM INT
 
 deadline=$(( $(date +%s) + timeout )) rc=""
 while kill -0 "$qemu" 2>/dev/null; do
-  if [ -n "$cut" ] && tail -c +"$((offset + 1))" "$logfile" | tr -d '\r' | grep -qE -- "$cut"; then
+  if [ -n "$cut" ] && tail -c +"$((offset + 1))" "$logfile" | tr -d '\r' | grep_q -E -- "$cut"; then
+    if [ "$cut_after" != 0 ]; then
+      log "matched /$cut/: power cut in ${cut_after}s"; sleep "$cut_after"
+      kill -0 "$qemu" 2>/dev/null || { log "the guest powered off before the cut"; exit 3; }
+    fi
     { kill -9 "$qemu"; wait "$qemu"; } 2>/dev/null || true
-    log "power cut at /$cut/"; exit 0
+    log "power cut at /$cut/ (+${cut_after}s)"; exit 0
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     { kill -9 "$qemu"; wait "$qemu"; } 2>/dev/null || true

@@ -12,7 +12,7 @@ AGENT
 vm_agent "$VM_DIR/agent.sh"
 vm_boot --timeout 600
 
-tr -d '\r' < "$VM_LOG" | grep -q 'os-update: booting slot A$' || die "GRUB did not say it boots slot A"
+tr -d '\r' < "$VM_LOG" | grep_q 'os-update: booting slot A$' || die "GRUB did not say it boots slot A"
 # Every unit started (os-update-commit.service included): nothing failed.
 expect "boot 1" "$(agent_begin 1 | cut -d' ' -f2-5)" "boot=1 slot=A trial=0 system=running"
 expect "os-update --status exit code" "$(agent_rc 1)" 0

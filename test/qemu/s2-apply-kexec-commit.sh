@@ -25,8 +25,8 @@ vm_agent "$VM_DIR/agent.sh"
 log "power-on 1: apply in A, kexec into B, commit"
 vm_boot --timeout 1500 --disk2 "$VM_DIR/bundle-disk.img"
 expect "boot 1" "$(agent_begin 1 | cut -d' ' -f2-5)" "boot=1 slot=A trial=0 system=running"
-agent_output 1 | grep -q '"message":"kexec into slot B' || die "boot 1: --apply did not kexec into B"
-agent_output 1 | grep -q '^apply exited' && die "boot 1: --apply returned: $(agent_output 1 | tail -n 3)"
+agent_output 1 | grep_q '"message":"kexec into slot B' || die "boot 1: --apply did not kexec into B"
+agent_output 1 | grep_q '^apply exited' && die "boot 1: --apply returned: $(agent_output 1 | tail -n 3)"
 # kexec: boot 2 started without firmware or GRUB in between.
 between=$(tr -d '\r' < "$VM_LOG" | sed -n '/^OSU-AGENT\[1\]/,/^OSU-AGENT-BEGIN boot=2 /p')
 grep -qE 'BdsDxe|os-update: booting slot' <<<"$between" && die "boot 2 went through firmware, not kexec"
@@ -45,7 +45,7 @@ expect "slot B content sha256 (host)" "$(disk_sha256 "$SLOT_B_OFFSET" "$(stat -c
 
 log "power-on 2: cold boot through GRUB into the committed B"
 vm_boot --timeout 600
-tr -d '\r' < "$VM_LOG" | grep -q 'os-update: booting slot B$' || die "GRUB did not boot slot B"
+tr -d '\r' < "$VM_LOG" | grep_q 'os-update: booting slot B$' || die "GRUB did not boot slot B"
 expect "boot 3" "$(agent_begin 3 | cut -d' ' -f2-5)" "boot=3 slot=B trial=0 system=running"
 status=$(agent_json 3 booted)
 expect "boot 3: booted slot" "$(json_get "$status" booted)" B

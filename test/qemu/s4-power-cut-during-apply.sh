@@ -20,7 +20,7 @@ vm_agent "$VM_DIR/agent.sh"
 log "power-on 1: cut once 200 MB of slot B are written"
 vm_boot --timeout 900 --disk2 "$VM_DIR/bundle-disk.img" \
   --cut '"phase":"write","done":[2-9][0-9]{8},'
-agent_output 1 | grep -q '"event":"info","message":"kexec' && die "the cut came too late: apply had finished"
+agent_output 1 | grep_q '"event":"info","message":"kexec' && die "the cut came too late: apply had finished"
 
 log "power-on 2: back in A"
 vm_boot --timeout 600
