@@ -157,6 +157,25 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   return result;
 }
 
+Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
+                                                      SlotId target, const std::string& step) {
+  const Slot& slot = state.slots[target];
+  BlockDeviceOptions dev_options;
+  dev_options.offset = slot.WriteOffset();
+  dev_options.size = slot.part.size;
+  auto device = OpenBlockDevice(slot.WritePath(), dev_options);
+  if (!device) return device.error();
+  if (state.selection &&
+      (state.selection->attempts(target) != 0 || state.selection->try_slot == target)) {
+    BootSelection sel = *state.selection;
+    sel.attempts(target) = 0;
+    if (sel.try_slot == target) sel.try_slot.reset();
+    FaultPoint(step);
+    if (auto r = env.Apply(SelectionChanges(sel)); !r) return r.error();
+  }
+  return device;
+}
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter) {
   const auto start = std::chrono::steady_clock::now();
@@ -193,21 +212,9 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
                 " boot files");
   if (request.dry_run) return result;
 
-  BlockDeviceOptions dev_options;
-  dev_options.offset = target.WriteOffset();
-  dev_options.size = target.part.size;
-  auto device = OpenBlockDevice(target.WritePath(), dev_options);
+  auto device = OpenTargetSlot(state, env, result.target,
+                               "apply: boot env, target out of the boot order");
   if (!device) return device.error();
-
-  // The bootloader must not fall back to (or try) a slot that is being rewritten.
-  if (state.selection && (state.selection->attempts(result.target) != 0 ||
-                          state.selection->try_slot == result.target)) {
-    BootSelection sel = *state.selection;
-    sel.attempts(result.target) = 0;
-    if (sel.try_slot == result.target) sel.try_slot.reset();
-    FaultPoint("apply: boot env, target out of the boot order");
-    if (auto r = env.Apply(SelectionChanges(sel)); !r) return r.error();
-  }
 
   // From here on the slot's content is unknown until proven: record that first.
   const std::string dir = SlotDirectory(config.boot_path, result.target);

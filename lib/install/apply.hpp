@@ -7,6 +7,7 @@
 
 #include "bootenv/boot_env.hpp"
 #include "bundle/manifest.hpp"
+#include "device/block_device.hpp"
 #include "install/stream_copy.hpp"
 #include "install/system.hpp"
 #include "io/stream.hpp"
@@ -51,6 +52,12 @@ Result CheckInstallAllowed(const SystemState& state);
 //   -> boot files staged -> image streamed, hashed, fsynced -> boot files and the slot's
 //      bootloader snippet renamed into place -> record "verified".
 // On failure after the record says "installing", the record is set to "invalid" with the reason.
+// Opens the target slot for writing, after taking it out of the boot order (no attempts, not
+// the one-shot try): the bootloader must never fall back to a slot that is being rewritten.
+// `step` names the fault point before the env write.
+Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
+                                                      SlotId target, const std::string& step);
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter);
 

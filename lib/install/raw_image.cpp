@@ -112,21 +112,9 @@ Expected<ApplyResult> ApplyRawImage(const SystemState& state, BootEnv& env, Read
   reporter.Info(std::string("Unsigned raw image from ") + request.where + " into slot " + letter +
                 ": " + target.Describe() + ", " + std::to_string(target.part.size) + " bytes");
 
-  BlockDeviceOptions dev_options;
-  dev_options.offset = target.WriteOffset();
-  dev_options.size = target.part.size;
-  auto device = OpenBlockDevice(target.WritePath(), dev_options);
+  auto device = OpenTargetSlot(state, env, result.target,
+                               "apply raw: boot env, target out of the boot order");
   if (!device) return device.error();
-
-  // As in Apply(): the bootloader must not fall back to (or try) a slot being rewritten.
-  if (state.selection && (state.selection->attempts(result.target) != 0 ||
-                          state.selection->try_slot == result.target)) {
-    BootSelection sel = *state.selection;
-    sel.attempts(result.target) = 0;
-    if (sel.try_slot == result.target) sel.try_slot.reset();
-    FaultPoint("apply raw: boot env, target out of the boot order");
-    if (auto r = env.Apply(SelectionChanges(sel)); !r) return r.error();
-  }
 
   Record record;
   record.slot = result.target;
