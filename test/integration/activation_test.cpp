@@ -16,11 +16,6 @@ namespace {
 
 constexpr uint64_t kImageSize = 2u << 20;
 
-MainResult Update(FakeDevice& d, std::vector<std::string> args) {
-  args.insert(args.begin(), {"--config", d.config()});
-  return RunUpdate(args);
-}
-
 // One field of `os-update --status --json`, as json.dumps prints it ("B", true, 3, null).
 std::string Status(FakeDevice& d, const std::string& field) {
   auto r = Update(d, {"--status", "--json"});

@@ -15,11 +15,6 @@ namespace {
 
 constexpr uint64_t kImageSize = 2u << 20;
 
-MainResult Update(FakeDevice& d, std::vector<std::string> args) {
-  args.insert(args.begin(), {"--config", d.config()});
-  return RunUpdate(args);
-}
-
 // Everything a refused apply must leave alone: both slots, the boot directories with their
 // records, the boot env and its backup byte for byte, the rejected list, the config.
 std::string Everything(FakeDevice& d) {

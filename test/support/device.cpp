@@ -200,4 +200,9 @@ std::string FakeDevice::Snapshot() const {
   return s.str();
 }
 
+MainResult Update(FakeDevice& d, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--config", d.config()});
+  return RunUpdate(args);
+}
+
 }  // namespace osu::test

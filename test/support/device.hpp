@@ -70,4 +70,7 @@ class FakeDevice {
   mutable std::map<std::string, Region> partitions_;  // by PARTLABEL, from sfdisk -d
 };
 
+// os-update with the device's config: `--config <d.config()>` + args.
+MainResult Update(FakeDevice& d, std::vector<std::string> args);
+
 }  // namespace osu::test

@@ -69,16 +69,7 @@ NginxServer::NginxServer(NginxOptions options) : tls_(options.tls) {
   FAIL("nginx did not start: " << why);
 }
 
-NginxServer::~NginxServer() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  for (int i = 0; i < 100; ++i) {
-    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-}
+NginxServer::~NginxServer() { StopChild(pid_); }
 
 std::string NginxServer::Url(const std::string& path) const {
   std::string p = path.empty() || path[0] != '/' ? "/" + path : path;

@@ -65,16 +65,7 @@ class SshServer {
     }
     FAIL("sshd did not start: " << Log());
   }
-  ~SshServer() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  ~SshServer() { StopChild(pid_); }
   SshServer(const SshServer&) = delete;
   SshServer& operator=(const SshServer&) = delete;
 

@@ -55,6 +55,9 @@ struct MainResult {
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
 // As RunUpdate, but with the real platform's refusal to kexec or reboot from an image file.
+// Ends a server the test started: SIGTERM, up to 2 s to exit, then SIGKILL; always reaped.
+void StopChild(int pid);
+
 MainResult RunUpdateAsHost(const std::vector<std::string>& args);
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data = "");
 // What the last RunUpdate asked of its (fake) activator: "load K I CMDLINE", "kexec", "reboot".
