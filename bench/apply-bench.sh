@@ -62,8 +62,12 @@ rm -f "$SLOT" && truncate -s 1200M "$SLOT"
 printf 'label: gpt\nstart=2048, size=32768, name="p.lxreadonly"\nstart=34816, name="p.lxrootclone1"\n' |
   sfdisk -q "$SLOT"
 DISK=$(losetup --find --show --direct-io=on --partscan "$SLOT")
-[[ -b ${DISK}p2 ]] || partx -a "$DISK"  # kernels without GPT parsing: add the nodes ourselves
 DEV=${DISK}p2
+# Containers without udev get no partition nodes: add them ourselves. A regular file of that
+# name (left by some earlier run's dd) would silently turn every "device write" into a tmpfs
+# copy, so anything but a block device stops the benchmark.
+[[ -e $DEV ]] || partx -a "$DISK"
+[[ -b $DEV ]] || { losetup -d "$DISK"; die "$DEV is not a block device (a stale file in /dev? remove it)"; }
 export DEV DISK
 cleanup() { losetup -d "$DISK" 2>/dev/null || true; rm -f "$SLOT" "$WORK"/time.out "$WORK"/err; }
 trap cleanup EXIT
@@ -94,35 +98,47 @@ YAML
       openssl pkeyutl -sign -rawin -inkey "$WORK/key.pem" -in manifest.yaml -out manifest.sig &&
       tar --format=pax --dereference -cf "$WORK/bundle-$codec.osu" manifest.yaml manifest.sig "$member")
   done
-  # --check: manifest and signature only. Time and bytes read (strace-free: /proc/self/io).
-  check_out=$( { /usr/bin/time -f '%e s, %M KiB peak RSS' "$OSU" --config "$WORK/osu.yml" --check "$WORK/bundle-xz.osu" >/dev/null || true; } 2>&1 | tail -n1)
+  # --check: manifest and signature only. The mean of 20 runs (one is too short for the clock),
+  # and the peak RSS; the bytes read are counted below, through a pipe.
+  check_out=$(
+    t0=$(date +%s%N)
+    for ((i = 0; i < 20; i++)); do
+      "$OSU" --config "$WORK/osu.yml" --check "$WORK/bundle-xz.osu" >/dev/null || [[ $? == 100 ]] || exit 1
+    done
+    t1=$(date +%s%N)
+    rss=$( { /usr/bin/time -f '%M' "$OSU" --config "$WORK/osu.yml" --check "$WORK/bundle-xz.osu" >/dev/null || true; } 2>&1 | tail -n1)
+    awk -v a="$t0" -v b="$t1" -v k="$rss" 'BEGIN { printf "%.1f ms (mean of 20), %d KiB peak RSS", (b - a) / 20 / 1e6, k }'
+  ) || check_out=""
 fi
 
 # --- measuring ----------------------------------------------------------------------------
-declare -A SECS RSS CPU
+declare -A SECS RSS CPU FAILED
 ORDER=()
-# measure KEY LABEL COMMAND: best wall time of REPEAT runs, its CPU time (user + sys of the
-# whole command tree: robust when others load the machine) and the peak RSS of the largest
-# process (GNU time's %M).
+# measure KEY LABEL COMMAND: one run; across the REPEAT rounds a key keeps its best wall time,
+# that run's CPU time (user + sys of the whole command tree) and the largest peak RSS of any
+# process in any run (GNU time's %M). Rounds run every measurement once in turn, so that the
+# machine's drift (other tenants, steal time) touches each row alike.
 measure() {
-  local key=$1 label=$2 cmd=$3 best="" cpu="" rss=0 i t0 t1 secs kb used
-  for ((i = 0; i < REPEAT; i++)); do
-    t0=$(date +%s%N)
-    if ! /usr/bin/time -f '%M %U %S' -o "$WORK/time.out" bash -c "$cmd" >/dev/null 2>"$WORK/err"; then
-      if grep -q '^SKIP$' "$WORK/err"; then echo "  (skipped: $label)"; return; fi
-      echo "  FAILED: $label" >&2; cat "$WORK/err" >&2; return
-    fi
-    t1=$(date +%s%N)
-    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-    read -r kb used < <(tail -n1 "$WORK/time.out" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
-    if [[ -z $best ]] || awk -v s="$secs" -v b="$best" 'BEGIN { exit !(s < b) }'; then
-      best=$secs cpu=$used
-    fi
-    ((kb > rss)) && rss=$kb
-  done
-  SECS[$key]=$best RSS[$key]=$rss CPU[$key]=$cpu
-  ORDER+=("$key|$label")
-  printf '  %-44s %8.2f s\n' "$label" "$best"
+  local key=$1 label=$2 cmd=$3 t0 t1 secs kb used
+  [[ ${FAILED[$key]:-} ]] && return
+  t0=$(date +%s%N)
+  if ! /usr/bin/time -f '%M %U %S' -o "$WORK/time.out" bash -c "$cmd" >/dev/null 2>"$WORK/err"; then
+    FAILED[$key]=1
+    if grep -q '^SKIP$' "$WORK/err"; then echo "  (skipped: $label)"; return; fi
+    echo "  FAILED: $label" >&2; cat "$WORK/err" >&2; return
+  fi
+  t1=$(date +%s%N)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+  read -r kb used < <(tail -n1 "$WORK/time.out" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
+  if [[ -z ${SECS[$key]:-} ]]; then
+    ORDER+=("$key|$label")
+    RSS[$key]=0
+  fi
+  if [[ -z ${SECS[$key]:-} ]] || awk -v s="$secs" -v b="${SECS[$key]}" 'BEGIN { exit !(s < b) }'; then
+    SECS[$key]=$secs CPU[$key]=$used
+  fi
+  ((kb > RSS[$key])) && RSS[$key]=$kb
+  printf '  %-44s %8.2f s\n' "$label" "$secs"
 }
 
 # Every write run must have produced the image: check it untimed.
@@ -132,27 +148,30 @@ check_slot() {
 
 echo "Load average: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes wall times noisy)"
 echo "Image: $RAW_SIZE bytes, xz $(stat -c %s "$RAW.xz"), zstd $(stat -c %s "$RAW.zst"); slot $DEV; $(nproc) CPUs"
-measure dec_xz   "decode xz (xz -dc -T0)"        "xz -dc -T0 '$RAW.xz' >/dev/null"
-measure dec_zstd "decode zstd (zstd -dc)"        "zstd -q -dc '$RAW.zst' >/dev/null"
-measure hash     "hash (sha256sum raw)"          "sha256sum '$RAW' >/dev/null"
-measure hash_ssl "hash (openssl dgst -sha256 raw)" "openssl dgst -sha256 '$RAW' >/dev/null"
-measure write    "write (dd bs=4M oflag=direct)" "dd if='$RAW' of='$DEV' bs=4M oflag=direct conv=fsync status=none"
-check_slot "dd"
-# iflag=fullblock: without it dd writes whatever short read the pipe gives.
-for codec in xz zstd; do
-  if [[ $codec == xz ]]; then dec="xz -dc -T0 '$RAW.xz'"; in=$RAW.xz; else dec="zstd -q -dc '$RAW.zst'"; in=$RAW.zst; fi
-  measure "naive_$codec" "naive $codec | tee >(sha256sum) | dd" \
-    "$dec | tee >(sha256sum >/dev/null) | dd of='$DEV' bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
-  check_slot "naive $codec"
-  if [[ -x $BENCH_COPY ]]; then
-    measure "copy_$codec" "osu-bench-copy $codec" "'$BENCH_COPY' $codec '$in' '$DEV' $RAW_SIZE $RAW_SHA"
-    check_slot "osu-bench-copy $codec"
-  else
-    echo "  (skipped: osu-bench-copy $codec: $BENCH_COPY not built)"
-  fi
-  export CODEC=$codec COMPRESSED=$in
-  measure "apply_$codec" "our apply $codec" "$(declare -f apply_cmd); apply_cmd || { [[ \$? == 99 ]] && echo SKIP >&2; exit 1; }"
-  [[ -n ${SECS[apply_$codec]:-} ]] && check_slot "apply $codec"
+for ((round = 1; round <= REPEAT; round++)); do
+  echo "Round $round of $REPEAT:"
+  measure dec_xz   "decode xz (xz -dc -T0)"        "xz -dc -T0 '$RAW.xz' >/dev/null"
+  measure dec_zstd "decode zstd (zstd -dc)"        "zstd -q -dc '$RAW.zst' >/dev/null"
+  measure hash     "hash (sha256sum raw)"          "sha256sum '$RAW' >/dev/null"
+  measure hash_ssl "hash (openssl dgst -sha256 raw)" "openssl dgst -sha256 '$RAW' >/dev/null"
+  measure write    "write (dd bs=4M oflag=direct)" "dd if='$RAW' of='$DEV' bs=4M oflag=direct conv=fsync status=none"
+  check_slot "dd"
+  # iflag=fullblock: without it dd writes whatever short read the pipe gives.
+  for codec in xz zstd; do
+    if [[ $codec == xz ]]; then dec="xz -dc -T0 '$RAW.xz'"; in=$RAW.xz; else dec="zstd -q -dc '$RAW.zst'"; in=$RAW.zst; fi
+    measure "naive_$codec" "naive $codec | tee >(sha256sum) | dd" \
+      "$dec | tee >(sha256sum >/dev/null) | dd of='$DEV' bs=4M iflag=fullblock oflag=direct conv=fsync status=none"
+    check_slot "naive $codec"
+    if [[ -x $BENCH_COPY ]]; then
+      measure "copy_$codec" "osu-bench-copy $codec" "'$BENCH_COPY' $codec '$in' '$DEV' $RAW_SIZE $RAW_SHA"
+      check_slot "osu-bench-copy $codec"
+    else
+      echo "  (skipped: osu-bench-copy $codec: $BENCH_COPY not built)"
+    fi
+    export CODEC=$codec COMPRESSED=$in
+    measure "apply_$codec" "our apply $codec" "$(declare -f apply_cmd); apply_cmd || { [[ \$? == 99 ]] && echo SKIP >&2; exit 1; }"
+    [[ -n ${SECS[apply_$codec]:-} ]] && check_slot "apply $codec"
+  done
 done
 
 # --- the table ----------------------------------------------------------------------------
