@@ -1,10 +1,7 @@
 #include "support/nginx.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,36 +11,6 @@
 #include <thread>
 
 namespace osu::test {
-namespace {
-
-// A port that was free a moment ago; StartAndWait retries if nginx loses the race.
-int FreePort() {
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(s);
-  return port;
-}
-
-bool PortAccepts(int port) {
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(s);
-  return ok;
-}
-
-}  // namespace
 
 std::string NginxBinary() {
   auto r = Run("command -v nginx");
@@ -61,7 +28,7 @@ NginxServer::NginxServer(NginxOptions options) : tls_(options.tls) {
   if (tls_) MakeCertificates();
   std::string why;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     REQUIRE(port_ > 0);
     WriteConfig(options);
     if (StartAndWait(why)) return;
@@ -149,7 +116,7 @@ bool NginxServer::StartAndWait(std::string& why) {
       why = (FileExists(out) ? ReadFile(out) : "") + (FileExists(err) ? ReadFile(err) : "");
       return false;
     }
-    if (PortAccepts(port_)) {
+    if (LoopbackPortAccepts(port_)) {
       pid_ = pid;
       return true;
     }

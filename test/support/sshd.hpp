@@ -4,12 +4,9 @@
 // TempDir; killed in the destructor. Skips the test when sshd is not installed. Header-only.
 #pragma once
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,7 +52,7 @@ class SshServer {
     WriteFile(dir_ / "authorized_keys",
               "command=\"" + escaped + "\",restrict " + ReadFile(dir_ / "device_key.pub"));
     for (int attempt = 0; attempt < 3; ++attempt) {
-      port_ = PickPort();
+      port_ = FreeLoopbackPort();
       WriteConfig();
       if (StartAndWait()) {
         WriteFile(dir_ / "known_hosts",
@@ -79,21 +76,6 @@ class SshServer {
   std::string Log() const { return FileExists(dir_ / "sshd.log") ? ReadFile(dir_ / "sshd.log") : ""; }
 
  private:
-  // A port that was free a moment ago; StartAndWait notices when sshd loses the race.
-  static int PickPort() {
-    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = 0;
-    if (::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-      port = ntohs(a.sin_port);
-    ::close(s);
-    return port;
-  }
-
   void WriteConfig() {
     WriteFile(dir_ / "sshd_config",
               "Port " + std::to_string(port_) + "\n"

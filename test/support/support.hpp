@@ -55,10 +55,15 @@ struct MainResult {
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
 // As RunUpdate, but with the real platform's refusal to kexec or reboot from an image file.
+MainResult RunUpdateAsHost(const std::vector<std::string>& args);
+
 // Ends a server the test started: SIGTERM, up to 2 s to exit, then SIGKILL; always reaped.
 void StopChild(int pid);
-
-MainResult RunUpdateAsHost(const std::vector<std::string>& args);
+// A 127.0.0.1 port that was free a moment ago (0 if none): the server that takes it must
+// notice when it loses the race, and the test start it again.
+int FreeLoopbackPort();
+// Whether something accepts TCP connections on 127.0.0.1:port.
+bool LoopbackPortAccepts(int port);
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data = "");
 // What the last RunUpdate asked of its (fake) activator: "load K I CMDLINE", "kexec", "reboot".
 std::vector<std::string> LastActivatorCalls();
