@@ -25,9 +25,8 @@ GUEST_CMDLINE="console=ttyS0,115200 ro quiet systemd.show_status=0 panic=10"
 grep_q() { grep "$@" > /dev/null; }
 # For the wall time vm_pass reports: the whole script, preparation included.
 VM_START=${VM_START:-$(date +%s)}
-log() { printf '[qemu %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[qemu] FAIL: %s\n' "$*" >&2; exit 1; }
-skip() { printf '[qemu] SKIP: %s\n' "$*" >&2; exit 77; }
+QEMU_TAG=qemu
+. "$QEMU_DIR/common.sh"
 
 # Exits 77 (ctest SKIP) with the reason when this machine cannot run the QEMU tests.
 require_qemu_host() {
@@ -251,17 +250,6 @@ agent_begin() { tr -d '\r' < "$VM_LOG" | grep -m1 "^OSU-AGENT-BEGIN boot=$1 " ||
 agent_rc() { tr -d '\r' < "$VM_LOG" | sed -n "s/^OSU-AGENT-END boot=$1 rc=//p" | tail -n1; }
 # The first JSON object line the agent printed in boot N that has key KEY.
 agent_json() { agent_output "$1" | grep -m1 "^{.*\"$2\"" || true; }
-# json_get JSON DOTTED.PATH: a value ("null" when missing), e.g. json_get "$j" slots.A.state.
-json_get() {
-  python3 -c 'import json,sys
-v=json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v=v.get(k) if isinstance(v,dict) else None
-print(v if isinstance(v,str) else json.dumps(v))' "$1" "$2"
-}
-
-# expect WHAT GOT WANT
-expect() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3' (serial log: $VM_LOG)"; log "ok: $1 = $3"; }
 
 # sha256 of the first SIZE bytes of the slot at OFFSET in the VM's disk, read on the host.
 disk_sha256() { dd if="$VM_DISK" bs=4M skip="$1" count="$2" iflag=skip_bytes,count_bytes status=none | sha256sum | cut -d' ' -f1; }

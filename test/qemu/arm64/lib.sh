@@ -30,9 +30,8 @@ SLOT_A_OFFSET=$((1050624 * 512))
 GUEST_CMDLINE="console=ttyAMA0 panic=-1 quiet"
 VM_TIMEOUT=${OSU_QEMU_ARM64_TIMEOUT:-300}
 
-log() { printf '[qemu-arm64 %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[qemu-arm64] FAIL: %s\n' "$*" >&2; exit 1; }
-skip() { printf '[qemu-arm64] SKIP: %s\n' "$*" >&2; exit 77; }
+QEMU_TAG=qemu-arm64
+. "$ARM64_DIR/../common.sh"
 
 # Exits 77 (ctest SKIP) with the reason when this machine cannot run the scenario.
 require_arm64_host() {
@@ -301,11 +300,3 @@ env_get() { fw_printenv -c "$VM_FW_ENV" -n "$1" 2>/dev/null || true; }
 # os-update on the host, against this VM: osu ARGS... (--config added).
 osu() { "$OSU_HOST_UPDATE" --config "$VM_CONFIG" "$@"; }
 osu_status() { osu --status --json | grep -m1 '"booted"'; }
-json_get() {
-  python3 -c 'import json,sys
-v=json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v=v.get(k) if isinstance(v,dict) else None
-print(v if isinstance(v,str) else json.dumps(v))' "$1" "$2"
-}
-expect() { [ "$2" = "$3" ] || die "$1: got '$2', want '$3' (serial log: ${VM_LOG:-none})"; log "ok: $1 = $3"; }
