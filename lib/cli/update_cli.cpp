@@ -26,6 +26,7 @@ constexpr const char* kFooter = R"(How an update goes:
             default) or a one-shot boot through the bootloader (--reboot; Raspberry Pi default)
   --commit  run by os-update-commit.service after boot-complete.target: the trial becomes
             the default. A trial that never commits ends in a reboot into the old slot.
+  --activate  starts a slot that --apply --no-activate left verified, as --apply would have
   --rollback  makes the other (verified) slot the default again; --reboot to go there now
 
 Examples:
@@ -33,6 +34,7 @@ Examples:
   os-update --check                       is there a newer bundle on update.server?
   os-update --apply                       install it into the inactive slot and start it
   os-update --apply /media/usb/eos-2.0.osu --no-activate
+  os-update --activate --reboot           later, in the maintenance window
   os-update --apply https://updates.example.com/eos-x86_64-kvm.osu --json
   curl -s https://.../b.osu | os-update --apply -
   os-update --rollback --reboot
@@ -52,6 +54,7 @@ Configuration: /etc/os-update.yml (see README: update.*, slots.*, boot.*, system
 struct Options {
   bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false;
   bool commit = false, rollback = false, no_activate = false, kexec = false, reboot = false;
+  bool activate = false;
   std::string apply_source;
   bool apply = false;
   std::string config_path = kDefaultConfigPath;
@@ -234,14 +237,37 @@ struct Context {
 
 // kexec and reboot leave the running system; that only makes sense when it boots from the
 // slots. An image file (the demo, a build host) never is: refuse before anything is written.
-Result CheckCanLeaveSystem(const SystemState& st, const Platform& platform) {
+Result CheckCanLeaveSystem(const SystemState& st, const Platform& platform,
+                           const std::string& hint = "use --no-activate") {
   struct stat info{};
   if (platform.activate_from_image_file || ::stat(st.config.disk.c_str(), &info) != 0 ||
       !S_ISREG(info.st_mode))
     return {};
   return UsageError("slots.disk '" + st.config.disk +
                     "' is an image file, not a disk this system boots from: refusing to kexec "
-                    "or reboot the host; use --no-activate");
+                    "or reboot the host; " + hint);
+}
+
+Activation ActivationMode(const Options& opt, const Config& config) {
+  return opt.kexec ? Activation::Kexec : (opt.reboot ? Activation::Reboot : config.activation);
+}
+
+// The end of --apply and all of --activate: say what is about to happen, then kexec, or set
+// OSU_TRY and reboot. `details` is the result, printed only if the activator returns (a fake).
+int StartTrial(const SystemState& st, const ActivationPlan& plan, const Context& c,
+               const std::string& action, const std::string& message, Json details) {
+  details.Set("activation", ActivationName(plan.mode));
+  if (c.opt.json) {
+    c.s.out << Json::MakeObject().Set("event", "info").Set("message", plan.Describe()).Dump()
+            << std::endl;
+  } else {
+    c.s.out << message << "\n" << "Activating: " << plan.Describe() << "\n" << std::flush;
+  }
+  auto activator = c.platform.make_activator(st.config.systemd_path);
+  if (auto r = Activate(st, plan, c.env, *activator); !r) return c.p.Fail(r.error());
+  if (c.opt.json)
+    c.s.out << details.Set("event", "result").Set("action", action).Dump() << std::endl;
+  return kExitOk;
 }
 
 ProgressPrinter::Mode PrinterMode(const Options& opt, const Streams& s) {
@@ -310,8 +336,7 @@ int RunApply(const SystemState& st, const Context& c) {
   if (!result) return c.p.Fail(result.error());
 
   const char letter = SlotLetter(result->target);
-  const Activation mode = opt.kexec ? Activation::Kexec
-                                    : (opt.reboot ? Activation::Reboot : st.config.activation);
+  const Activation mode = ActivationMode(opt, st.config);
   if (result->dry_run) {
     return Done(s, opt.json, "apply",
                 "Dry run: would install " + result->manifest.version + " into slot " + letter +
@@ -343,18 +368,30 @@ int RunApply(const SystemState& st, const Context& c) {
   if (!fresh) return c.p.Fail(fresh.error());
   auto plan = PlanActivation(*fresh, result->target, mode);
   if (!plan) return c.p.Fail(plan.error());
-  details.Set("activation", ActivationName(mode));
-  if (opt.json) {
-    s.out << Json::MakeObject().Set("event", "info").Set("message", plan->Describe()).Dump()
-          << std::endl;
-  } else {
-    s.out << message << "\n" << "Activating: " << plan->Describe() << "\n" << std::flush;
-  }
-  auto activator = c.platform.make_activator(st.config.systemd_path);
-  if (auto r = Activate(*fresh, *plan, c.env, *activator); !r) return c.p.Fail(r.error());
-  // A real kexec or reboot does not come back here; a fake one does.
-  if (opt.json) s.out << details.Set("event", "result").Set("action", "apply").Dump() << std::endl;
-  return kExitOk;
+  return StartTrial(*fresh, *plan, c, "apply", message, std::move(details));
+}
+
+// --activate: the slot an --apply --no-activate left verified, started as --apply would have.
+int RunActivate(const SystemState& st, const Context& c) {
+  const Options& opt = c.opt;
+  if (!opt.dry_run)
+    if (auto r = CheckCanLeaveSystem(st, c.platform, "run --activate on the device itself"); !r)
+      return c.p.Fail(r.error());
+  auto plan = PlanInactiveActivation(st, ActivationMode(opt, st.config), opt.allow_downgrade);
+  if (!plan) return c.p.Fail(plan.error());
+  const std::string letter(1, SlotLetter(plan->slot));
+  const Record& record = *st.record(plan->slot);  // verified: the plan checked it
+  Json details = Json::MakeObject()
+                     .Set("slot", letter)
+                     .Set("version", record.version)
+                     .Set("sha256", record.sha256);
+  if (opt.dry_run)
+    return Done(c.s, opt.json, "activate",
+                "Dry run: would " + plan->Describe() + "; nothing was written.",
+                details.Set("activation", ActivationName(plan->mode)).Set("dry_run", true));
+  return StartTrial(st, *plan, c, "activate",
+                    "Slot " + letter + " (version " + record.version + ") is verified.",
+                    std::move(details));
 }
 
 int RunCommit(const SystemState& st, const Context& c) {
@@ -411,6 +448,8 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
                                     "Install SOURCE (path, file://, -, http(s)://, ssh://; default: "
                                     "update.server) into the inactive slot")
                     ->expected(0, 1);
+  actions->add_flag("--activate", opt.activate,
+                    "Start the inactive slot, verified by an earlier --apply --no-activate, as a trial");
   actions->add_flag("--commit", opt.commit,
                     "Make the booted slot the default (after a trial) or mark it good; run by "
                     "os-update-commit.service after boot-complete.target");
@@ -425,14 +464,16 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   auto* config = app.add_option("--config", opt.config_path, "Configuration file")
                      ->capture_default_str();
   app.add_flag("--dry-run", opt.dry_run,
-               "--apply: verify the bundle's manifest and signature and print the plan only");
+               "--apply: verify the bundle's manifest and signature and print the plan only; "
+               "--activate, --rollback: the plan only");
   app.add_flag("--allow-downgrade", opt.allow_downgrade,
-               "--apply: accept a bundle older than the installed version, or one rolled back from");
+               "--apply: accept a bundle older than the installed version, or one rolled back "
+               "from; --activate: start a version rolled back from");
   auto* kexec = app.add_flag("--kexec", opt.kexec,
-                             "--apply: activate by kexec into the new slot (x86 default)");
+                             "--apply, --activate: activate by kexec into the new slot (x86 default)");
   app.add_flag("--reboot", opt.reboot,
-               "--apply: activate by a one-shot boot of the new slot (Raspberry Pi default); "
-               "--rollback: reboot afterwards")
+               "--apply, --activate: activate by a one-shot boot of the new slot (Raspberry Pi "
+               "default); --rollback: reboot afterwards")
       ->excludes(kexec);
   app.add_flag("--no-activate", opt.no_activate,
                "--apply: stop after the slot is verified and recorded");
@@ -458,12 +499,14 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   if (opt.apply && opt.apply_source.empty()) opt.apply_source = opt.check_source;
   if (!opt.check && !opt.check_source.empty() && !opt.apply)
     return printer.Fail(UsageError("a SOURCE argument goes with --check or --apply"));
+  if (opt.activate && opt.no_activate)
+    return printer.Fail(UsageError("--no-activate goes with --apply; --activate is the step after it"));
 
   auto cfg = LoadConfig(opt.config_path, opt.config_given);
   if (!cfg) return printer.Fail(cfg.error());
   // Whatever changes the device holds the lock from before it reads the state it acts on.
   Expected<Fd> lock = Fd();
-  if (opt.apply || opt.commit || opt.rollback) {
+  if (opt.apply || opt.activate || opt.commit || opt.rollback) {
     lock = AcquireLock(cfg->lock_path);
     if (!lock) return printer.Fail(lock.error());
   }
@@ -476,6 +519,7 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   if (opt.check) return RunCheck(*state, opt, s, printer);
   if (opt.commit) return RunCommit(*state, context);
   if (opt.rollback) return RunRollback(*state, context);
+  if (opt.activate) return RunActivate(*state, context);
   return RunApply(*state, context);
 }
 

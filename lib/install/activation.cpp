@@ -7,6 +7,7 @@
 #include "common/fault.hpp"
 #include "common/fd.hpp"
 #include "crypto/sha256.hpp"
+#include "install/apply.hpp"
 
 namespace osu {
 namespace {
@@ -52,6 +53,15 @@ Result WriteSelection(BootEnv& env, const BootSelection& sel, const std::string&
   return env.Apply(SelectionChanges(sel));
 }
 
+// Taken off the rejected list last, just before the switch: a refusal leaves it as it was.
+Result Readmit(const SystemState& state, const ActivationPlan& plan) {
+  if (plan.readmit_version.empty()) return {};
+  auto rejected = LoadRejectedVersions(state.config.boot_path);
+  if (std::erase(rejected, plan.readmit_version) == 0) return {};
+  FaultPoint("activate: rejected versions");
+  return SaveRejectedVersions(state.config.boot_path, rejected);
+}
+
 }  // namespace
 
 std::string ActivationPlan::Describe() const {
@@ -95,13 +105,41 @@ Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, A
   return plan;
 }
 
+Expected<ActivationPlan> PlanInactiveActivation(const SystemState& state, Activation mode,
+                                                bool allow_downgrade) {
+  // The same refusal as --apply: a second switch during a trial could leave no good slot.
+  if (auto r = CheckInstallAllowed(state); !r) return r.error();
+  const SlotId slot = OtherSlot(state.booted);
+  const auto& record = state.record(slot);
+  if (!record)
+    return StateError("slot " + Letter(slot) + " has no record: nothing was installed there; " +
+                      "run --apply first (--no-activate to install without starting it)");
+  if (record->state != SlotState::Verified)
+    return StateError("slot " + Letter(slot) + " is not verified (state " +
+                      SlotStateName(record->state) +
+                      (record->reason.empty() ? "" : ": " + record->reason) +
+                      "); run --apply first");
+  auto plan = PlanActivation(state, slot, mode);
+  if (!plan) return plan.error();
+  const auto rejected = LoadRejectedVersions(state.config.boot_path);
+  if (std::find(rejected.begin(), rejected.end(), record->version) != rejected.end()) {
+    if (!allow_downgrade)
+      return VerificationError("version " + record->version + " in slot " + Letter(slot) +
+                               " was rolled back on this device (use --allow-downgrade)");
+    plan->readmit_version = record->version;
+  }
+  return plan;
+}
+
 Result Activate(const SystemState& state, const ActivationPlan& plan, BootEnv& env,
                 Activator& activator) {
   if (plan.mode == Activation::Kexec) {
     if (auto r = activator.LoadKexec(plan.kernel, plan.initrd, plan.cmdline); !r) return r;
     FaultPoint("activate: kexec loaded");
+    if (auto r = Readmit(state, plan); !r) return r;
     return activator.Kexec();
   }
+  if (auto r = Readmit(state, plan); !r) return r;
   BootSelection sel = CurrentOrFactory(state);
   sel.try_slot = plan.slot;
   if (auto r = WriteSelection(env, sel, "activate: boot env, OSU_TRY"); !r) return r;

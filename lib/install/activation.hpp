@@ -14,12 +14,22 @@ struct ActivationPlan {
   Activation mode = Activation::Kexec;
   SlotId slot = SlotId::B;
   std::string kernel, initrd, cmdline;  // kexec only
+  // --activate --allow-downgrade of a version this device rolled back from: taken off the
+  // rejected list just before the switch, or the trial's --commit would refuse it.
+  std::string readmit_version;
   std::string Describe() const;
 };
 
 // Checks that `slot` may be booted: its record is verified, its boot files are there with the
 // recorded size and sha256 (State error otherwise), and works out what kexec would load.
 Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, Activation mode);
+
+// --activate: the slot not booted, installed earlier by --apply --no-activate, planned as --apply
+// would after its copy. Refused like --apply during a trial (State); when the slot has no
+// verified, complete record (State); when its version was rolled back from (Verification),
+// unless allow_downgrade.
+Expected<ActivationPlan> PlanInactiveActivation(const SystemState& state, Activation mode,
+                                                bool allow_downgrade);
 
 // kexec: load and jump, env untouched. reboot: OSU_TRY=<slot> in the env, then reboot.
 // Returns only on failure (or with a fake activator).

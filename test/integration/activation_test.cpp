@@ -438,3 +438,207 @@ TEST_CASE("the real platform will not kexec or reboot a host whose slots are an 
   CHECK(LastActivatorCalls().empty());
   CHECK(d.EnvVar("OSU_ORDER") == "A B");
 }
+
+namespace {
+
+// --apply --no-activate of v2: B verified and recorded, nothing started, the env as it was.
+void InstalledB(FakeDevice& d, const std::string& bundle) {
+  auto r = Update(d, {"--apply", bundle, "--no-activate"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  REQUIRE(LastActivatorCalls().empty());
+  REQUIRE(d.EnvVar("OSU_TRY") == "<unset>");
+  REQUIRE(d.EnvVar("OSU_ORDER") == "A B");
+}
+
+}  // namespace
+
+TEST_CASE("--activate --reboot starts a slot installed earlier with --no-activate",
+          "[activation][activate]") {
+  FakeDevice d;
+  InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 31), "2.0"));
+
+  // A dry run says what it would do and does nothing.
+  const std::string before = Everything(d);
+  auto dry = Update(d, {"--activate", "--reboot", "--dry-run"});
+  INFO(dry.err);
+  REQUIRE(dry.code == 0);
+  CHECK_THAT(dry.out, Catch::Contains("Dry run: would set OSU_TRY=B and reboot into slot B once"));
+  CHECK(LastActivatorCalls().empty());
+  CHECK(Everything(d) == before);
+
+  auto r = Update(d, {"--activate", "--reboot", "--json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(LastActivatorCalls() == std::vector<std::string>{"reboot"});
+  CHECK_THAT(r.out, Catch::Contains("\"action\":\"activate\""));
+  CHECK_THAT(r.out, Catch::Contains("\"activation\":\"reboot\""));
+  CHECK_THAT(r.out, Catch::Contains("\"slot\":\"B\""));
+  CHECK_THAT(r.out, Catch::Contains("\"version\":\"2.0\""));
+  // grub-editenv reads what --apply --reboot would have left: a one-shot try of B, A the default.
+  CHECK(d.EnvVar("OSU_TRY") == "B");
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+  CHECK(d.EnvVar("OSU_A_LEFT") == "3");
+  CHECK(d.EnvVar("OSU_B_LEFT") == "0");
+  CHECK(MustRun("grub-editenv '" + d.grubenv() + ".bak' list") == d.Env());
+  auto boot = osu::SimulateBoot(osu::ParseSelection(ParseLines(d.Env())));
+  CHECK(boot.slot == osu::SlotId::B);
+  CHECK(boot.trial);
+}
+
+TEST_CASE("--activate --kexec loads the slot's kernel and command line, env untouched",
+          "[activation][activate]") {
+  FakeDevice d;
+  InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 32), "2.0"));
+  const std::string env_before = EnvFiles(d);
+  auto r = Update(d, {"--activate", "--kexec"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("Slot B (version 2.0) is verified."));
+  CHECK_THAT(r.out, Catch::Contains("Activating: kexec into slot B"));
+  const auto calls = LastActivatorCalls();
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[0] == "load " + d.boot() + "/osu/B/vmlinuz " + d.boot() + "/osu/B/initrd.img " +
+                        "console=ttyS0 ro quiet root=PARTLABEL=p.lxrootclone1 osu.slot=B osu.trial=1");
+  CHECK(calls[1] == "kexec");
+  CHECK(EnvFiles(d) == env_before);  // a power cut now boots A
+
+  // The kexec'd trial commits as after --apply.
+  d.SetCmdline(calls[0].substr(calls[0].find("console=")));
+  auto c = Update(d, {"--commit"});
+  INFO(c.err);
+  CHECK(c.code == 0);
+  CHECK(d.EnvVar("OSU_ORDER") == "B A");
+}
+
+TEST_CASE("--activate refuses a slot that is not ready, and changes nothing",
+          "[activation][activate][bad]") {
+  FakeDevice d;
+  const std::string what = GENERATE("no record", "installing", "invalid", "boot file changed",
+                                    "boot file missing");
+  if (what != "no record") {
+    InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 33), "2.0"));
+    if (what == "boot file changed")
+      WriteFile(d.boot() + "/osu/B/vmlinuz", ReadFile(d.boot() + "/osu/B/vmlinuz") + "x");
+    else if (what == "boot file missing")
+      std::filesystem::remove(d.boot() + "/osu/B/initrd.img");
+    else
+      SetRecordState(d, 'B', what);
+  }
+  const std::string expected =
+      what == "no record"   ? "slot B has no record: nothing was installed there; run --apply first"
+      : what == "installing" ? "slot B is not verified (state installing); run --apply first"
+      : what == "invalid"    ? "slot B is not verified (state invalid); run --apply first"
+      : what == "boot file changed"
+          ? "slot B is incomplete: boot file 'vmlinuz' no longer matches its record"
+          : "slot B is incomplete";
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"},
+           {"--activate", "--dry-run"}, {"--activate", "--allow-downgrade"}}) {
+    auto r = Update(d, args);
+    INFO(what << ", " << args.back() << ": " << r.err);
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Catch::Contains(expected));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+}
+
+TEST_CASE("--activate refuses during a trial, as --apply does", "[activation][activate][bad]") {
+  FakeDevice d;
+  const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 34), "2.0");
+  d.SetCmdline(ApplyKexec(d, v2));  // B runs as a trial; A is verified and the target
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}) {
+    auto r = Update(d, args);
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.code == 4);
+    CHECK_THAT(r.err, Catch::Contains("slot B runs as an uncommitted trial"));
+    CHECK_THAT(r.err, Catch::Contains("run --commit or --rollback first"));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+}
+
+TEST_CASE("--activate of a version rolled back from needs --allow-downgrade",
+          "[activation][activate][rollback]") {
+  FakeDevice d;
+  CommittedB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 35), "2.0"));
+  auto rb = Update(d, {"--rollback"});
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");  // back in A
+  REQUIRE(ReadFile(d.boot() + "/osu/rejected") == "2.0\n");
+
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}) {
+    auto r = Update(d, args);
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("version 2.0 in slot B was rolled back on this device "
+                                      "(use --allow-downgrade)"));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+
+  // Asked for explicitly: tried once, and no longer rejected, so its trial may commit.
+  auto r = Update(d, {"--activate", "--reboot", "--allow-downgrade"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(LastActivatorCalls() == std::vector<std::string>{"reboot"});
+  CHECK(d.EnvVar("OSU_TRY") == "B");
+  CHECK(ReadFile(d.boot() + "/osu/rejected").find("2.0") == std::string::npos);
+  MustRun("grub-editenv '" + d.grubenv() + "' unset OSU_TRY");  // the bootloader's part
+  d.SetCmdline("root=PARTLABEL=p.lxrootclone1 osu.slot=B console=ttyS0 quiet osu.trial=1");
+  auto c = Update(d, {"--commit"});
+  INFO(c.err);
+  CHECK(c.code == 0);
+  CHECK(d.EnvVar("OSU_ORDER") == "B A");
+}
+
+TEST_CASE("--activate: a host whose slots are an image file is not kexec'd or rebooted",
+          "[activation][activate][bad]") {
+  FakeDevice d;
+  InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 36), "2.0"));
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"}}) {
+    std::vector<std::string> full{"--config", d.config()};
+    full.insert(full.end(), args.begin(), args.end());
+    auto r = RunUpdateAsHost(full);
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.code == 1);
+    CHECK_THAT(r.err, Catch::Contains("is an image file, not a disk this system boots from"));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+  // Planning leaves nothing, so it is allowed.
+  auto dry = RunUpdateAsHost({"--config", d.config(), "--activate", "--dry-run"});
+  INFO(dry.err);
+  CHECK(dry.code == 0);
+  CHECK(Everything(d) == before);
+}
+
+TEST_CASE("--activate is one action, without a SOURCE", "[activation][activate][bad]") {
+  FakeDevice d;
+  const std::string before = Everything(d);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--activate", "--apply", "x.osu"}, {"--activate", "--rollback"},
+           {"--activate", "--no-activate"}, {"--activate", "x.osu"}, {"--activate", "--kexec", "--reboot"}}) {
+    auto r = Update(d, args);
+    INFO(args[1] << ": " << r.err);
+    CHECK(r.code == 1);
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+  auto help = Update(d, {"--help"});
+  CHECK(help.code == 0);
+  CHECK_THAT(help.out, Catch::Contains("--activate"));
+}
