@@ -229,12 +229,7 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
 
   auto fail = [&](const Error& error) -> Error {
     RemoveStaged(dir, m);
-    Record invalid = record;
-    invalid.state = SlotState::Invalid;
-    invalid.reason = error.message();
-    invalid.updated_at = UtcNow();
-    (void)SaveRecord(config.boot_path, invalid);  // best effort: "installing" is not bootable either
-    return error;
+    return SaveInvalidRecord(config.boot_path, record, error);
   };
 
   for (;;) {

@@ -4,31 +4,17 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
+#include <cerrno>
 #include <vector>
 
 #include "boot/selection.hpp"
 #include "common/fault.hpp"
 #include "common/fd.hpp"
-#include "crypto/sha256.hpp"
 #include "device/block_device.hpp"
+#include "install/stream_copy.hpp"
 
 namespace osu {
 namespace {
-
-constexpr size_t kChunk = 4u << 20;
-
-// Fills buf unless the stream ends first; returns the bytes read.
-Expected<size_t> ReadChunk(Reader& in, std::span<uint8_t> buf) {
-  size_t have = 0;
-  while (have < buf.size()) {
-    auto n = in.Read(buf.subspan(have));
-    if (!n) return n.error();
-    if (*n == 0) break;
-    have += *n;
-  }
-  return have;
-}
 
 // Everything but the record: an older install's kernel and bootloader snippet must not be
 // paired with the new root file system.
@@ -46,45 +32,6 @@ Result RemoveBootFiles(const std::string& dir) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("Failed to remove '" + path + "'");
   }
   return SyncDirectory(dir);
-}
-
-Expected<CopyStats> CopyRaw(Reader& image, BlockDevice& device, const Reporter& reporter,
-                            bool verify_readback, char letter) {
-  CopyStats stats;
-  Sha256 hash;
-  std::vector<uint8_t> buf(kChunk);
-  for (;;) {
-    auto n = ReadChunk(image, buf);
-    if (!n) return n.error();
-    if (*n == 0) break;
-    if (stats.bytes + *n > device.size())
-      return VerificationError("raw image is larger than slot " + std::string(1, letter) + " (" +
-                               device.name() + ", " + std::to_string(device.size()) +
-                               " bytes): stopped at the slot's end");
-    auto data = std::span<const uint8_t>(buf.data(), *n);
-    if (auto r = device.WriteAt(stats.bytes, data); !r) return r.error();
-    hash.Update(data);
-    stats.bytes += *n;
-    if (reporter.progress) reporter.progress(Progress{"write", stats.bytes, 0});
-  }
-  if (stats.bytes == 0) return VerificationError("raw image is empty");
-  if (auto r = device.Sync(); !r) return r.error();
-  stats.sha256 = hash.HexDigest();
-  stats.bytes_written = device.bytes_written();
-  if (verify_readback) {
-    Sha256 again;
-    for (uint64_t at = 0; at < stats.bytes;) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, stats.bytes - at));
-      auto got = device.ReadAt(at, std::span(buf.data(), want));
-      if (!got) return got.error();
-      if (*got == 0) return DeviceError("'" + device.name() + "' ended early on read-back");
-      again.Update(std::span<const uint8_t>(buf.data(), *got));
-      at += *got;
-    }
-    if (again.HexDigest() != stats.sha256)
-      return VerificationError("read-back of '" + device.name() + "' differs from what was written");
-  }
-  return stats;
 }
 
 }  // namespace
@@ -124,17 +71,17 @@ Expected<ApplyResult> ApplyRawImage(const SystemState& state, BootEnv& env, Read
   record.source = request.record_source;
   record.updated_at = UtcNow();
   if (auto r = SaveRecord(config.boot_path, record); !r) return r.error();
-  auto fail = [&](const Error& error) -> Error {
-    Record invalid = record;
-    invalid.state = SlotState::Invalid;
-    invalid.reason = error.message();
-    invalid.updated_at = UtcNow();
-    (void)SaveRecord(config.boot_path, invalid);  // best effort: "installing" is not bootable either
-    return error;
-  };
+  auto fail = [&](const Error& error) { return SaveInvalidRecord(config.boot_path, record, error); };
   if (auto r = RemoveBootFiles(SlotDirectory(config.boot_path, result.target)); !r) return fail(r.error());
 
-  auto copied = CopyRaw(image, **device, reporter, config.verify_readback, letter);
+  // No manifest: the slot's size bounds the stream, and what arrived is what gets recorded.
+  CopyOptions copy;
+  copy.size_is_limit = true;
+  copy.expected_size = (*device)->size();
+  copy.verify_readback = config.verify_readback;
+  if (reporter.progress) copy.progress = [&](uint64_t done) { reporter.progress(Progress{"write", done, 0}); };
+  auto copied = StreamToDevice(image, **device, copy);
+  if (copied && copied->bytes == 0) copied = VerificationError("raw image is empty");
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
   FaultPoint("apply raw: image written and synced");

@@ -23,16 +23,17 @@ std::string Lower(std::string s) {
   return s;
 }
 
-// Fills `buf` from `decoded`, stopping the moment the stream passes `expected` bytes so that
-// nothing beyond them ever reaches the device.
+// Fills `buf` from `decoded`, stopping the moment the stream passes `options.expected_size`
+// bytes so that nothing beyond them ever reaches `device`.
 Expected<size_t> FillFromStream(Reader& decoded, uint64_t offset, std::span<uint8_t> buf,
-                                uint64_t expected) {
+                                const CopyOptions& options, const BlockDevice& device) {
+  const uint64_t expected = options.expected_size;
   size_t filled = 0;
   while (filled < buf.size()) {
     auto n = decoded.Read(buf.subspan(filled));
     if (!n) return n.error();
     if (*n == 0) {
-      if (offset + filled < expected) {
+      if (!options.size_is_limit && offset + filled < expected) {
         return VerificationError("image is shorter than the manifest says: got " +
                                  std::to_string(offset + filled) + " of " +
                                  std::to_string(expected) + " bytes");
@@ -40,6 +41,10 @@ Expected<size_t> FillFromStream(Reader& decoded, uint64_t offset, std::span<uint
       break;
     }
     filled += *n;
+    if (offset + filled > expected && options.size_is_limit) {
+      return VerificationError("image is larger than the slot ('" + device.name() + "', " +
+                               std::to_string(expected) + " bytes): stopped at the slot's end");
+    }
     if (offset + filled > expected) {
       return VerificationError("image is longer than the manifest's " + std::to_string(expected) +
                                " bytes");
@@ -136,6 +141,11 @@ Expected<CopyStats> Copy(Reader& decoded, BlockDevice& device, const CopyOptions
   if (options.chunk_size == 0 || options.chunk_size % 4096 != 0 || options.buffers == 0) {
     return UsageError("Copy needs a chunk size that is a positive multiple of 4096 and buffers");
   }
+  if (options.expected_size > device.size() && options.size_is_limit) {
+    return UsageError("Copy limit of " + std::to_string(options.expected_size) +
+                      " bytes is beyond the end of '" + device.name() + "' (" +
+                      std::to_string(device.size()) + " bytes)");
+  }
   if (options.expected_size > device.size()) {
     return VerificationError("image of " + std::to_string(options.expected_size) +
                              " bytes does not fit in '" + device.name() + "' (" +
@@ -155,7 +165,7 @@ Expected<CopyStats> Copy(Reader& decoded, BlockDevice& device, const CopyOptions
   Sha256 sha;
   CopyStats stats;
   auto produce = [&](uint64_t offset, std::span<uint8_t> buf) -> Expected<size_t> {
-    auto n = FillFromStream(decoded, offset, buf, options.expected_size);
+    auto n = FillFromStream(decoded, offset, buf, options, device);
     if (n && *n > 0 && options.progress) options.progress(offset + *n);
     return n;
   };
@@ -180,7 +190,7 @@ Expected<CopyStats> Copy(Reader& decoded, BlockDevice& device, const CopyOptions
 
   stats.sha256 = sha.HexDigest();
   std::string expected = Lower(options.expected_sha256);
-  if (stats.sha256 != expected) {
+  if (!options.size_is_limit && stats.sha256 != expected) {
     return VerificationError("image sha256 mismatch: expected " + expected + ", got " +
                              stats.sha256);
   }

@@ -145,4 +145,12 @@ Result SaveRecord(const std::string& boot_path, const Record& record) {
   return InstallFile(dir + "/record.yml", SerializeRecord(record));
 }
 
+Error SaveInvalidRecord(const std::string& boot_path, Record record, const Error& error) {
+  record.state = SlotState::Invalid;
+  record.reason = error.message();
+  record.updated_at = UtcNow();
+  (void)SaveRecord(boot_path, record);
+  return error;
+}
+
 }  // namespace osu

@@ -47,6 +47,11 @@ std::optional<Record> LoadRecord(const std::string& boot_path, SlotId slot);
 // Atomic write (temp, fsync, rename, fsync directory); creates the slot directory.
 Result SaveRecord(const std::string& boot_path, const Record& record);
 
+// For an install that failed after its record said "installing": saves `record` as Invalid
+// with the error as its reason, best effort ("installing" is not bootable either), and
+// returns `error`.
+Error SaveInvalidRecord(const std::string& boot_path, Record record, const Error& error);
+
 std::string SerializeRecord(const Record& record);
 Expected<Record> ParseRecord(const std::string& yaml);
 

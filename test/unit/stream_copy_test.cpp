@@ -365,3 +365,88 @@ TEST_CASE("skip_unchanged: a target that cannot be read fails the copy, that chu
   CHECK(stats.error().message() == "Failed to read '/dev/mmcblk0p3' at offset 196608: Input/output error");
   for (const auto& [offset, len] : dev.writes) CHECK(offset + len <= 3 * kChunk);
 }
+
+// size_is_limit: an unsigned raw stream, whose length and sha256 only its end tells.
+osu::CopyOptions SlotLimit(uint64_t slot_size) {
+  osu::CopyOptions o;
+  o.size_is_limit = true;
+  o.expected_size = slot_size;
+  o.chunk_size = 64 * 1024;
+  o.buffers = 3;
+  return o;
+}
+
+TEST_CASE("size_is_limit: a stream up to the slot's size is copied and hashed as it arrived") {
+  constexpr uint64_t kSlot = 6 * 65536;
+  // Shorter than a chunk, not a chunk multiple, a chunk multiple, exactly the slot.
+  for (size_t size : {size_t{1000}, size_t{3 * 65536 + 12345}, size_t{4 * 65536}, size_t{kSlot}}) {
+    CAPTURE(size);
+    auto image = RandomBytes(size, static_cast<uint32_t>(size) + 100);
+    osu::MemoryBlockDevice dev(kSlot);
+    PiecewiseReader reader(image);
+    std::vector<uint64_t> progress;
+    auto options = SlotLimit(kSlot);
+    options.verify_readback = true;
+    options.progress = [&](uint64_t done) { progress.push_back(done); };
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    INFO((stats ? "" : stats.error().message()));
+    REQUIRE(stats);
+    CHECK(stats->sha256 == OracleSha256(image));
+    CHECK(stats->bytes == size);
+    CHECK(stats->bytes_written == size);
+    CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+    CHECK(AllZero(dev.data(), size));
+    CHECK(dev.syncs == 1);
+    CHECK(progress.back() == size);
+  }
+}
+
+TEST_CASE("size_is_limit: a stream longer than the slot fails and writes nothing past it") {
+  auto image = RandomBytes(300000, 21);
+  for (uint64_t slot : {uint64_t{200000}, uint64_t{4 * 65536}, uint64_t{299999}}) {
+    CAPTURE(slot);
+    // The device goes on past the slot, as the rest of a disk would.
+    osu::MemoryBlockDevice dev(image.size() + 65536, "/dev/vdb3");
+    PiecewiseReader reader(image);
+    auto options = SlotLimit(slot);
+    auto stats = osu::StreamToDevice(reader, dev, options);
+    REQUIRE_FALSE(stats);
+    CHECK(stats.error().kind() == ErrorKind::Verification);
+    CHECK(stats.error().message() == "image is larger than the slot ('/dev/vdb3', " +
+                                         std::to_string(slot) + " bytes): stopped at the slot's end");
+    CHECK(AllZero(dev.data(), slot));
+    CHECK(dev.syncs == 0);
+    CHECK(reader.pos <= slot + 65536);  // it stopped reading at once
+  }
+}
+
+TEST_CASE("size_is_limit: skip_unchanged writes only the blocks that differ") {
+  auto image = RandomBytes(5 * 65536 + 333, 22);
+  RecordingDevice dev(8 * 65536);
+  std::copy(image.begin(), image.end(), dev.data().begin());
+  dev.data()[65536 + 10] ^= 0xff;
+  dev.data()[5 * 65536 + 332] ^= 0xff;
+  auto options = SlotLimit(dev.size());
+  options.skip_unchanged = true;
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, options);
+  INFO((stats ? "" : stats.error().message()));
+  REQUIRE(stats);
+  CHECK(stats->sha256 == OracleSha256(image));
+  CHECK(stats->bytes == image.size());
+  CHECK(std::equal(image.begin(), image.end(), dev.data().begin()));
+  using Io = std::vector<std::pair<uint64_t, size_t>>;
+  CHECK(dev.writes == Io{{65536, 4096}, {5 * 65536, 333}});
+  CHECK(stats->bytes_written == 4096 + 333);
+}
+
+TEST_CASE("size_is_limit: a limit beyond the device is the caller's error, nothing written") {
+  std::vector<uint8_t> image(1000, 0x5a);
+  osu::MemoryBlockDevice dev(65536, "/dev/vdb3");
+  PiecewiseReader reader(image);
+  auto stats = osu::StreamToDevice(reader, dev, SlotLimit(65537));
+  REQUIRE_FALSE(stats);
+  CHECK(stats.error().kind() == ErrorKind::Usage);
+  CHECK(stats.error().message() == "Copy limit of 65537 bytes is beyond the end of '/dev/vdb3' (65536 bytes)");
+  CHECK(dev.bytes_written() == 0);
+}
