@@ -451,6 +451,26 @@ void InstalledB(FakeDevice& d, const std::string& bundle) {
   REQUIRE(d.EnvVar("OSU_ORDER") == "A B");
 }
 
+using Calls = std::vector<std::vector<std::string>>;
+
+// Each call fails with `code` and one error line that contains every one of `messages`,
+// without a kexec or reboot; together they leave the device as it was.
+void CheckRefused(FakeDevice& d, const Calls& calls, int code,
+                  const std::vector<std::string>& messages, bool as_host = false) {
+  const std::string before = Everything(d);
+  for (const auto& args : calls) {
+    std::vector<std::string> full{"--config", d.config()};
+    full.insert(full.end(), args.begin(), args.end());
+    auto r = as_host ? RunUpdateAsHost(full) : Update(d, args);
+    INFO(args.back() << ": " << r.err);
+    CHECK(r.code == code);
+    for (const auto& m : messages) CHECK_THAT(r.err, Catch::Contains(m));
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(LastActivatorCalls().empty());
+  }
+  CHECK(Everything(d) == before);
+}
+
 }  // namespace
 
 TEST_CASE("--activate --reboot starts a slot installed earlier with --no-activate",
@@ -532,36 +552,19 @@ TEST_CASE("--activate refuses a slot that is not ready, and changes nothing",
       : what == "boot file changed"
           ? "slot B is incomplete: boot file 'vmlinuz' no longer matches its record"
           : "slot B is incomplete";
-  const std::string before = Everything(d);
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"},
-           {"--activate", "--dry-run"}, {"--activate", "--allow-downgrade"}}) {
-    auto r = Update(d, args);
-    INFO(what << ", " << args.back() << ": " << r.err);
-    CHECK(r.code == 4);
-    CHECK_THAT(r.err, Catch::Contains(expected));
-    CHECK(HasOneErrorLine(r.err));
-    CHECK(LastActivatorCalls().empty());
-  }
-  CHECK(Everything(d) == before);
+  INFO(what);
+  CheckRefused(d,
+               {{"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"},
+                {"--activate", "--dry-run"}, {"--activate", "--allow-downgrade"}},
+               4, {expected});
 }
 
 TEST_CASE("--activate refuses during a trial, as --apply does", "[activation][activate][bad]") {
   FakeDevice d;
   const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 34), "2.0");
   d.SetCmdline(ApplyKexec(d, v2));  // B runs as a trial; A is verified and the target
-  const std::string before = Everything(d);
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}) {
-    auto r = Update(d, args);
-    INFO(args.back() << ": " << r.err);
-    CHECK(r.code == 4);
-    CHECK_THAT(r.err, Catch::Contains("slot B runs as an uncommitted trial"));
-    CHECK_THAT(r.err, Catch::Contains("run --commit or --rollback first"));
-    CHECK(HasOneErrorLine(r.err));
-    CHECK(LastActivatorCalls().empty());
-  }
-  CHECK(Everything(d) == before);
+  CheckRefused(d, {{"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}, 4,
+               {"slot B runs as an uncommitted trial", "run --commit or --rollback first"});
 }
 
 TEST_CASE("--activate of a version rolled back from needs --allow-downgrade",
@@ -574,18 +577,8 @@ TEST_CASE("--activate of a version rolled back from needs --allow-downgrade",
   d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");  // back in A
   REQUIRE(ReadFile(d.boot() + "/osu/rejected") == "2.0\n");
 
-  const std::string before = Everything(d);
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}) {
-    auto r = Update(d, args);
-    INFO(args.back() << ": " << r.err);
-    CHECK(r.code == 2);
-    CHECK_THAT(r.err, Catch::Contains("version 2.0 in slot B was rolled back on this device "
-                                      "(use --allow-downgrade)"));
-    CHECK(HasOneErrorLine(r.err));
-    CHECK(LastActivatorCalls().empty());
-  }
-  CHECK(Everything(d) == before);
+  CheckRefused(d, {{"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}, 2,
+               {"version 2.0 in slot B was rolled back on this device (use --allow-downgrade)"});
 
   // Asked for explicitly: tried once, and no longer rejected, so its trial may commit.
   auto r = Update(d, {"--activate", "--reboot", "--allow-downgrade"});
@@ -606,20 +599,10 @@ TEST_CASE("--activate: a host whose slots are an image file is not kexec'd or re
           "[activation][activate][bad]") {
   FakeDevice d;
   InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 36), "2.0"));
-  const std::string before = Everything(d);
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"}}) {
-    std::vector<std::string> full{"--config", d.config()};
-    full.insert(full.end(), args.begin(), args.end());
-    auto r = RunUpdateAsHost(full);
-    INFO(args.back() << ": " << r.err);
-    CHECK(r.code == 1);
-    CHECK_THAT(r.err, Catch::Contains("is an image file, not a disk this system boots from"));
-    CHECK(HasOneErrorLine(r.err));
-    CHECK(LastActivatorCalls().empty());
-  }
-  CHECK(Everything(d) == before);
+  CheckRefused(d, {{"--activate"}, {"--activate", "--kexec"}, {"--activate", "--reboot"}}, 1,
+               {"is an image file, not a disk this system boots from"}, /*as_host=*/true);
   // Planning leaves nothing, so it is allowed.
+  const std::string before = Everything(d);
   auto dry = RunUpdateAsHost({"--config", d.config(), "--activate", "--dry-run"});
   INFO(dry.err);
   CHECK(dry.code == 0);
