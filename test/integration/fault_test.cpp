@@ -1,5 +1,5 @@
 // Crash safety by fault injection: os-update stops dead at every named step of --apply,
-// --commit and --rollback (after every write, before every fsync, rename and env write). After
+// --activate, --commit and --rollback (after every write, before every fsync, rename and env write). After
 // each stop the disk image is "booted" by evaluating its boot env exactly as grub/grub.cfg does
 // (SimulateBoot, which the grub-emu test holds to the real grub.cfg), and the test asserts:
 // the slot that boots is verified and its bytes are what its record says; the committed slot
@@ -80,6 +80,21 @@ void ApplyTrialCommit(FakeDevice& d) {
   REQUIRE(r.code == 0);
 }
 
+void InstalledNotActivated(FakeDevice& d) {
+  auto r = RunUpdate({"--config", d.config(), "--apply", Shared().bundle, "--no-activate"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+}
+
+// Committed B, rolled back to A and booted there: 2.0 in B is a rejected version.
+void RolledBackFromB(FakeDevice& d) {
+  ApplyTrialCommit(d);
+  auto r = RunUpdate({"--config", d.config(), "--rollback"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");
+}
+
 std::vector<Scenario> Scenarios() {
   return {
       {"apply, kexec activation", {"--apply", Shared().bundle}, [](FakeDevice&) {}, false},
@@ -90,6 +105,12 @@ std::vector<Scenario> Scenarios() {
       // The target is the verified fallback slot, with boot attempts left: they must be gone
       // before its first byte is overwritten.
       {"apply over the fallback slot", {"--apply", Shared().bundle}, ApplyTrialCommit, false},
+      {"activate --reboot of a slot applied with --no-activate", {"--activate", "--reboot"},
+       InstalledNotActivated, false},
+      // Takes the version off the rejected list before OSU_TRY: a stop between the two must
+      // leave A booting.
+      {"activate --reboot --allow-downgrade of a version rolled back from",
+       {"--activate", "--reboot", "--allow-downgrade"}, RolledBackFromB, false},
   };
 }
 
@@ -133,7 +154,7 @@ void ExpectVerified(FakeDevice& d, osu::SlotId slot) {
 
 }  // namespace
 
-TEST_CASE("a stop at any step of apply, commit or rollback leaves a device that boots a verified slot",
+TEST_CASE("a stop at any step of apply, activate, commit or rollback leaves a device that boots a verified slot",
           "[fault]") {
   for (const Scenario& scenario : Scenarios()) {
     // Which steps does this action pass? Run it once, recording.
