@@ -473,7 +473,7 @@ void CheckRefused(FakeDevice& d, const Calls& calls, int code,
 
 }  // namespace
 
-TEST_CASE("--activate --reboot starts a slot installed earlier with --no-activate",
+TEST_CASE("activate: --activate --reboot starts a slot installed earlier with --no-activate",
           "[activation][activate]") {
   FakeDevice d;
   InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 31), "2.0"));
@@ -506,7 +506,7 @@ TEST_CASE("--activate --reboot starts a slot installed earlier with --no-activat
   CHECK(boot.trial);
 }
 
-TEST_CASE("--activate --kexec loads the slot's kernel and command line, env untouched",
+TEST_CASE("activate: --activate --kexec loads the slot's kernel and command line, env untouched",
           "[activation][activate]") {
   FakeDevice d;
   InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 32), "2.0"));
@@ -531,7 +531,7 @@ TEST_CASE("--activate --kexec loads the slot's kernel and command line, env unto
   CHECK(d.EnvVar("OSU_ORDER") == "B A");
 }
 
-TEST_CASE("--activate refuses a slot that is not ready, and changes nothing",
+TEST_CASE("activate: --activate refuses a slot that is not ready, and changes nothing",
           "[activation][activate][bad]") {
   FakeDevice d;
   const std::string what = GENERATE("no record", "installing", "invalid", "boot file changed",
@@ -559,7 +559,7 @@ TEST_CASE("--activate refuses a slot that is not ready, and changes nothing",
                4, {expected});
 }
 
-TEST_CASE("--activate refuses during a trial, as --apply does", "[activation][activate][bad]") {
+TEST_CASE("activate: --activate refuses during a trial, as --apply does", "[activation][activate][bad]") {
   FakeDevice d;
   const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 34), "2.0");
   d.SetCmdline(ApplyKexec(d, v2));  // B runs as a trial; A is verified and the target
@@ -567,7 +567,7 @@ TEST_CASE("--activate refuses during a trial, as --apply does", "[activation][ac
                {"slot B runs as an uncommitted trial", "run --commit or --rollback first"});
 }
 
-TEST_CASE("--activate of a version rolled back from needs --allow-downgrade",
+TEST_CASE("activate: --activate of a version rolled back from needs --allow-downgrade",
           "[activation][activate][rollback]") {
   FakeDevice d;
   CommittedB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 35), "2.0"));
@@ -595,7 +595,7 @@ TEST_CASE("--activate of a version rolled back from needs --allow-downgrade",
   CHECK(d.EnvVar("OSU_ORDER") == "B A");
 }
 
-TEST_CASE("--activate: a host whose slots are an image file is not kexec'd or rebooted",
+TEST_CASE("activate: a host whose slots are an image file is not kexec'd or rebooted",
           "[activation][activate][bad]") {
   FakeDevice d;
   InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 36), "2.0"));
@@ -609,7 +609,7 @@ TEST_CASE("--activate: a host whose slots are an image file is not kexec'd or re
   CHECK(Everything(d) == before);
 }
 
-TEST_CASE("--activate is one action, without a SOURCE", "[activation][activate][bad]") {
+TEST_CASE("activate: --activate is one action, without a SOURCE", "[activation][activate][bad]") {
   FakeDevice d;
   const std::string before = Everything(d);
   for (const auto& args : std::vector<std::vector<std::string>>{
