@@ -176,6 +176,28 @@ Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, 
   return device;
 }
 
+CopyOptions SlotCopyOptions(const Config& config, const Slot& target, const Reporter& reporter,
+                            uint64_t total) {
+  CopyOptions copy;
+  const StorageMedia media = ProbeStorageMedia(target.WritePath());
+  copy.skip_unchanged = SkipUnchangedFor(config.skip_unchanged, media);
+  if (copy.skip_unchanged)
+    reporter.Info("Writing only the blocks that differ (install.skip_unchanged, " +
+                  StorageMediaName(media) + ")");
+  copy.verify_readback = config.verify_readback;
+  if (reporter.progress) {
+    auto progress = reporter.progress;
+    copy.progress = [progress, total](uint64_t done) { progress(Progress{"write", done, total}); };
+  }
+  return copy;
+}
+
+void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Reporter& reporter) {
+  if (copy.skip_unchanged)
+    reporter.Info("Wrote " + HumanBytes(stats.bytes_written) + " of " + HumanBytes(stats.bytes) +
+                  "; the rest was unchanged");
+}
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter) {
   const auto start = std::chrono::steady_clock::now();
@@ -247,24 +269,13 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   auto decoder = MakeDecoder(m.compression, **image, config.threads);
   if (!decoder) return fail(decoder.error());
 
-  CopyOptions copy;
+  CopyOptions copy = SlotCopyOptions(config, target, reporter, m.image.size);
   copy.expected_size = m.image.size;
   copy.expected_sha256 = m.image.sha256;
-  const StorageMedia media = ProbeStorageMedia(target.WritePath());
-  copy.skip_unchanged = SkipUnchangedFor(config.skip_unchanged, media);
-  if (copy.skip_unchanged)
-    reporter.Info("Writing only the blocks that differ (install.skip_unchanged, " +
-                  StorageMediaName(media) + ")");
-  copy.verify_readback = config.verify_readback;
-  if (reporter.progress) {
-    copy.progress = [&](uint64_t done) { reporter.progress(Progress{"write", done, m.image.size}); };
-  }
   auto copied = StreamToDevice(**decoder, **device, copy);
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
-  if (copy.skip_unchanged)
-    reporter.Info("Wrote " + HumanBytes(copied->bytes_written) + " of " +
-                  HumanBytes(copied->bytes) + "; the rest was unchanged");
+  ReportUnchanged(copy, *copied, reporter);
   FaultPoint("apply: image written and synced");
   if (auto r = b.Finish(); !r) return fail(r.error());
 

@@ -44,6 +44,20 @@ struct ApplyResult {
 // Apply() checks it first; the CLI also checks it before it opens (or downloads) a source.
 Result CheckInstallAllowed(const SystemState& state);
 
+// Opens the target slot for writing, after taking it out of the boot order (no attempts, not
+// the one-shot try): the bootloader must never fall back to a slot that is being rewritten.
+// `step` names the fault point before the env write.
+Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
+                                                      SlotId target, const std::string& step);
+
+// What every install into a slot shares: skip-unchanged as configured for the slot's storage
+// (said in an Info line when on), read-back verification, and progress out of `total` bytes
+// (0: unknown). The caller sets the size and sha256 it expects.
+CopyOptions SlotCopyOptions(const Config& config, const Slot& target, const Reporter& reporter,
+                            uint64_t total);
+// After a copy with skip_unchanged: how much of it was written (an Info line).
+void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Reporter& reporter);
+
 // The whole install into the slot that is neither booted nor committed:
 //   refuse during a trial; verify signature, compatible, version floor, size
 //   -> nothing written before this
@@ -52,12 +66,6 @@ Result CheckInstallAllowed(const SystemState& state);
 //   -> boot files staged -> image streamed, hashed, fsynced -> boot files and the slot's
 //      bootloader snippet renamed into place -> record "verified".
 // On failure after the record says "installing", the record is set to "invalid" with the reason.
-// Opens the target slot for writing, after taking it out of the boot order (no attempts, not
-// the one-shot try): the bootloader must never fall back to a slot that is being rewritten.
-// `step` names the fault point before the env write.
-Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
-                                                      SlotId target, const std::string& step);
-
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter);
 

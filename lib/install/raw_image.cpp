@@ -75,15 +75,14 @@ Expected<ApplyResult> ApplyRawImage(const SystemState& state, BootEnv& env, Read
   if (auto r = RemoveBootFiles(SlotDirectory(config.boot_path, result.target)); !r) return fail(r.error());
 
   // No manifest: the slot's size bounds the stream, and what arrived is what gets recorded.
-  CopyOptions copy;
+  CopyOptions copy = SlotCopyOptions(config, target, reporter, 0);
   copy.size_is_limit = true;
   copy.expected_size = (*device)->size();
-  copy.verify_readback = config.verify_readback;
-  if (reporter.progress) copy.progress = [&](uint64_t done) { reporter.progress(Progress{"write", done, 0}); };
   auto copied = StreamToDevice(image, **device, copy);
   if (copied && copied->bytes == 0) copied = VerificationError("raw image is empty");
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
+  ReportUnchanged(copy, *copied, reporter);
   FaultPoint("apply raw: image written and synced");
 
   record.state = SlotState::Verified;

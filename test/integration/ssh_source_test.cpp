@@ -75,6 +75,25 @@ TEST_CASE("ssh: an opted-in raw image lands in slot B, hashed and recorded as un
   CHECK(d.Env() == env_before);
 }
 
+TEST_CASE("ssh: with install.skip_unchanged the same raw image again writes nothing", "[ssh][skip]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("eos.raw.dev", kImageSize, 53);
+  SshServer sshd("cat '" + image + "'");
+  d.WriteConfig("install:\n  skip_unchanged: true\n", "demo-x86_64",
+                SshConfig(sshd, sshd.device_key(), true));
+  for (int run = 1; run <= 2; ++run) {
+    auto r = RunUpdate({"--config", d.config(), "--apply", "--json"});
+    INFO("run " << run << ": " << r.out << r.err << sshd.Log());
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("Writing only the blocks that differ (install.skip_unchanged, image file)"));
+    // Slot B starts as zeros, so even the first run skips the image's zero blocks.
+    if (run == 1) CHECK_THAT(r.out, Catch::Contains("Wrote ") && !Catch::Contains("Wrote 0 B"));
+    if (run == 2) CHECK_THAT(r.out, Catch::Contains("Wrote 0 B of 3.0 MiB; the rest was unchanged"));
+    CHECK(d.RegionSha256(d.SlotB(), kImageSize) == Sha256OfFile(image));
+    CHECK_THAT(RecordB(d), Catch::Contains("state: verified"));
+  }
+}
+
 TEST_CASE("ssh: without update.allow_unsigned_ssh nothing is fetched or changed (exit 2)", "[ssh]") {
   FakeDevice d;
   const std::string image = d.MakeImage("eos.raw.dev", kImageSize, 52);
