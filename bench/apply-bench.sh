@@ -112,7 +112,7 @@ YAML
 fi
 
 # --- measuring ----------------------------------------------------------------------------
-declare -A SECS RSS CPU FAILED
+declare -A SECS RSS CPU FAILED ROUND_SECS
 ORDER=()
 # measure KEY LABEL COMMAND: one run; across the REPEAT rounds a key keeps its best wall time,
 # that run's CPU time (user + sys of the whole command tree) and the largest peak RSS of any
@@ -130,6 +130,7 @@ measure() {
   t1=$(date +%s%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
   read -r kb used < <(tail -n1 "$WORK/time.out" | awk '{ printf "%d %.2f\n", $1, $2 + $3 }')
+  ROUND_SECS[$key,$round]=$secs
   if [[ -z ${SECS[$key]:-} ]]; then
     ORDER+=("$key|$label")
     RSS[$key]=0
@@ -196,6 +197,25 @@ done
 echo "vs limit: speed relative to the pipeline's slowest stage alone (1.00 = at the physical limit);"
 echo "vs naive: speed relative to the shell pipeline with the same codec; peak RSS: largest process."
 echo "CPU s: user + sys of the whole command; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The same ratio within each round (stages and pipeline measured minutes apart, not across the
+# whole run): steadier when the machine's speed drifts between rounds.
+slowest_in_round() {  # CODEC ROUND
+  local h=${ROUND_SECS[hash,$2]} hs=${ROUND_SECS[hash_ssl,$2]:-${ROUND_SECS[hash,$2]}}
+  printf '%s\n' "${ROUND_SECS[dec_$1,$2]}" "$(printf '%s\n' "$h" "$hs" | sort -g | head -n1)" \
+    "${ROUND_SECS[write,$2]}" | sort -g | tail -n1
+}
+for key in copy_xz apply_xz copy_zstd apply_zstd; do
+  [[ -n ${SECS[$key]:-} ]] || continue
+  ratios=()
+  for ((r = 1; r <= REPEAT; r++)); do
+    [[ -n ${ROUND_SECS[$key,$r]:-} ]] || continue
+    ratios+=("$(awk -v l="$(slowest_in_round "${key#*_}" "$r")" -v s="${ROUND_SECS[$key,$r]}" \
+      'BEGIN { printf "%.2f", l / s }')")
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  printf 'vs limit, round by round, %-12s %s (median %s)\n' "$key:" "${ratios[*]}" "$median"
+done
 if [[ -n ${check_out:-} ]]; then
   # Bytes --check takes from a pipe: what it read, plus at most the pipe's 64 KiB buffer.
   fed=$(python3 - "$OSU" "$WORK/osu.yml" "$WORK/bundle-xz.osu" <<'PY'
