@@ -56,10 +56,8 @@ Result WriteSelection(BootEnv& env, const BootSelection& sel, const std::string&
 // Taken off the rejected list last, just before the switch: a refusal leaves it as it was.
 Result Readmit(const SystemState& state, const ActivationPlan& plan) {
   if (plan.readmit_version.empty()) return {};
-  auto rejected = LoadRejectedVersions(state.config.boot_path);
-  if (std::erase(rejected, plan.readmit_version) == 0) return {};
-  FaultPoint("activate: rejected versions");
-  return SaveRejectedVersions(state.config.boot_path, rejected);
+  return ReadmitVersion(state.config.boot_path, plan.readmit_version,
+                        "activate: rejected versions");
 }
 
 }  // namespace
@@ -111,18 +109,12 @@ Expected<ActivationPlan> PlanInactiveActivation(const SystemState& state, Activa
   if (auto r = CheckInstallAllowed(state); !r) return r.error();
   const SlotId slot = OtherSlot(state.booted);
   const auto& record = state.record(slot);
-  if (!record)
-    return StateError("slot " + Letter(slot) + " has no record: nothing was installed there; " +
-                      "run --apply first (--no-activate to install without starting it)");
-  if (record->state != SlotState::Verified)
-    return StateError("slot " + Letter(slot) + " is not verified (state " +
-                      SlotStateName(record->state) +
-                      (record->reason.empty() ? "" : ": " + record->reason) +
-                      "); run --apply first");
   auto plan = PlanActivation(state, slot, mode);
+  // No record, or not verified: what --activate needs is an --apply, so say so.
+  if (!plan && (!record || record->state != SlotState::Verified))
+    return StateError(plan.error().message() + "; run --apply first");
   if (!plan) return plan.error();
-  const auto rejected = LoadRejectedVersions(state.config.boot_path);
-  if (std::find(rejected.begin(), rejected.end(), record->version) != rejected.end()) {
+  if (WasRolledBack(state.config.boot_path, record->version)) {
     if (!allow_downgrade)
       return VerificationError("version " + record->version + " in slot " + Letter(slot) +
                                " was rolled back on this device (use --allow-downgrade)");

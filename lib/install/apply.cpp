@@ -45,11 +45,9 @@ Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              config.compatible + "' (update.compatible)");
   const std::string& installed = state.installed_version;
-  for (const auto& rejected : LoadRejectedVersions(config.boot_path)) {
-    if (!allow_downgrade && rejected == m.version)
-      return VerificationError("version " + m.version +
-                               " was rolled back on this device (use --allow-downgrade)");
-  }
+  if (!allow_downgrade && WasRolledBack(config.boot_path, m.version))
+    return VerificationError("version " + m.version +
+                             " was rolled back on this device (use --allow-downgrade)");
   if (m.min_version && !installed.empty() && CompareVersions(installed, *m.min_version) < 0)
     return VerificationError("bundle " + m.version + " needs at least version " + *m.min_version +
                              " installed, this device runs " + installed);
@@ -137,8 +135,7 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              state.config.compatible + "' (update.compatible)");
-  const auto rejected = LoadRejectedVersions(state.config.boot_path);
-  if (std::find(rejected.begin(), rejected.end(), m.version) != rejected.end()) {
+  if (WasRolledBack(state.config.boot_path, m.version)) {
     result.reason = "version " + m.version + " was rolled back on this device";
   } else if (m.min_version && !state.installed_version.empty() &&
              CompareVersions(state.installed_version, *m.min_version) < 0) {
@@ -282,11 +279,8 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   if (auto r = InstallFile(dir + "/" + snippet->first, snippet->second); !r) return fail(r.error());
   if (auto r = SwapBootFiles(dir, m, snippet->first); !r) return fail(r.error());
   // Only --allow-downgrade gets a rolled-back version this far: it may be committed again.
-  if (auto rejected = LoadRejectedVersions(config.boot_path);
-      std::erase(rejected, m.version) > 0) {
-    FaultPoint("apply: rejected versions");
-    if (auto r = SaveRejectedVersions(config.boot_path, rejected); !r) return fail(r.error());
-  }
+  if (auto r = ReadmitVersion(config.boot_path, m.version, "apply: rejected versions"); !r)
+    return fail(r.error());
   record.state = SlotState::Verified;
   record.sha256 = copied->sha256;
   record.size = copied->bytes;

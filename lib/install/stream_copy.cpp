@@ -41,13 +41,12 @@ Expected<size_t> FillFromStream(Reader& decoded, uint64_t offset, std::span<uint
       break;
     }
     filled += *n;
-    if (offset + filled > expected && options.size_is_limit) {
-      return VerificationError("image is larger than the slot ('" + device.name() + "', " +
-                               std::to_string(expected) + " bytes): stopped at the slot's end");
-    }
     if (offset + filled > expected) {
-      return VerificationError("image is longer than the manifest's " + std::to_string(expected) +
-                               " bytes");
+      return VerificationError(
+          options.size_is_limit
+              ? "image is larger than the slot ('" + device.name() + "', " +
+                    std::to_string(expected) + " bytes): stopped at the slot's end"
+              : "image is longer than the manifest's " + std::to_string(expected) + " bytes");
     }
   }
   return filled;

@@ -1,7 +1,9 @@
 #include "install/system.hpp"
 
+#include <algorithm>
 #include <sstream>
 
+#include "common/fault.hpp"
 #include "common/fd.hpp"
 
 namespace osu {
@@ -44,6 +46,19 @@ Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std:
   for (const auto& version : v) text += version + "\n";
   if (auto r = MakeDirectories(boot_path + "/osu"); !r) return r;
   return InstallFile(boot_path + "/osu/rejected", text);
+}
+
+bool WasRolledBack(const std::string& boot_path, const std::string& version) {
+  const auto rejected = LoadRejectedVersions(boot_path);
+  return std::find(rejected.begin(), rejected.end(), version) != rejected.end();
+}
+
+Result ReadmitVersion(const std::string& boot_path, const std::string& version,
+                      const std::string& step) {
+  auto rejected = LoadRejectedVersions(boot_path);
+  if (std::erase(rejected, version) == 0) return {};
+  FaultPoint(step);
+  return SaveRejectedVersions(boot_path, rejected);
 }
 
 Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env) {

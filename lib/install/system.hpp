@@ -42,6 +42,11 @@ std::unique_ptr<BootEnv> MakeBootEnv(const Config& config);
 // Versions this device rolled back from: <boot.path>/osu/rejected, one per line.
 std::vector<std::string> LoadRejectedVersions(const std::string& boot_path);
 Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std::string>& v);
+bool WasRolledBack(const std::string& boot_path, const std::string& version);
+// Takes `version` off that list, if it is there (fault point `step` before the write): a
+// rolled-back version installed or started again with --allow-downgrade may be committed.
+Result ReadmitVersion(const std::string& boot_path, const std::string& version,
+                      const std::string& step);
 
 // IMAGE_VERSION, else VERSION_ID, from os-release text; "" if neither.
 std::string VersionFromOsRelease(const std::string& text);

@@ -546,7 +546,7 @@ TEST_CASE("activate: --activate refuses a slot that is not ready, and changes no
       SetRecordState(d, 'B', what);
   }
   const std::string expected =
-      what == "no record"   ? "slot B has no record: nothing was installed there; run --apply first"
+      what == "no record"   ? "slot B has no record: it was never installed by os-update; run --apply first"
       : what == "installing" ? "slot B is not verified (state installing); run --apply first"
       : what == "invalid"    ? "slot B is not verified (state invalid); run --apply first"
       : what == "boot file changed"
