@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # S7: reboot activation (`--apply --reboot`: OSU_TRY, a one-shot trial through firmware and
 # GRUB) instead of kexec, and the time it costs. One disk, in order:
-#   power-on 1  A applies 2.0 with --reboot; GRUB boots B once as a trial; power cut 20 s
-#               into that trial (before its commit)
+#   power-on 1  A applies 2.0 with --reboot; GRUB boots B once as a trial; power cut while
+#               that trial is held before boot-complete.target (so before its commit)
 #   power-on 2  GRUB boots A (the try was used up); A applies 2.0 again with --reboot; B's
 #               trial reaches boot-complete and commits; then B applies 2.0 into A with
 #               --kexec, and A's trial commits
@@ -14,7 +14,25 @@ set -euo pipefail
 prepare
 vm_new s7-reboot-activation
 
-bundle 2.0 "$VM_DIR/update.osu" zstd
+# The cut must come before B's trial commits, however fast the machine: in 2.0, a unit that
+# boot-complete.target requires holds the trial while the ESP has osu-test/hold-trial (the host
+# puts it there for power-on 1 only) and says so on the console; the cut comes then. The test
+# agent waits for it too, so that this boot does not count as one of the agent's boots.
+o=$VM_DIR/overlay/etc/systemd/system
+mkdir -p "$o/boot-complete.target.requires"
+cat > "$o/osu-test-hold-trial.service" <<'UNIT'
+[Unit]
+Description=os-update QEMU test: hold the trial before boot-complete.target
+Before=boot-complete.target osu-test-agent.service
+RequiresMountsFor=/boot/efi
+ConditionPathExists=/boot/efi/osu-test/hold-trial
+[Service]
+Type=oneshot
+TimeoutStartSec=infinity
+ExecStart=/bin/sh -c 'echo OSU-TEST-TRIAL-HELD > /dev/ttyS0; exec sleep infinity'
+UNIT
+ln -s ../osu-test-hold-trial.service "$o/boot-complete.target.requires/osu-test-hold-trial.service"
+bundle 2.0 "$VM_DIR/update.osu" zstd "$VM_DIR/overlay"
 bundle_disk "$VM_DIR/update.osu" "$VM_DIR/bundle-disk.img"
 cat > "$VM_DIR/agent.sh" <<'AGENT'
 case $OSU_BOOT in
@@ -31,14 +49,18 @@ env_var() { esp_grubenv "$VM_DISK" | sed -n "s/^$1=//p"; }
 # The serial log from boot N's agent to boot M's.
 between() { tr -d '\r' < "$VM_LOG" | sed -n "/^OSU-AGENT-BEGIN boot=$1 /,/^OSU-AGENT-BEGIN boot=$2 /p"; }
 
-log "power-on 1: apply --reboot in A, GRUB's one-shot trial of B, power cut 20 s into it"
-vm_boot --timeout 900 --disk2 "$VM_DIR/bundle-disk.img" --cut 'os-update: booting slot B osu.trial=1$' --cut-after 20
+log "power-on 1: apply --reboot in A, GRUB's one-shot trial of B, power cut while it is held"
+mmd -i "$(esp "$VM_DISK")" ::osu-test 2>/dev/null || true
+echo hold > "$VM_DIR/hold-trial"; esp_put "$VM_DISK" "$VM_DIR/hold-trial" osu-test/hold-trial
+vm_boot --timeout 900 --disk2 "$VM_DIR/bundle-disk.img" --cut 'OSU-TEST-TRIAL-HELD' --cut-after 2
+between 1 2 | grep_q 'os-update: booting slot B osu.trial=1$' || die "GRUB did not boot B as a one-shot trial"
 agent_output 1 | grep_q '"message":"set OSU_TRY=B and reboot into slot B once' \
   || die "boot 1: --apply did not set up a reboot into B: $(agent_output 1 | tail -n 3)"
 tr -d '\r' < "$VM_LOG" | grep_q '^OSU-BOOT-COMPLETE osu.slot=B' && die "the cut came too late: B's trial completed"
 expect "after the cut: OSU_TRY (GRUB used it up before booting B)" "$(env_var OSU_TRY)" ""
 expect "after the cut: OSU_ORDER" "$(env_var OSU_ORDER)" "A B"
 expect "after the cut: OSU_B_LEFT" "$(env_var OSU_B_LEFT)" 0
+mdel -i "$(esp "$VM_DISK")" ::osu-test/hold-trial
 
 log "power-on 2: A; apply --reboot, B's trial commits; apply --kexec, A's trial commits"
 vm_boot --timeout 1800 --disk2 "$VM_DIR/bundle-disk.img"
