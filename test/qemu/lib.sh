@@ -237,10 +237,19 @@ vm_pass() {
 vm_agent() { esp_put "$VM_DISK" "$1" test-agent.sh; }
 
 # vm_boot [run-vm.sh options]: one power-on, until the guest powers off (or the cut).
+# A guest kernel that stalled under TCG (run-vm.sh exit 125: the emulator's fault, not the
+# scenario's) makes the whole scenario start over from a fresh disk, once; its serial log is
+# kept as $CACHE/runs/NAME.stalled.log. A second stall fails.
 vm_boot() {
   local start rc=0; start=$(date +%s)
   "$QEMU_DIR/run-vm.sh" "$@" "$VM_DISK" "$VM_LOG" || rc=$?
   log "boot took $(( $(date +%s) - start ))s"
+  if [ "$rc" -eq 125 ] && [ -z "${OSU_QEMU_RESTARTED:-}" ]; then
+    cp "$VM_LOG" "$VM_DIR.stalled.log"
+    log "the guest kernel stalled (serial log kept: $VM_DIR.stalled.log): the scenario starts over, once"
+    vm_cleanup; trap - EXIT
+    OSU_QEMU_RESTARTED=1 exec bash "$0"
+  fi
   [ "$rc" -eq 0 ] || die "run-vm.sh exited $rc (serial log: $VM_LOG)"
 }
 
