@@ -33,6 +33,21 @@ std::string HumanBytes(uint64_t n) {
   return buf;
 }
 
+// Why this device may not take the bundle yet because of its min_version (" needs at least
+// ..."), or nothing. A device whose installed version is unknown does not meet a floor either:
+// the floor stands for a migration the running system must already have made.
+std::optional<std::string> BelowFloor(const SystemState& state, const Manifest& m) {
+  if (!m.min_version) return std::nullopt;
+  const std::string need = " needs at least version " + *m.min_version + " installed";
+  if (state.installed_version.empty())
+    return need + ", and this device's version is unknown (slot " +
+           std::string(1, SlotLetter(state.booted)) + " has no verified record, '" +
+           state.config.os_release_path + "' no IMAGE_VERSION or VERSION_ID)";
+  if (CompareVersions(state.installed_version, *m.min_version) < 0)
+    return need + ", this device runs " + state.installed_version;
+  return std::nullopt;
+}
+
 // The checks that need only the verified manifest. Nothing has been written when they fail.
 Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
                                   bool allow_downgrade) {
@@ -48,9 +63,7 @@ Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
   if (!allow_downgrade && WasRolledBack(config.boot_path, m.version))
     return VerificationError("version " + m.version +
                              " was rolled back on this device (use --allow-downgrade)");
-  if (m.min_version && !installed.empty() && CompareVersions(installed, *m.min_version) < 0)
-    return VerificationError("bundle " + m.version + " needs at least version " + *m.min_version +
-                             " installed, this device runs " + installed);
+  if (auto floor = BelowFloor(state, m)) return VerificationError("bundle " + m.version + *floor);
   if (!allow_downgrade && !installed.empty() && CompareVersions(m.version, installed) < 0)
     return VerificationError("bundle version " + m.version + " is older than the installed " +
                              installed + " (use --allow-downgrade)");
@@ -137,11 +150,9 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
                              state.config.compatible + "' (update.compatible)");
   if (WasRolledBack(state.config.boot_path, m.version)) {
     result.reason = "version " + m.version + " was rolled back on this device";
-  } else if (m.min_version && !state.installed_version.empty() &&
-             CompareVersions(state.installed_version, *m.min_version) < 0) {
+  } else if (auto floor = BelowFloor(state, m)) {
     // --apply would refuse it (exit 2): not an update this device can take yet.
-    result.reason = m.version + " needs at least version " + *m.min_version +
-                    " installed, this device runs " + state.installed_version;
+    result.reason = m.version + *floor;
   } else if (state.installed_version.empty()) {
     result.update_available = true;
     result.reason = "installed version unknown";

@@ -130,6 +130,23 @@ TEST_CASE("min_version is a floor of the running version that --allow-downgrade 
     Installed(d, "2.5");
     ExpectInstalled(d, Update(d, {"--apply", v3, "--no-activate"}), image, "3.0");
   }
+  SECTION("a device whose version is unknown does not meet it") {
+    // No record for the booted slot, an os-release without IMAGE_VERSION or VERSION_ID.
+    std::filesystem::remove(d.boot() + "/osu/A/record.yml");
+    WriteFile(d.path("os-release"), "ID=eos\nNAME=\"EOS\"\n");
+    const std::string unknown = Everything(d);
+    const std::string why = "needs at least version 2.0 installed, and this device's version is "
+                            "unknown (slot A has no verified record, '" + d.path("os-release") +
+                            "' no IMAGE_VERSION or VERSION_ID)";
+    ExpectRefused(d, unknown, Update(d, {"--apply", v3}), "bundle 3.0 " + why);
+    auto unknown_check = Update(d, {"--check", v3, "--json"});
+    CHECK(unknown_check.code == 0);
+    CHECK_THAT(unknown_check.out, Catch::Contains("\"update_available\":false"));
+    CHECK(Everything(d) == unknown);
+    // Without a floor, an unknown version takes any bundle.
+    const std::string plain = d.MakeBundle("v3-plain.osu", image, "3.0");
+    CHECK(Update(d, {"--check", plain}).code == 100);
+  }
 }
 
 TEST_CASE("a version rolled back from is refused until allowed; newer ones are not",
