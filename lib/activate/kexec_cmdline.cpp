@@ -33,7 +33,7 @@ Expected<std::string> KexecCmdline(const std::string& current, const Slot& targe
   std::string new_root;
   if (root && root->rfind("PARTUUID=", 0) == 0) {
     if (target.part.partuuid.empty())
-      return StateError("slot " + std::string(1, SlotLetter(target.id)) +
+      return StateError("slot " + SlotName(target.id) +
                         " has no partition UUID for root=PARTUUID=");
     new_root = "PARTUUID=" + target.part.partuuid;
   } else if (root && root->rfind("PARTLABEL=", 0) == 0) {
@@ -45,7 +45,7 @@ Expected<std::string> KexecCmdline(const std::string& current, const Slot& targe
   } else {
     return StateError("the kernel command line has no root=PARTUUID=, root=PARTLABEL=, root=/dev/ "
                       "or osu.slot= to rewrite for slot " +
-                      std::string(1, SlotLetter(target.id)) + ": '" + current + "'");
+                      SlotName(target.id) + ": '" + current + "'");
   }
 
   std::string out;

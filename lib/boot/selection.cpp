@@ -45,7 +45,7 @@ EnvChanges SelectionChanges(const BootSelection& s) {
   c["OSU_ORDER"] = order;
   c["OSU_A_LEFT"] = std::to_string(s.attempts(SlotId::A));
   c["OSU_B_LEFT"] = std::to_string(s.attempts(SlotId::B));
-  c["OSU_TRY"] = s.try_slot ? std::optional<std::string>(std::string(1, SlotLetter(*s.try_slot)))
+  c["OSU_TRY"] = s.try_slot ? std::optional<std::string>(SlotName(*s.try_slot))
                             : std::nullopt;
   return c;
 }

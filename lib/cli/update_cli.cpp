@@ -108,11 +108,11 @@ Json SlotJson(const SystemState& st, SlotId id) {
 int Status(const SystemState& st, const Streams& s, bool json) {
   if (json) {
     Json j = Json::MakeObject();
-    j.Set("booted", std::string(1, SlotLetter(st.booted)));
-    j.Set("committed", st.committed ? Json(std::string(1, SlotLetter(*st.committed))) : Json());
+    j.Set("booted", SlotName(st.booted));
+    j.Set("committed", st.committed ? Json(SlotName(*st.committed)) : Json());
     j.Set("trial", st.trial);
     j.Set("try", st.selection && st.selection->try_slot
-                     ? Json(std::string(1, SlotLetter(*st.selection->try_slot)))
+                     ? Json(SlotName(*st.selection->try_slot))
                      : Json());
     j.Set("installed_version",
           st.installed_version.empty() ? Json() : Json(st.installed_version));
@@ -126,9 +126,9 @@ int Status(const SystemState& st, const Streams& s, bool json) {
   s.out << "Booted slot:    " << SlotLetter(st.booted)
         << (st.installed_version.empty() ? "" : " (version " + st.installed_version + ")") << "\n";
   s.out << "Committed slot: "
-        << (st.committed ? std::string(1, SlotLetter(*st.committed))
+        << (st.committed ? SlotName(*st.committed)
                          : std::string("unknown (no boot env)"))
-        << (st.trial ? "   -- slot " + std::string(1, SlotLetter(st.booted)) +
+        << (st.trial ? "   -- slot " + SlotName(st.booted) +
                            " runs as a trial: --commit or --rollback"
                      : "")
         << "\n";
@@ -398,7 +398,7 @@ int RunCommit(const SystemState& st, const Context& c) {
   auto r = Commit(st, c.env);
   if (!r) return c.p.Fail(r.error());
   return Done(c.s, c.opt.json, "commit", r->message,
-              Json::MakeObject().Set("slot", std::string(1, SlotLetter(st.booted)))
+              Json::MakeObject().Set("slot", SlotName(st.booted))
                   .Set("changed", r->changed));
 }
 
@@ -413,7 +413,7 @@ int RunRollback(const SystemState& st, const Context& c) {
   auto r = Rollback(st, c.env);
   if (!r) return c.p.Fail(r.error());
   Done(c.s, c.opt.json, "rollback", r->message,
-       Json::MakeObject().Set("slot", std::string(1, SlotLetter(OtherSlot(st.booted)))));
+       Json::MakeObject().Set("slot", SlotName(OtherSlot(st.booted))));
   if (c.opt.reboot) {
     auto activator = c.platform.make_activator(st.config.systemd_path);
     if (auto rb = activator->Reboot(); !rb) return c.p.Fail(rb.error());

@@ -12,8 +12,6 @@
 namespace osu {
 namespace {
 
-std::string Letter(SlotId s) { return std::string(1, SlotLetter(s)); }
-
 bool Exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
@@ -23,22 +21,23 @@ bool Exists(const std::string& path) {
 Result CheckBootable(const SystemState& state, SlotId slot) {
   const auto& record = state.record(slot);
   if (!record)
-    return StateError("slot " + Letter(slot) + " has no record: it was never installed by os-update");
+    return StateError("slot " + SlotName(slot) +
+                      " has no record: it was never installed by os-update");
   if (record->state != SlotState::Verified)
-    return StateError("slot " + Letter(slot) + " is not verified (state " +
+    return StateError("slot " + SlotName(slot) + " is not verified (state " +
                       SlotStateName(record->state) +
                       (record->reason.empty() ? "" : ": " + record->reason) + ")");
   // A raw image (ssh://, unsigned) brings no kernel: the bootloader would find nothing.
   if (record->boot_files.empty())
-    return StateError("slot " + Letter(slot) + " has no boot files" +
+    return StateError("slot " + SlotName(slot) + " has no boot files" +
                       (record->source.empty() ? "" : " (installed from " + record->source + ")") +
                       ": the bootloader has nothing to boot there");
   const std::string dir = SlotDirectory(state.config.boot_path, slot);
   for (const auto& f : record->boot_files) {
     auto data = ReadFile(dir + "/" + f.name, ErrorKind::State);
-    if (!data) return data.error().Context("slot " + Letter(slot) + " is incomplete");
+    if (!data) return data.error().Context("slot " + SlotName(slot) + " is incomplete");
     if (data->size() != f.size || Sha256Hex(*data) != f.sha256)
-      return StateError("slot " + Letter(slot) + " is incomplete: boot file '" + f.name +
+      return StateError("slot " + SlotName(slot) + " is incomplete: boot file '" + f.name +
                         "' no longer matches its record");
   }
   return {};
@@ -64,13 +63,13 @@ Result Readmit(const SystemState& state, const ActivationPlan& plan) {
 
 std::string ActivationPlan::Describe() const {
   if (mode == Activation::Reboot)
-    return "set OSU_TRY=" + Letter(slot) + " and reboot into slot " + Letter(slot) + " once";
-  return "kexec into slot " + Letter(slot) + ": kernel " + kernel + ", initrd " + initrd +
+    return "set OSU_TRY=" + SlotName(slot) + " and reboot into slot " + SlotName(slot) + " once";
+  return "kexec into slot " + SlotName(slot) + ": kernel " + kernel + ", initrd " + initrd +
          ", command line '" + cmdline + "'";
 }
 
 Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, Activation mode) {
-  if (slot == state.booted) return StateError("slot " + Letter(slot) + " is already running");
+  if (slot == state.booted) return StateError("slot " + SlotName(slot) + " is already running");
   if (auto r = CheckBootable(state, slot); !r) return r.error();
   ActivationPlan plan;
   plan.mode = mode;
@@ -95,8 +94,8 @@ Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, A
     }
   }
   if (plan.kernel.empty() || plan.initrd.empty())
-    return StateError("slot " + Letter(slot) + " has no kernel (vmlinuz) and initrd (initrd.img) in " +
-                      dir + " to kexec");
+    return StateError("slot " + SlotName(slot) +
+                      " has no kernel (vmlinuz) and initrd (initrd.img) in " + dir + " to kexec");
   auto cmdline = KexecCmdline(state.cmdline, state.slots[slot]);
   if (!cmdline) return cmdline.error();
   plan.cmdline = *cmdline;
@@ -116,7 +115,7 @@ Expected<ActivationPlan> PlanInactiveActivation(const SystemState& state, Activa
   if (!plan) return plan.error();
   if (WasRolledBack(state.config.boot_path, record->version)) {
     if (!allow_downgrade)
-      return VerificationError("version " + record->version + " in slot " + Letter(slot) +
+      return VerificationError("version " + record->version + " in slot " + SlotName(slot) +
                                " was rolled back on this device (use --allow-downgrade)");
     plan->readmit_version = record->version;
   }
@@ -149,11 +148,11 @@ Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
   ChangeResult result;
   if (state.trial) {
     if (auto r = CheckBootable(state, booted); !r)
-      return r.error().Context("cannot commit the trial of slot " + Letter(booted));
+      return r.error().Context("cannot commit the trial of slot " + SlotName(booted));
     // A --rollback earlier in this boot must not be undone by the commit unit that follows.
     const auto rejected = LoadRejectedVersions(state.config.boot_path);
     if (std::find(rejected.begin(), rejected.end(), record->version) != rejected.end())
-      return StateError("cannot commit the trial of slot " + Letter(booted) + ": version " +
+      return StateError("cannot commit the trial of slot " + SlotName(booted) + ": version " +
                         record->version + " was rolled back on this device (--apply "
                         "--allow-downgrade installs it again)");
     sel.order = {booted, OtherSlot(booted)};
@@ -161,24 +160,24 @@ Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
     sel.try_slot.reset();
     if (auto r = WriteSelection(env, sel, "commit: boot env"); !r) return r.error();
     result.changed = true;
-    result.message = "Committed slot " + Letter(booted) +
+    result.message = "Committed slot " + SlotName(booted) +
                      (record ? " (version " + record->version + ")" : "") +
                      ": it is now the default";
     return result;
   }
   // A normal boot: the slot proved itself again; give it its attempts back.
   if (record && record->state != SlotState::Verified)
-    return StateError("booted slot " + Letter(booted) + " is not verified (state " +
+    return StateError("booted slot " + SlotName(booted) + " is not verified (state " +
                       SlotStateName(record->state) + ")");
   if (sel.attempts(booted) == kMaxAttempts && !sel.try_slot) {
-    result.message = "Slot " + Letter(booted) + " is committed and good; nothing to change";
+    result.message = "Slot " + SlotName(booted) + " is committed and good; nothing to change";
     return result;  // no write on every boot: flash wears out
   }
   sel.attempts(booted) = kMaxAttempts;
   sel.try_slot.reset();
   if (auto r = WriteSelection(env, sel, "commit: boot env, attempts reset"); !r) return r.error();
   result.changed = true;
-  result.message = "Slot " + Letter(booted) + " is committed and good; attempts reset";
+  result.message = "Slot " + SlotName(booted) + " is committed and good; attempts reset";
   return result;
 }
 
@@ -186,7 +185,7 @@ Expected<ChangeResult> Rollback(const SystemState& state, BootEnv& env) {
   const SlotId booted = state.booted;
   const SlotId other = OtherSlot(booted);
   if (auto r = CheckBootable(state, other); !r)
-    return r.error().Context("cannot roll back to slot " + Letter(other));
+    return r.error().Context("cannot roll back to slot " + SlotName(other));
   if (!state.selection)
     return StateError("no boot env (" + env.Describe() + ") to roll back in");
   ChangeResult result;
@@ -206,7 +205,7 @@ Expected<ChangeResult> Rollback(const SystemState& state, BootEnv& env) {
   if (auto r = WriteSelection(env, sel, "rollback: boot env"); !r) return r.error();
   result.changed = true;
   const auto& to = state.record(other);
-  result.message = "Rolled back: slot " + Letter(other) +
+  result.message = "Rolled back: slot " + SlotName(other) +
                    (to ? " (version " + to->version + ")" : "") +
                    " is the default from the next boot";
   return result;

@@ -41,7 +41,7 @@ std::optional<std::string> BelowFloor(const SystemState& state, const Manifest& 
   const std::string need = " needs at least version " + *m.min_version + " installed";
   if (state.installed_version.empty())
     return need + ", and this device's version is unknown (slot " +
-           std::string(1, SlotLetter(state.booted)) + " has no verified record, '" +
+           SlotName(state.booted) + " has no verified record, '" +
            state.config.os_release_path + "' no IMAGE_VERSION or VERSION_ID)";
   if (CompareVersions(state.installed_version, *m.min_version) < 0)
     return need + ", this device runs " + state.installed_version;
@@ -101,7 +101,7 @@ Expected<std::pair<std::string, std::string>> SlotBootSnippet(const Config& conf
                                                                const Manifest& m) {
   const std::string root = "PARTUUID=" + slot.part.partuuid;
   if (slot.part.partuuid.empty())
-    return StateError("slot " + std::string(1, SlotLetter(slot.id)) + " (" + slot.Describe() +
+    return StateError("slot " + SlotName(slot.id) + " (" + slot.Describe() +
                       ") has no partition UUID for the bootloader's root=");
   if (config.bootloader == Bootloader::Grub)
     return std::make_pair(std::string("grub.cfg"), GrubSlotConfig(root, m.cmdline));

@@ -9,10 +9,10 @@ Result CheckInstallAllowed(const SystemState& state) {
   // Invariant 5: a trial must end (commit or rollback) before the next install, or the
   // install would overwrite the only known-good slot.
   if (state.trial)
-    return StateError("slot " + std::string(1, SlotLetter(state.booted)) +
+    return StateError("slot " + SlotName(state.booted) +
                       " runs as an uncommitted trial" +
                       (state.committed
-                           ? " (committed: " + std::string(1, SlotLetter(*state.committed)) + ")"
+                           ? " (committed: " + SlotName(*state.committed) + ")"
                            : "") +
                       "; run --commit or --rollback first");
   // Invariant 1: never the booted slot, the committed slot, or a mounted device.

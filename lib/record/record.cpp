@@ -61,7 +61,7 @@ std::string Quoted(const std::string& s) {
 
 std::string SerializeRecord(const Record& r) {
   std::string s;
-  s += "slot: " + std::string(1, SlotLetter(r.slot)) + "\n";
+  s += "slot: " + SlotName(r.slot) + "\n";
   s += "state: " + SlotStateName(r.state) + "\n";
   s += "version: " + Quoted(r.version) + "\n";
   s += "compatible: " + Quoted(r.compatible) + "\n";

@@ -16,6 +16,7 @@ namespace osu {
 
 enum class SlotId { A = 0, B = 1 };
 inline char SlotLetter(SlotId s) { return s == SlotId::A ? 'A' : 'B'; }
+inline std::string SlotName(SlotId s) { return std::string(1, SlotLetter(s)); }  // "A", "B"
 inline SlotId OtherSlot(SlotId s) { return s == SlotId::A ? SlotId::B : SlotId::A; }
 std::optional<SlotId> ParseSlotLetter(const std::string& s);  // "A"/"a"/"B"/"b"
 
