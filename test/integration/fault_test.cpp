@@ -12,6 +12,7 @@
 #include "boot/selection.hpp"
 #include "bootenv/boot_env.hpp"
 #include "common/fault.hpp"
+#include "bootpart/boot_partition.hpp"
 #include "record/record.hpp"
 #include "support/device.hpp"
 #include "support/support.hpp"
@@ -137,7 +138,7 @@ void ExpectBootsVerifiedSlot(FakeDevice& d, const std::string& context) {
 
 void ExpectVerified(FakeDevice& d, osu::SlotId slot) {
   const osu::BootOutcome boot{slot, false, {}};
-  const auto record = osu::LoadRecord(d.boot(), boot.slot);
+  const auto record = osu::BootPartition(d.boot()).LoadRecord(boot.slot);
   INFO("boots slot " << osu::SlotLetter(boot.slot));
   REQUIRE(record);
   CHECK(record->state == osu::SlotState::Verified);
