@@ -426,6 +426,7 @@ int RunRollback(const SystemState& st, const Context& c) {
 Platform SystemPlatform() {
   Platform p;
   p.make_activator = [](const std::string& systemd_dir) { return MakeSystemActivator(systemd_dir); };
+  p.make_boot_env = [](const Config& config) { return MakeBootEnv(config); };
   return p;
 }
 
@@ -510,7 +511,7 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
     lock = AcquireLock(cfg->lock_path);
     if (!lock) return printer.Fail(lock.error());
   }
-  auto env = MakeBootEnv(*cfg);
+  auto env = platform.make_boot_env ? platform.make_boot_env(*cfg) : MakeBootEnv(*cfg);
   auto state = LoadSystemState(*cfg, *env);
   if (!state) return printer.Fail(state.error());
 

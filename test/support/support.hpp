@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+namespace osu {
+class BootEnv;
+}
+
 namespace osu::test {
 
 // A fresh directory under $TMPDIR, removed with everything in it at scope exit.
@@ -54,6 +58,8 @@ struct MainResult {
   std::string out, err;
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
+// As RunUpdate, with `env` as the boot env (FakeBootEnv, or one the test keeps open).
+MainResult RunUpdate(const std::vector<std::string>& args, BootEnv& env);
 // As RunUpdate, but with the real platform's refusal to kexec or reboot from an image file.
 MainResult RunUpdateAsHost(const std::vector<std::string>& args);
 
