@@ -77,7 +77,7 @@ std::string StagedPath(const std::string& dir, const std::string& name) {
 
 Result StageBootFile(const std::string& dir, const FileEntry& entry, Reader& data) {
   const std::string tmp = StagedPath(dir, entry.name);
-  auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  auto fd = CreateStagedFile(tmp);
   if (!fd) return fd.error();
   std::vector<uint8_t> buf(1 << 20);
   for (;;) {
@@ -118,8 +118,7 @@ Result SwapBootFiles(const std::string& dir, const Manifest& m, const std::strin
     keep.insert(f.name);
     const std::string final_path = dir + "/" + f.name;
     FaultPoint("apply: rename boot file " + f.name);
-    if (::rename(StagedPath(dir, f.name).c_str(), final_path.c_str()) != 0)
-      return ErrnoError("Failed to rename '" + StagedPath(dir, f.name) + "' to '" + final_path + "'");
+    if (auto r = RenameIntoPlace(StagedPath(dir, f.name), final_path); !r) return r;
   }
   std::vector<std::string> stale;
   if (DIR* d = ::opendir(dir.c_str())) {
