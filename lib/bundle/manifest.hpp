@@ -7,15 +7,10 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/file_entry.hpp"
 #include "compress/compression.hpp"
 
 namespace osu {
-
-struct FileEntry {
-  std::string name;    // tar member name; a plain file name for boot files
-  uint64_t size = 0;   // bytes (the uncompressed size, for the image)
-  std::string sha256;  // lower-case hex of those bytes
-};
 
 struct Manifest {
   int format = 1;

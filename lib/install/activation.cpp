@@ -2,12 +2,12 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 
 #include "common/fault.hpp"
 #include "common/fd.hpp"
 #include "crypto/sha256.hpp"
 #include "install/apply.hpp"
+#include "install/version.hpp"
 
 namespace osu {
 namespace {
@@ -17,30 +17,8 @@ bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// The record must say verified, and every boot file it lists must still be what it says.
 Result CheckBootable(const SystemState& state, SlotId slot) {
-  const auto& record = state.record(slot);
-  if (!record)
-    return StateError("slot " + SlotName(slot) +
-                      " has no record: it was never installed by os-update");
-  if (record->state != SlotState::Verified)
-    return StateError("slot " + SlotName(slot) + " is not verified (state " +
-                      SlotStateName(record->state) +
-                      (record->reason.empty() ? "" : ": " + record->reason) + ")");
-  // A raw image (ssh://, unsigned) brings no kernel: the bootloader would find nothing.
-  if (record->boot_files.empty())
-    return StateError("slot " + SlotName(slot) + " has no boot files" +
-                      (record->source.empty() ? "" : " (installed from " + record->source + ")") +
-                      ": the bootloader has nothing to boot there");
-  const std::string dir = SlotDirectory(state.config.boot_path, slot);
-  for (const auto& f : record->boot_files) {
-    auto data = ReadFile(dir + "/" + f.name, ErrorKind::State);
-    if (!data) return data.error().Context("slot " + SlotName(slot) + " is incomplete");
-    if (data->size() != f.size || Sha256Hex(*data) != f.sha256)
-      return StateError("slot " + SlotName(slot) + " is incomplete: boot file '" + f.name +
-                        "' no longer matches its record");
-  }
-  return {};
+  return state.boot().CheckBootable(slot, state.record(slot));
 }
 
 BootSelection CurrentOrFactory(const SystemState& state) {
@@ -55,8 +33,7 @@ Result WriteSelection(BootEnv& env, const BootSelection& sel, const std::string&
 // Taken off the rejected list last, just before the switch: a refusal leaves it as it was.
 Result Readmit(const SystemState& state, const ActivationPlan& plan) {
   if (plan.readmit_version.empty()) return {};
-  return ReadmitVersion(state.config.boot_path, plan.readmit_version,
-                        "activate: rejected versions");
+  return state.boot().Readmit(plan.readmit_version);
 }
 
 }  // namespace
@@ -80,7 +57,7 @@ Expected<ActivationPlan> PlanActivation(const SystemState& state, SlotId slot, A
                         ") to set a one-shot try in; a factory image must ship one");
     return plan;
   }
-  const std::string dir = SlotDirectory(state.config.boot_path, slot);
+  const std::string dir = state.boot().SlotDirectory(slot);
   for (const char* name : {"vmlinuz", "Image", "bzImage"}) {
     if (Exists(dir + "/" + name)) {
       plan.kernel = dir + "/" + name;
@@ -113,12 +90,17 @@ Expected<ActivationPlan> PlanInactiveActivation(const SystemState& state, Activa
   if (!plan && (!record || record->state != SlotState::Verified))
     return StateError(plan.error().message() + "; run --apply first");
   if (!plan) return plan.error();
-  if (WasRolledBack(state.config.boot_path, record->version)) {
+  if (state.boot().WasRolledBack(record->version)) {
     if (!allow_downgrade)
       return VerificationError("version " + record->version + " in slot " + SlotName(slot) +
                                " was rolled back on this device (use --allow-downgrade)");
     plan->readmit_version = record->version;
   }
+  // The same floor as --apply: the slot may hold an older version than the one running.
+  if (auto r = CheckVersionFloor(state, "slot " + SlotName(slot), record->version,
+                                 record->min_version, allow_downgrade);
+      !r)
+    return r.error();
   return plan;
 }
 
@@ -138,6 +120,23 @@ Result Activate(const SystemState& state, const ActivationPlan& plan, BootEnv& e
   return activator.Reboot();
 }
 
+namespace {
+
+// The first commit of a slot's content, kept in its record: --rollback returns only to a slot
+// that has run to boot-complete and been the default. Written after the env, so a power cut
+// between the two leaves a committed slot whose next normal boot's --commit writes it.
+Result MarkCommitted(const SystemState& state, SlotId slot) {
+  const auto& record = state.record(slot);
+  if (!record || record->state != SlotState::Verified || !record->committed_at.empty())
+    return {};
+  Record committed = *record;
+  committed.committed_at = UtcNow();
+  FaultPoint("commit: record committed_at");
+  return state.boot().SaveRecord(committed);
+}
+
+}  // namespace
+
 Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
   const SlotId booted = state.booted;
   const auto& record = state.record(booted);
@@ -150,8 +149,7 @@ Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
     if (auto r = CheckBootable(state, booted); !r)
       return r.error().Context("cannot commit the trial of slot " + SlotName(booted));
     // A --rollback earlier in this boot must not be undone by the commit unit that follows.
-    const auto rejected = LoadRejectedVersions(state.config.boot_path);
-    if (std::find(rejected.begin(), rejected.end(), record->version) != rejected.end())
+    if (state.boot().WasRolledBack(record->version))
       return StateError("cannot commit the trial of slot " + SlotName(booted) + ": version " +
                         record->version + " was rolled back on this device (--apply "
                         "--allow-downgrade installs it again)");
@@ -159,25 +157,37 @@ Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env) {
     sel.attempts(booted) = kMaxAttempts;
     sel.try_slot.reset();
     if (auto r = WriteSelection(env, sel, "commit: boot env"); !r) return r.error();
+    if (auto r = MarkCommitted(state, booted); !r) return r.error();
     result.changed = true;
-    result.message = "Committed slot " + SlotName(booted) +
-                     (record ? " (version " + record->version + ")" : "") +
-                     ": it is now the default";
+    result.message = "Committed slot " + SlotName(booted) + " (version " + record->version +
+                     "): it is now the default";
     return result;
   }
-  // A normal boot: the slot proved itself again; give it its attempts back.
+  // A normal boot of the committed slot: it reached boot-complete again, so it keeps its
+  // place and gets its attempts back whatever its record says (health is decided by
+  // boot-complete, not by a file): a damaged record must not make the bootloader fall back.
+  std::string warning;
   if (record && record->state != SlotState::Verified)
-    return StateError("booted slot " + SlotName(booted) + " is not verified (state " +
-                      SlotStateName(record->state) + ")");
-  if (sel.attempts(booted) == kMaxAttempts && !sel.try_slot) {
+    warning = "; its record is damaged (state " + SlotStateName(record->state) +
+              (record->reason.empty() ? "" : ": " + record->reason) +
+              "): --status shows it, the next --apply writes the other slot as usual";
+  if (sel.attempts(booted) != kMaxAttempts || sel.try_slot) {
+    sel.attempts(booted) = kMaxAttempts;
+    sel.try_slot.reset();
+    if (auto r = WriteSelection(env, sel, "commit: boot env, attempts reset"); !r)
+      return r.error();
+    result.changed = true;
+    result.message = "Slot " + SlotName(booted) + " is committed and good; attempts reset";
+  } else {
+    // No env write on every boot: flash wears out.
     result.message = "Slot " + SlotName(booted) + " is committed and good; nothing to change";
-    return result;  // no write on every boot: flash wears out
   }
-  sel.attempts(booted) = kMaxAttempts;
-  sel.try_slot.reset();
-  if (auto r = WriteSelection(env, sel, "commit: boot env, attempts reset"); !r) return r.error();
-  result.changed = true;
-  result.message = "Slot " + SlotName(booted) + " is committed and good; attempts reset";
+  if (record && record->committed_at.empty() && record->state == SlotState::Verified) {
+    if (auto r = MarkCommitted(state, booted); !r) return r.error();
+    result.changed = true;
+  }
+  result.message += warning;
+  result.damaged_record = !warning.empty();
   return result;
 }
 
@@ -186,17 +196,18 @@ Expected<ChangeResult> Rollback(const SystemState& state, BootEnv& env) {
   const SlotId other = OtherSlot(booted);
   if (auto r = CheckBootable(state, other); !r)
     return r.error().Context("cannot roll back to slot " + SlotName(other));
+  // Only back to what has run: a slot that was written and never booted to boot-complete
+  // (--apply --no-activate) would become the default with nothing proven to fall back to.
+  if (state.record(other)->committed_at.empty())
+    return StateError("cannot roll back to slot " + SlotName(other) + " (version " +
+                      state.record(other)->version +
+                      "): it has never run as the committed slot; start it as a trial with "
+                      "--activate");
   if (!state.selection)
     return StateError("no boot env (" + env.Describe() + ") to roll back in");
   ChangeResult result;
-  if (const auto& rec = state.record(booted); rec && !rec->version.empty()) {
-    auto rejected = LoadRejectedVersions(state.config.boot_path);
-    if (std::find(rejected.begin(), rejected.end(), rec->version) == rejected.end()) {
-      rejected.push_back(rec->version);
-      FaultPoint("rollback: rejected versions");
-      if (auto r = SaveRejectedVersions(state.config.boot_path, rejected); !r) return r.error();
-    }
-  }
+  if (const auto& rec = state.record(booted); rec && rec->state == SlotState::Verified)
+    if (auto r = state.boot().Reject(rec->version); !r) return r.error();
   BootSelection sel = *state.selection;
   sel.order = {other, booted};
   sel.attempts(other) = kMaxAttempts;

@@ -38,17 +38,21 @@ Result Activate(const SystemState& state, const ActivationPlan& plan, BootEnv& e
 
 struct ChangeResult {
   std::string message;  // what was done, one line
-  bool changed = false; // whether the boot env was written
+  bool changed = false; // whether the boot env or a record was written
+  bool damaged_record = false;  // --commit on a normal boot: the booted slot's record is not verified
 };
 
-// In a trial: the booted slot becomes the default (first in OSU_ORDER, attempts reset). On a
-// normal boot: the booted slot's attempts are reset. The booted slot must be verified (a slot
-// without any record is accepted on a normal boot: a factory image). A trial of a version that
-// was rolled back (in this boot, by --rollback) is not committed: State error.
+// In a trial: the booted slot becomes the default (first in OSU_ORDER, attempts reset), and
+// its record notes when it was first committed. The trial slot must be bootable; a trial of a
+// version rolled back (in this boot, by --rollback) is not committed: State error.
+// On a normal boot: the booted slot's attempts are reset whatever its record says (a damaged
+// record is reported in the message and `damaged_record`, not refused), and a verified record
+// that never was marked committed (the factory slot's) is.
 Expected<ChangeResult> Commit(const SystemState& state, BootEnv& env);
 
-// The other slot becomes the default, only if its record is verified and complete; the
-// booted slot's version is remembered as rejected and its attempts set to 0.
+// The other slot becomes the default, only if its record is verified and complete and it has
+// been committed before (State error otherwise, with a hint to --activate); the booted slot's
+// version is remembered as rejected and its attempts set to 0.
 Expected<ChangeResult> Rollback(const SystemState& state, BootEnv& env);
 
 }  // namespace osu

@@ -1,20 +1,13 @@
 #include "install/apply.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <set>
-#include <vector>
 
 #include "boot/selection.hpp"
 #include "bootenv/grub_slot_config.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
 #include "common/fault.hpp"
-#include "common/fd.hpp"
 #include "compress/compression.hpp"
 #include "device/block_device.hpp"
 #include "device/storage_media.hpp"
@@ -36,14 +29,14 @@ std::string HumanBytes(uint64_t n) {
 // Why this device may not take the bundle yet because of its min_version (" needs at least
 // ..."), or nothing. A device whose installed version is unknown does not meet a floor either:
 // the floor stands for a migration the running system must already have made.
-std::optional<std::string> BelowFloor(const SystemState& state, const Manifest& m) {
-  if (!m.min_version) return std::nullopt;
-  const std::string need = " needs at least version " + *m.min_version + " installed";
+std::optional<std::string> BelowFloor(const SystemState& state, const std::string& min_version) {
+  if (min_version.empty()) return std::nullopt;
+  const std::string need = " needs at least version " + min_version + " installed";
   if (state.installed_version.empty())
     return need + ", and this device's version is unknown (slot " +
            SlotName(state.booted) + " has no verified record, '" +
            state.config.os_release_path + "' no IMAGE_VERSION or VERSION_ID)";
-  if (CompareVersions(state.installed_version, *m.min_version) < 0)
+  if (CompareVersions(state.installed_version, min_version) < 0)
     return need + ", this device runs " + state.installed_version;
   return std::nullopt;
 }
@@ -59,82 +52,39 @@ Result CheckManifestAgainstDevice(const SystemState& state, const Manifest& m,
   if (m.compatible != config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              config.compatible + "' (update.compatible)");
-  const std::string& installed = state.installed_version;
-  if (!allow_downgrade && WasRolledBack(config.boot_path, m.version))
+  if (!allow_downgrade && state.boot().WasRolledBack(m.version))
     return VerificationError("version " + m.version +
                              " was rolled back on this device (use --allow-downgrade)");
-  if (auto floor = BelowFloor(state, m)) return VerificationError("bundle " + m.version + *floor);
-  if (!allow_downgrade && !installed.empty() && CompareVersions(m.version, installed) < 0)
-    return VerificationError("bundle version " + m.version + " is older than the installed " +
-                             installed + " (use --allow-downgrade)");
-  return {};
-}
-
-// Boot files are staged as ".<name>.new" and renamed only after the image verified.
-std::string StagedPath(const std::string& dir, const std::string& name) {
-  return dir + "/." + name + ".new";
-}
-
-Result StageBootFile(const std::string& dir, const FileEntry& entry, Reader& data) {
-  const std::string tmp = StagedPath(dir, entry.name);
-  auto fd = CreateStagedFile(tmp);
-  if (!fd) return fd.error();
-  std::vector<uint8_t> buf(1 << 20);
-  for (;;) {
-    auto n = data.Read(buf);
-    if (!n) return n.error();
-    if (*n == 0) break;
-    if (auto r = WriteAll(fd->get(), std::span(buf.data(), *n), "'" + tmp + "'"); !r) return r;
-  }
-  FaultPoint("apply: boot file " + entry.name + " staged, before fsync");
-  if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + tmp + "'");
-  return {};
-}
-
-void RemoveStaged(const std::string& dir, const Manifest& m) {
-  for (const auto& f : m.boot_files) ::unlink(StagedPath(dir, f.name).c_str());
+  return CheckVersionFloor(state, "bundle", m.version, m.min_version.value_or(""), allow_downgrade);
 }
 
 // The file the bootloader script reads for the slot's root= and command line.
-Expected<std::pair<std::string, std::string>> SlotBootSnippet(const Config& config,
-                                                               const Slot& slot,
-                                                               const Manifest& m) {
+Expected<BootSnippet> SlotBootSnippet(const Config& config, const Slot& slot,
+                                      const Manifest& m) {
   const std::string root = "PARTUUID=" + slot.part.partuuid;
   if (slot.part.partuuid.empty())
     return StateError("slot " + SlotName(slot.id) + " (" + slot.Describe() +
                       ") has no partition UUID for the bootloader's root=");
   if (config.bootloader == Bootloader::Grub)
-    return std::make_pair(std::string("grub.cfg"), GrubSlotConfig(root, m.cmdline));
+    return BootSnippet{"grub.cfg", GrubSlotConfig(root, m.cmdline)};
   auto text = UbootSlotEnv(root, m.cmdline);
   if (!text) return text.error().Context("bundle's cmdline");
-  return std::make_pair(std::string("boot.env"), *text);
-}
-
-// Renames every staged file into place, then removes files of an older install that the new
-// manifest does not name. The record, written after this, is what makes the slot bootable.
-Result SwapBootFiles(const std::string& dir, const Manifest& m, const std::string& snippet) {
-  std::set<std::string> keep{"record.yml", snippet};
-  for (const auto& f : m.boot_files) {
-    keep.insert(f.name);
-    const std::string final_path = dir + "/" + f.name;
-    FaultPoint("apply: rename boot file " + f.name);
-    if (auto r = RenameIntoPlace(StagedPath(dir, f.name), final_path); !r) return r;
-  }
-  std::vector<std::string> stale;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name == "." || name == ".." || keep.count(name)) continue;
-      stale.push_back(name);
-    }
-    ::closedir(d);
-  }
-  for (const auto& name : stale) ::unlink((dir + "/" + name).c_str());
-  FaultPoint("apply: boot files renamed, before directory fsync");
-  return SyncDirectory(dir);
+  return BootSnippet{"boot.env", *text};
 }
 
 }  // namespace
+
+Result CheckVersionFloor(const SystemState& state, const std::string& what,
+                         const std::string& version, const std::string& min_version,
+                         bool allow_downgrade) {
+  if (auto floor = BelowFloor(state, min_version))
+    return VerificationError(what + " " + version + *floor);
+  const std::string& installed = state.installed_version;
+  if (!allow_downgrade && !installed.empty() && CompareVersions(version, installed) < 0)
+    return VerificationError(what + " version " + version + " is older than the installed " +
+                             installed + " (use --allow-downgrade)");
+  return {};
+}
 
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
   auto bundle = BundleReader::Open(source, where, state.config.keys);
@@ -147,9 +97,9 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
   if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              state.config.compatible + "' (update.compatible)");
-  if (WasRolledBack(state.config.boot_path, m.version)) {
+  if (state.boot().WasRolledBack(m.version)) {
     result.reason = "version " + m.version + " was rolled back on this device";
-  } else if (auto floor = BelowFloor(state, m)) {
+  } else if (auto floor = BelowFloor(state, m.min_version.value_or(""))) {
     // --apply would refuse it (exit 2): not an update this device can take yet.
     result.reason = m.version + *floor;
   } else if (state.installed_version.empty()) {
@@ -165,7 +115,7 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
 }
 
 Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
-                                                      SlotId target, const std::string& step) {
+                                                      SlotId target) {
   const Slot& slot = state.slots[target];
   BlockDeviceOptions dev_options;
   dev_options.offset = slot.WriteOffset();
@@ -177,7 +127,7 @@ Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, 
     BootSelection sel = *state.selection;
     sel.attempts(target) = 0;
     if (sel.try_slot == target) sel.try_slot.reset();
-    FaultPoint(step);
+    FaultPoint("install: boot env, target out of the boot order");
     if (auto r = env.Apply(SelectionChanges(sel)); !r) return r.error();
   }
   return device;
@@ -241,25 +191,19 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
                 " boot files");
   if (request.dry_run) return result;
 
-  auto device = OpenTargetSlot(state, env, result.target,
-                               "apply: boot env, target out of the boot order");
+  auto device = OpenTargetSlot(state, env, result.target);
   if (!device) return device.error();
 
   // From here on the slot's content is unknown until proven: record that first.
-  const std::string dir = SlotDirectory(config.boot_path, result.target);
-  Record record;
-  record.slot = result.target;
-  record.state = SlotState::Installing;
-  record.version = m.version;
-  record.compatible = m.compatible;
-  record.cmdline = m.cmdline;
-  record.updated_at = UtcNow();
-  if (auto r = SaveRecord(config.boot_path, record); !r) return r.error();
-
-  auto fail = [&](const Error& error) -> Error {
-    RemoveStaged(dir, m);
-    return SaveInvalidRecord(config.boot_path, record, error);
-  };
+  Record installing;
+  installing.slot = result.target;
+  installing.version = m.version;
+  installing.compatible = m.compatible;
+  installing.cmdline = m.cmdline;
+  installing.min_version = m.min_version.value_or("");
+  auto install = SlotInstall::Begin(state.boot(), installing);
+  if (!install) return install.error();
+  auto fail = [&](const Error& error) { return install->Fail(error); };
 
   for (;;) {
     auto member = b.NextBootFile();
@@ -267,7 +211,7 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
     if (!*member) break;
     reporter.Info("Boot file " + (*member)->entry->name + " (" +
                   HumanBytes((*member)->entry->size) + ")");
-    if (auto r = StageBootFile(dir, *(*member)->entry, *(*member)->data); !r)
+    if (auto r = install->StageBootFile(*(*member)->entry, *(*member)->data); !r)
       return fail(r.error().Context("boot file '" + (*member)->entry->name + "'"));
   }
 
@@ -285,18 +229,8 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   ReportUnchanged(copy, *copied, reporter);
   FaultPoint("apply: image written and synced");
   if (auto r = b.Finish(); !r) return fail(r.error());
-
-  if (auto r = InstallFile(dir + "/" + snippet->first, snippet->second); !r) return fail(r.error());
-  if (auto r = SwapBootFiles(dir, m, snippet->first); !r) return fail(r.error());
-  // Only --allow-downgrade gets a rolled-back version this far: it may be committed again.
-  if (auto r = ReadmitVersion(config.boot_path, m.version, "apply: rejected versions"); !r)
+  if (auto r = install->Finish(*snippet, copied->sha256, copied->bytes); !r)
     return fail(r.error());
-  record.state = SlotState::Verified;
-  record.sha256 = copied->sha256;
-  record.size = copied->bytes;
-  record.boot_files = m.boot_files;
-  record.updated_at = UtcNow();
-  if (auto r = SaveRecord(config.boot_path, record); !r) return fail(r.error());
 
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -44,11 +44,18 @@ struct ApplyResult {
 // Apply() checks it first; the CLI also checks it before it opens (or downloads) a source.
 Result CheckInstallAllowed(const SystemState& state);
 
+// The downgrade floor of --apply and --activate: `version` not below the signed `min_version`
+// (a device whose version is unknown does not meet one), and not older than the installed
+// version unless allow_downgrade. Verification error otherwise.
+// `what` names it in the message ("bundle", "slot B").
+Result CheckVersionFloor(const SystemState& state, const std::string& what,
+                         const std::string& version, const std::string& min_version,
+                         bool allow_downgrade);
+
 // Opens the target slot for writing, after taking it out of the boot order (no attempts, not
 // the one-shot try): the bootloader must never fall back to a slot that is being rewritten.
-// `step` names the fault point before the env write.
 Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
-                                                      SlotId target, const std::string& step);
+                                                      SlotId target);
 
 // What every install into a slot shares: skip-unchanged as configured for the slot's storage
 // (said in an Info line when on), read-back verification, and progress out of `total` bytes

@@ -15,6 +15,9 @@ Result CheckInstallAllowed(const SystemState& state) {
                            ? " (committed: " + SlotName(*state.committed) + ")"
                            : "") +
                       "; run --commit or --rollback first");
+  if (!state.slots.overlap.empty())
+    return StateError(state.slots.overlap + ": writing slot " + letter +
+                      " would write through it; fix the partition table or slots.* labels");
   // Invariant 1: never the booted slot, the committed slot, or a mounted device.
   if (state.committed && *state.committed == target.id)
     return StateError("slot " + letter + " is the committed slot");

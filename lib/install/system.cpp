@@ -1,9 +1,7 @@
 #include "install/system.hpp"
 
-#include <algorithm>
 #include <sstream>
 
-#include "common/fault.hpp"
 #include "common/fd.hpp"
 
 namespace osu {
@@ -30,37 +28,6 @@ std::unique_ptr<BootEnv> MakeBootEnv(const Config& config) {
   return MakeUbootEnv(config.fw_env_config);
 }
 
-std::vector<std::string> LoadRejectedVersions(const std::string& boot_path) {
-  std::vector<std::string> out;
-  auto text = ReadFile(boot_path + "/osu/rejected");
-  if (!text) return out;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
-Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std::string>& v) {
-  std::string text;
-  for (const auto& version : v) text += version + "\n";
-  if (auto r = MakeDirectories(boot_path + "/osu"); !r) return r;
-  return InstallFile(boot_path + "/osu/rejected", text);
-}
-
-bool WasRolledBack(const std::string& boot_path, const std::string& version) {
-  const auto rejected = LoadRejectedVersions(boot_path);
-  return std::find(rejected.begin(), rejected.end(), version) != rejected.end();
-}
-
-Result ReadmitVersion(const std::string& boot_path, const std::string& version,
-                      const std::string& step) {
-  auto rejected = LoadRejectedVersions(boot_path);
-  if (std::erase(rejected, version) == 0) return {};
-  FaultPoint(step);
-  return SaveRejectedVersions(boot_path, rejected);
-}
-
 Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env) {
   SystemState state;
   state.config = config;
@@ -79,8 +46,8 @@ Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env) {
   if (!booted) return booted.error();
   state.booted = *booted;
 
-  for (SlotId s : {SlotId::A, SlotId::B})
-    state.records[static_cast<size_t>(s)] = LoadRecord(config.boot_path, s);
+  const BootPartition boot = state.boot();
+  for (SlotId s : {SlotId::A, SlotId::B}) state.records[static_cast<size_t>(s)] = boot.LoadRecord(s);
 
   if (env.Exists()) {
     auto vars = env.Load();

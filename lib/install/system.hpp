@@ -8,6 +8,7 @@
 #include <string>
 
 #include "boot/selection.hpp"
+#include "bootpart/boot_partition.hpp"
 #include "bootenv/boot_env.hpp"
 #include "config/config.hpp"
 #include "record/record.hpp"
@@ -27,6 +28,7 @@ struct SystemState {
   std::string mountinfo;
 
   const std::optional<Record>& record(SlotId s) const { return records[static_cast<size_t>(s)]; }
+  BootPartition boot() const { return BootPartition(config.boot_path); }
   // The running version: the booted slot's verified record, else os-release's IMAGE_VERSION or
   // VERSION_ID (a freshly flashed device has no record yet). Empty when unknown.
   std::string installed_version;
@@ -38,15 +40,6 @@ Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env);
 
 // The env backend the config names: grubenv (+ backup) or U-Boot's through fw_env.config.
 std::unique_ptr<BootEnv> MakeBootEnv(const Config& config);
-
-// Versions this device rolled back from: <boot.path>/osu/rejected, one per line.
-std::vector<std::string> LoadRejectedVersions(const std::string& boot_path);
-Result SaveRejectedVersions(const std::string& boot_path, const std::vector<std::string>& v);
-bool WasRolledBack(const std::string& boot_path, const std::string& version);
-// Takes `version` off that list, if it is there (fault point `step` before the write): a
-// rolled-back version installed or started again with --allow-downgrade may be committed.
-Result ReadmitVersion(const std::string& boot_path, const std::string& version,
-                      const std::string& step);
 
 // IMAGE_VERSION, else VERSION_ID, from os-release text; "" if neither.
 std::string VersionFromOsRelease(const std::string& text);

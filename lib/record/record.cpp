@@ -1,14 +1,11 @@
 #include "record/record.hpp"
 
-#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
 #include <cstdio>
 
 #include <ctime>
 
-#include "common/fd.hpp"
 
 namespace osu {
 
@@ -19,10 +16,6 @@ std::string SlotStateName(SlotState s) {
     case SlotState::Invalid: return "invalid";
   }
   return "invalid";
-}
-
-std::string SlotDirectory(const std::string& boot_path, SlotId slot) {
-  return boot_path + "/osu/" + SlotLetter(slot);
 }
 
 std::string UtcNow() {
@@ -76,6 +69,8 @@ std::string SerializeRecord(const Record& r) {
   s += "updated_at: " + Quoted(r.updated_at) + "\n";
   if (!r.reason.empty()) s += "reason: " + Quoted(r.reason) + "\n";
   if (!r.source.empty()) s += "source: " + Quoted(r.source) + "\n";
+  if (!r.committed_at.empty()) s += "committed_at: " + Quoted(r.committed_at) + "\n";
+  if (!r.min_version.empty()) s += "min_version: " + Quoted(r.min_version) + "\n";
   return s;
 }
 
@@ -100,6 +95,8 @@ Expected<Record> ParseRecord(const std::string& yaml) {
     r.updated_at = n["updated_at"].as<std::string>("");
     r.reason = n["reason"].as<std::string>("");
     r.source = n["source"].as<std::string>("");
+    r.committed_at = n["committed_at"].as<std::string>("");
+    r.min_version = n["min_version"].as<std::string>("");
     if (n["boot_files"] && n["boot_files"].IsSequence()) {
       for (const auto& f : n["boot_files"]) {
         r.boot_files.push_back(FileEntry{f["name"].as<std::string>(), f["size"].as<uint64_t>(),
@@ -113,44 +110,6 @@ Expected<Record> ParseRecord(const std::string& yaml) {
   } catch (const YAML::Exception& e) {
     return DeviceError(std::string("record is malformed: ") + e.what());
   }
-}
-
-std::optional<Record> LoadRecord(const std::string& boot_path, SlotId slot) {
-  const std::string path = SlotDirectory(boot_path, slot) + "/record.yml";
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return std::nullopt;
-  auto text = ReadFile(path);
-  if (!text) {
-    Record bad;
-    bad.slot = slot;
-    bad.state = SlotState::Invalid;
-    bad.reason = text.error().message();
-    return bad;
-  }
-  auto record = ParseRecord(*text);
-  if (!record || record->slot != slot) {
-    Record bad;
-    bad.slot = slot;
-    bad.state = SlotState::Invalid;
-    bad.reason = "'" + path + "': " +
-                 (record ? std::string("record is for the other slot") : record.error().message());
-    return bad;
-  }
-  return *record;
-}
-
-Result SaveRecord(const std::string& boot_path, const Record& record) {
-  const std::string dir = SlotDirectory(boot_path, record.slot);
-  if (auto r = MakeDirectories(dir); !r) return r;
-  return InstallFile(dir + "/record.yml", SerializeRecord(record));
-}
-
-Error SaveInvalidRecord(const std::string& boot_path, Record record, const Error& error) {
-  record.state = SlotState::Invalid;
-  record.reason = error.message();
-  record.updated_at = UtcNow();
-  (void)SaveRecord(boot_path, record);
-  return error;
 }
 
 }  // namespace osu

@@ -1,6 +1,7 @@
-// What os-update knows of a slot, kept with that slot's boot files on the boot partition:
-//   <boot.path>/osu/<A|B>/record.yml   next to   <boot.path>/osu/<A|B>/<boot files>
-// Written atomically (InstallFile). A slot is bootable only when its record says "verified".
+// What os-update knows of a slot, and its on-disk format. The file,
+//   <boot.path>/osu/<A|B>/record.yml   next to   <boot.path>/osu/<A|B>/<boot files>,
+// is read and written only by bootpart/ (BootPartition). A slot is bootable only when its
+// record says "verified".
 #pragma once
 
 #include <cstdint>
@@ -8,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "bundle/manifest.hpp"
 #include "common/error.hpp"
+#include "common/file_entry.hpp"
 #include "slots/slots.hpp"
 
 namespace osu {
@@ -31,26 +32,16 @@ struct Record {
   std::string cmdline;
   std::vector<FileEntry> boot_files;
   std::string updated_at;  // UTC, ISO 8601
+  // When this content first ran to boot-complete and became the committed slot (--commit);
+  // empty while it never has. --rollback returns only to such a slot.
+  std::string committed_at;
+  // The signed manifest's downgrade floor, kept for --activate (which has no manifest).
+  std::string min_version;
   std::string reason;      // why Invalid
   // How the content was verified when it was not a signed bundle: "ssh (unsigned)" for a raw
   // image accepted by update.allow_unsigned_ssh (sha256 and size are then only what arrived).
   std::string source;
 };
-
-// <boot_path>/osu/<letter>
-std::string SlotDirectory(const std::string& boot_path, SlotId slot);
-
-// nullopt when the slot has no record. An unreadable or malformed record is returned as an
-// Invalid record whose reason says so: it must never count as verified.
-std::optional<Record> LoadRecord(const std::string& boot_path, SlotId slot);
-
-// Atomic write (temp, fsync, rename, fsync directory); creates the slot directory.
-Result SaveRecord(const std::string& boot_path, const Record& record);
-
-// For an install that failed after its record said "installing": saves `record` as Invalid
-// with the error as its reason, best effort ("installing" is not bootable either), and
-// returns `error`.
-Error SaveInvalidRecord(const std::string& boot_path, Record record, const Error& error);
 
 std::string SerializeRecord(const Record& record);
 Expected<Record> ParseRecord(const std::string& yaml);

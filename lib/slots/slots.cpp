@@ -93,6 +93,20 @@ Expected<SlotPair> SelectSlots(const std::vector<Partition>& parts, const SlotLa
     if (!found) return StateError("no partition labelled '" + label + "' on '" + where + "'");
     pair.slots[static_cast<size_t>(id)] = Slot{id, *found};
   }
+  // A slot that shares bytes with the other slot or another partition (a bad GPT, a wrong
+  // label) would be written through it: noted here, refused before any install.
+  for (const Slot& slot : pair.slots) {
+    for (const auto& p : parts) {
+      if (p.disk != slot.part.disk || (p.number == slot.part.number && p.offset == slot.part.offset))
+        continue;
+      const uint64_t end = slot.part.offset + slot.part.size, p_end = p.offset + p.size;
+      if (slot.part.offset < p_end && p.offset < end && pair.overlap.empty())
+        pair.overlap = "slot " + SlotName(slot.id) + " (" + DescribePartition(slot.part) +
+                       ", bytes " + std::to_string(slot.part.offset) + "-" + std::to_string(end) +
+                       ") overlaps " + DescribePartition(p) + " (bytes " +
+                       std::to_string(p.offset) + "-" + std::to_string(p_end) + ")";
+    }
+  }
   return pair;
 }
 

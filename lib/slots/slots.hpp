@@ -48,6 +48,9 @@ struct SlotLabels {
 
 struct SlotPair {
   std::array<Slot, 2> slots;
+  // Set when a slot shares bytes with the other slot or another partition of its disk: what
+  // overlaps what. Nothing may be installed then.
+  std::string overlap;
   const Slot& operator[](SlotId id) const { return slots[static_cast<size_t>(id)]; }
 };
 

@@ -502,13 +502,19 @@ Recorded Record(const std::string& command, const std::string& bytes_root,
   return r;
 }
 
-std::vector<Op> WithoutFsyncAfterRename(const std::vector<Op>& ops) {
+std::vector<Op> WithoutFsyncAfterRename(const std::vector<Op>& ops,
+                                        const std::string& staged_suffix) {
   std::vector<Op> out;
   std::string renamed_to;  // the last rename's target, until its fsync
   std::map<int, std::string> open_paths;
   for (const auto& op : ops) {
     if (op.kind == Op::Kind::Open) open_paths[op.fd] = op.path;
-    if (op.kind == Op::Kind::Rename) renamed_to = op.to;
+    if (op.kind == Op::Kind::Rename)
+      renamed_to = op.path.size() >= staged_suffix.size() &&
+                           op.path.compare(op.path.size() - staged_suffix.size(),
+                                           staged_suffix.size(), staged_suffix) == 0
+                       ? op.to
+                       : "";
     if ((op.kind == Op::Kind::Fsync || op.kind == Op::Kind::Fdatasync) && !renamed_to.empty() &&
         open_paths[op.fd] == renamed_to) {
       renamed_to.clear();

@@ -92,8 +92,10 @@ struct Recorded {
 Recorded Record(const std::string& command, const std::string& bytes_root,
                 const std::string& disk_image, const std::string& log_path);
 
-// The ops without the fsyncs that come right after a rename onto the same file (what the
-// boot-file swap did before the vfat fix): for showing that the checks catch it.
-std::vector<Op> WithoutFsyncAfterRename(const std::vector<Op>& ops);
+// The ops without the fsync of a file right after its rename from a name ending in
+// `staged_suffix` ("" for every rename): what the boot-file swap did before the vfat fix,
+// for showing that the checks catch it.
+std::vector<Op> WithoutFsyncAfterRename(const std::vector<Op>& ops,
+                                        const std::string& staged_suffix = "");
 
 }  // namespace osu::crash

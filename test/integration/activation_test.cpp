@@ -220,14 +220,20 @@ TEST_CASE("commit on a normal boot gives the booted slot its attempts back", "[a
   CHECK(d.EnvVar("OSU_ORDER") == "A B");
   CHECK(MustRun("grub-editenv '" + d.grubenv() + ".bak' list") == d.Env());
 
-  SECTION("but not when the booted slot's record is not verified") {
+  SECTION("also when the booted slot's record is damaged: health is boot-complete, not a file") {
     MustRun("grub-editenv '" + d.grubenv() + "' set OSU_A_LEFT=1");
-    SetRecordState(d, 'A', "invalid");
-    const std::string before = EnvFiles(d);
-    auto bad = Update(d, {"--commit"});
-    CHECK(bad.code == 4);
-    CHECK_THAT(bad.err, Catch::Contains("slot A is not verified"));
-    CHECK(EnvFiles(d) == before);
+    const std::string what = GENERATE("invalid", "garbled");
+    if (what == "garbled")
+      WriteFile(d.boot() + "/osu/A/record.yml", "slot: A\nstate: [\n");
+    else
+      SetRecordState(d, 'A', what);
+    auto damaged = Update(d, {"--commit", "--json"});
+    INFO(damaged.err);
+    CHECK(damaged.code == 0);
+    CHECK_THAT(damaged.out, Catch::Contains("its record is damaged"));
+    CHECK(d.EnvVar("OSU_A_LEFT") == "3");
+    CHECK(d.EnvVar("OSU_ORDER") == "A B");
+    CHECK(osu::SimulateBoot(osu::ParseSelection(ParseLines(d.Env()))).slot == osu::SlotId::A);
   }
 }
 

@@ -42,6 +42,7 @@ FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
   record.sha256 = Sha256OfFile(path("factory.img"));
   record.size = 3145728;
   record.cmdline = "console=ttyS0";
+  record.committed_at = "2026-01-01T00:00:00Z";  // the factory slot is the committed one
   for (const char* name : {"vmlinuz", "initrd.img"}) {
     const std::string content = std::string("factory ") + name + "\n";
     WriteFile(boot() + "/osu/A/" + name, content);

@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "install/system.hpp"
 #include "install/version.hpp"
+#include "bootpart/boot_partition.hpp"
 #include "record/record.hpp"
 #include "support/support.hpp"
 
@@ -125,26 +126,31 @@ TEST_CASE("records round-trip, and anything unreadable is never verified", "[rec
   r.cmdline = "console=ttyS0 \"quoted\"";
   r.boot_files = {{"vmlinuz", 10, std::string(64, 'b')}};
   r.updated_at = osu::UtcNow();
-  REQUIRE(osu::SaveRecord(dir.path(), r));
-  auto back = osu::LoadRecord(dir.path(), osu::SlotId::B);
+  r.committed_at = osu::UtcNow();
+  r.min_version = "1.5";
+  const osu::BootPartition boot(dir.path());
+  REQUIRE(boot.SaveRecord(r));
+  auto back = boot.LoadRecord(osu::SlotId::B);
   REQUIRE(back);
   CHECK(back->state == osu::SlotState::Verified);
   CHECK(back->version == "2.0");
   CHECK(back->cmdline == r.cmdline);
   CHECK(back->boot_files.size() == 1);
   CHECK(back->boot_files[0].sha256 == std::string(64, 'b'));
+  CHECK(back->committed_at == r.committed_at);
+  CHECK(back->min_version == "1.5");
 
-  CHECK_FALSE(osu::LoadRecord(dir.path(), osu::SlotId::A));  // none yet
+  CHECK_FALSE(boot.LoadRecord(osu::SlotId::A));  // none yet
 
   osu::test::WriteFile(dir / "osu/B/record.yml", "state: verified\nslot: B\n: : :\n");
-  auto garbled = osu::LoadRecord(dir.path(), osu::SlotId::B);
+  auto garbled = boot.LoadRecord(osu::SlotId::B);
   REQUIRE(garbled);
   CHECK(garbled->state == osu::SlotState::Invalid);
 
   // A record copied into the other slot's directory does not vouch for it.
   osu::test::MustRun("mkdir -p '" + dir / "osu/A" + "'");
   osu::test::WriteFile(dir / "osu/A/record.yml", osu::SerializeRecord(r));
-  auto swapped = osu::LoadRecord(dir.path(), osu::SlotId::A);
+  auto swapped = boot.LoadRecord(osu::SlotId::A);
   REQUIRE(swapped);
   CHECK(swapped->state == osu::SlotState::Invalid);
 }
