@@ -140,49 +140,23 @@ static mode_t ModeArg(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
 }
 
-int open(const char* path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = ModeArg(flags, ap);
-  va_end(ap);
-  REAL(int, open, const char*, int, ...);
-  int fd = real_open(path, flags, mode);
-  if (fd >= 0) AfterOpen(fd, flags);
-  return fd;
-}
-
-int open64(const char* path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = ModeArg(flags, ap);
-  va_end(ap);
-  REAL(int, open64, const char*, int, ...);
-  int fd = real_open64(path, flags, mode);
-  if (fd >= 0) AfterOpen(fd, flags);
-  return fd;
-}
-
-int openat(int dirfd, const char* path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = ModeArg(flags, ap);
-  va_end(ap);
-  REAL(int, openat, int, const char*, int, ...);
-  int fd = real_openat(dirfd, path, flags, mode);
-  if (fd >= 0) AfterOpen(fd, flags);
-  return fd;
-}
-
-int openat64(int dirfd, const char* path, int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = ModeArg(flags, ap);
-  va_end(ap);
-  REAL(int, openat64, int, const char*, int, ...);
-  int fd = real_openat64(dirfd, path, flags, mode);
-  if (fd >= 0) AfterOpen(fd, flags);
-  return fd;
-}
+// open, open64, openat, openat64: the same wrapper around each (mode only with O_CREAT).
+#define OPEN_WRAPPER(name, PARAMS, ARGS)                  \
+  int name PARAMS {                                       \
+    va_list ap;                                           \
+    va_start(ap, flags);                                  \
+    mode_t mode = ModeArg(flags, ap);                     \
+    va_end(ap);                                           \
+    static int(*real_##name) PARAMS;                      \
+    if (!real_##name) real_##name = (int(*) PARAMS)dlsym(RTLD_NEXT, #name); \
+    int fd = real_##name ARGS;                            \
+    if (fd >= 0) AfterOpen(fd, flags);                    \
+    return fd;                                            \
+  }
+OPEN_WRAPPER(open, (const char* path, int flags, ...), (path, flags, mode))
+OPEN_WRAPPER(open64, (const char* path, int flags, ...), (path, flags, mode))
+OPEN_WRAPPER(openat, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags, mode))
+OPEN_WRAPPER(openat64, (int dirfd, const char* path, int flags, ...), (dirfd, path, flags, mode))
 
 int creat(const char* path, mode_t mode) { return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode); }
 
