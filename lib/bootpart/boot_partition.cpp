@@ -156,8 +156,7 @@ Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {
   const std::string tmp = StagedPath(entry.name);
   // A leftover (or a planted symlink) is removed, and the new file created exclusively and
   // never through a symlink: the bytes go only where os-update means them to.
-  if (auto r = Unlink(tmp); !r) return r;
-  auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+  auto fd = CreateStagedFile(tmp);
   if (!fd) return fd.error();
   staged_.push_back(entry);
   std::vector<uint8_t> buf(1 << 20);
@@ -190,15 +189,8 @@ Result SlotInstall::Finish(const std::optional<BootSnippet>& snippet,
     keep.insert(f.name);
     const std::string staged = StagedPath(f.name), final_path = dir_ + "/" + f.name;
     FaultPoint("apply: rename boot file " + f.name);
-    if (::rename(staged.c_str(), final_path.c_str()) != 0)
-      return ErrnoError("Failed to rename '" + staged + "' to '" + final_path + "'");
-    // vfat writes the moved file's start cluster and size into its new directory entry only
-    // with the file's own inode: fsync the file again after the rename, not just the directory.
-    FaultPoint("apply: boot file " + f.name + " renamed, before its fsync");
-    auto fd = Fd::Open(final_path, O_RDONLY | O_NOFOLLOW);
-    if (!fd) return fd.error();
-    if (::fsync(fd->get()) != 0)
-      return ErrnoError("Failed to fsync '" + final_path + "' after rename");
+    // Renamed and fsynced again (vfat), as InstallFile does; the directory once, below.
+    if (auto r = RenameIntoPlace(staged, final_path); !r) return r;
   }
   for (const auto& name : ListDirectory(dir_))
     if (!keep.count(name))

@@ -124,10 +124,29 @@ Result MakeDirectories(const std::string& dir) {
   return SyncDirectory(parent);
 }
 
+Expected<Fd> CreateStagedFile(const std::string& staged, mode_t mode) {
+  if (::unlink(staged.c_str()) != 0 && errno != ENOENT)
+    return ErrnoError("Failed to remove the leftover '" + staged + "'");
+  return Fd::Open(staged, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+}
+
+Result RenameIntoPlace(const std::string& staged, const std::string& path) {
+  if (::rename(staged.c_str(), path.c_str()) != 0)
+    return ErrnoError("Failed to rename '" + staged + "' to '" + path + "'");
+  // On vfat a rename leaves the entry at cluster 0 (new name) or at the replaced file's
+  // clusters (existing name) until the moved file's own inode is written back, which only an
+  // fsync of that file does, not one of the directory. Seen in QEMU: grubenv truncated to 0.
+  FaultPoint("write " + BaseName(path) + ", before fsync after rename");
+  auto fd = Fd::Open(path, O_RDONLY | O_NOFOLLOW);
+  if (!fd) return fd.error();
+  if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + path + "' after rename");
+  return {};
+}
+
 Result InstallFile(const std::string& path, std::span<const uint8_t> data, mode_t mode) {
   const std::string dir = DirName(path);
   const std::string tmp = dir + "/." + BaseName(path) + ".tmp";
-  auto fd = Fd::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  auto fd = CreateStagedFile(tmp, mode);
   if (!fd) return fd.error();
   auto fail = [&](Error e) {
     ::unlink(tmp.c_str());
@@ -137,13 +156,7 @@ Result InstallFile(const std::string& path, std::span<const uint8_t> data, mode_
   FaultPoint("write " + BaseName(path) + ", before fsync");
   if (::fsync(fd->get()) != 0) return fail(ErrnoError("Failed to fsync '" + tmp + "'"));
   FaultPoint("write " + BaseName(path) + ", before rename");
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return fail(ErrnoError("Failed to rename '" + tmp + "' to '" + path + "'"));
-  // On vfat the renamed directory entry reaches the disk with the file's inode, not with the
-  // directory's fsync: without this, a power cut can leave the name pointing at freed clusters
-  // (seen in QEMU: grubenv and its backup both truncated to nothing).
-  FaultPoint("write " + BaseName(path) + ", before fsync after rename");
-  if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + path + "' after rename");
+  if (auto r = RenameIntoPlace(tmp, path); !r) return fail(r.error());
   FaultPoint("write " + BaseName(path) + ", before directory fsync");
   return SyncDirectory(dir);
 }

@@ -46,9 +46,20 @@ Expected<size_t> ReadFull(int fd, std::span<uint8_t> data, const std::string& wh
 Expected<std::string> ReadFile(const std::string& path, ErrorKind kind = ErrorKind::Device);
 
 // The one atomic-install helper: write `data` to a temporary file in the same directory,
-// fsync it, rename it over `path`, fsync the directory. A failed fsync is a failure.
+// fsync it, rename it over `path`, fsync it again, fsync the directory (CreateStagedFile and
+// RenameIntoPlace below). A failed fsync is a failure.
 Result InstallFile(const std::string& path, std::span<const uint8_t> data, mode_t mode = 0644);
 Result InstallFile(const std::string& path, const std::string& data, mode_t mode = 0644);
+
+// The two halves of InstallFile for a file written in pieces and moved into place later (the
+// boot files, staged before the image and swapped in after it verified).
+// Creates `staged` for writing: a leftover is removed first, then the file is created
+// exclusively and never through a symlink (O_EXCL|O_NOFOLLOW).
+Expected<Fd> CreateStagedFile(const std::string& staged, mode_t mode = 0644);
+// Renames the staged file (written and fsynced) over `path`, then fsyncs it again under its
+// new name: on vfat only that writes its clusters and size into the entry. The caller
+// fsyncs the directory afterwards (once for several files).
+Result RenameIntoPlace(const std::string& staged, const std::string& path);
 
 // fsync a directory (after rename/unlink in it).
 Result SyncDirectory(const std::string& dir);

@@ -15,13 +15,12 @@
 #include "bootpart/boot_partition.hpp"
 #include "record/record.hpp"
 #include "support/device.hpp"
+#include "support/lifecycle.hpp"
 #include "support/support.hpp"
 
 using namespace osu::test;
 
 namespace {
-
-constexpr uint64_t kImageSize = (1u << 20) + 4096 * 3;
 
 struct Scenario {
   std::string name;
@@ -30,82 +29,16 @@ struct Scenario {
   bool may_change_committed = false;
 };
 
-// One signed bundle for every device of the test: the devices get the same key pair.
-struct SharedBundle {
-  TempDir dir;
-  std::string bundle, private_key, public_key;
-  SharedBundle() {
-    FakeDevice origin;
-    private_key = dir / "private.pem";
-    public_key = dir / "public.pem";
-    std::filesystem::copy_file(origin.private_key(), private_key);
-    std::filesystem::copy_file(origin.public_key(), public_key);
-    const std::string image = origin.MakeImage("rootfs.img", kImageSize, 77);
-    bundle = dir / "v2.osu";
-    std::filesystem::copy_file(origin.MakeBundle("v2.osu", image, "2.0", "zstd"), bundle);
-  }
-};
-
-SharedBundle& Shared() {
-  static SharedBundle shared;
-  return shared;
-}
-
-void UseSharedKeys(FakeDevice& d) {
-  std::filesystem::copy_file(Shared().public_key, d.public_key(),
-                             std::filesystem::copy_options::overwrite_existing);
-}
-
-std::string KexecCmdlineOfLastApply() {
-  for (const auto& call : LastActivatorCalls()) {
-    if (call.rfind("load ", 0) != 0) continue;
-    // "load <kernel> <initrd> <cmdline...>"
-    auto first = call.find(' ', 5);
-    auto second = call.find(' ', first + 1);
-    return call.substr(second + 1);
-  }
-  return "";
-}
-
-void ApplyAndRunTrial(FakeDevice& d) {
-  auto r = RunUpdate({"--config", d.config(), "--apply", Shared().bundle});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  d.SetCmdline(KexecCmdlineOfLastApply());  // as if kexec'd into B
-}
-
-void ApplyTrialCommit(FakeDevice& d) {
-  ApplyAndRunTrial(d);
-  auto r = RunUpdate({"--config", d.config(), "--commit"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-}
-
-void InstalledNotActivated(FakeDevice& d) {
-  auto r = RunUpdate({"--config", d.config(), "--apply", Shared().bundle, "--no-activate"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-}
-
-// Committed B, rolled back to A and booted there: 2.0 in B is a rejected version.
-void RolledBackFromB(FakeDevice& d) {
-  ApplyTrialCommit(d);
-  auto r = RunUpdate({"--config", d.config(), "--rollback"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");
-}
-
 std::vector<Scenario> Scenarios() {
   return {
-      {"apply, kexec activation", {"--apply", Shared().bundle}, [](FakeDevice&) {}, false},
-      {"apply, reboot activation", {"--apply", Shared().bundle, "--reboot"}, [](FakeDevice&) {},
+      {"apply, kexec activation", {"--apply", Shared().v2}, [](FakeDevice&) {}, false},
+      {"apply, reboot activation", {"--apply", Shared().v2, "--reboot"}, [](FakeDevice&) {},
        false},
       {"commit of a kexec trial", {"--commit"}, ApplyAndRunTrial, true},
       {"rollback from a committed update", {"--rollback"}, ApplyTrialCommit, true},
       // The target is the verified fallback slot, with boot attempts left: they must be gone
       // before its first byte is overwritten.
-      {"apply over the fallback slot", {"--apply", Shared().bundle}, ApplyTrialCommit, false},
+      {"apply over the fallback slot", {"--apply", Shared().v2}, ApplyTrialCommit, false},
       {"activate --reboot of a slot applied with --no-activate", {"--activate", "--reboot"},
        InstalledNotActivated, false},
       // Takes the version off the rejected list before OSU_TRY: a stop between the two must
