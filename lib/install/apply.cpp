@@ -13,8 +13,10 @@
 #include "bootenv/grub_slot_config.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
+#include "bundle/content_rules.hpp"
 #include "common/fault.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 #include "compress/compression.hpp"
 #include "device/block_device.hpp"
 #include "device/storage_media.hpp"
@@ -140,6 +142,8 @@ Result SwapBootFiles(const std::string& dir, const Manifest& m, const std::strin
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
   auto bundle = BundleReader::Open(source, where, state.config.keys);
   if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(where));
   CheckResult result;
   result.source = where;
   result.installed_version = state.installed_version;
@@ -221,6 +225,8 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
 
   auto bundle = BundleReader::Open(source, request.where, config.keys);
   if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(request.where));
   BundleReader& b = **bundle;
   const Manifest& m = b.manifest();
   result.manifest = m;
