@@ -174,7 +174,6 @@ Expected<uint64_t> InputSize(const std::string& path) {
 
 }  // namespace
 
-
 struct BundleReader::PendingMember {
   TarReader::Entry entry;
 };

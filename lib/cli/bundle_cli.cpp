@@ -150,8 +150,8 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
         << "  " << kManifestMember << "\n"
         << "  " << kSignatureMember << "\n";
   for (const auto& f : m.boot_files) {
-    s.out << "  " << Printable(f.name) << "  boot file, " << f.size << " bytes, sha256 " << f.sha256
-          << "\n";
+    s.out << "  " << Printable(f.name) << "  boot file, " << f.size << " bytes, sha256 "
+          << f.sha256 << "\n";
   }
   s.out << "  " << Printable(m.image.name) << "  image, " << CompressionName(m.compression)
         << ", " << m.image.size << " bytes uncompressed, sha256 " << m.image.sha256 << "\n";

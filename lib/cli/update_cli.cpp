@@ -127,7 +127,8 @@ int Status(const SystemState& st, const Streams& s, bool json) {
     return kExitOk;
   }
   s.out << "Booted slot:    " << SlotLetter(st.booted)
-        << (st.installed_version.empty() ? "" : " (version " + Printable(st.installed_version) + ")")
+        << (st.installed_version.empty() ? ""
+                                         : " (version " + Printable(st.installed_version) + ")")
         << "\n";
   s.out << "Committed slot: "
         << (st.committed ? SlotName(*st.committed)
@@ -210,11 +211,13 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
           << std::endl;
   } else {
     s.out << "Installed: "
-          << (result->installed_version.empty() ? "unknown" : result->installed_version)
+          << (result->installed_version.empty() ? "unknown"
+                                                : Printable(result->installed_version))
           << " (slot " << SlotLetter(st.booted) << ")\n"
-          << "Available: " << result->manifest.version << " (" << result->source << ")\n"
-          << (result->update_available ? "Update available: " : "Up to date: ") << result->reason
-          << "\n";
+          << "Available: " << result->manifest.version << " (" << Printable(result->source)
+          << ")\n"
+          << (result->update_available ? "Update available: " : "Up to date: ")
+          << Printable(result->reason) << "\n";
   }
   return code;
 }

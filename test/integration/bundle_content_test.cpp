@@ -112,6 +112,9 @@ std::vector<Case> HostileCases() {
        "min_version '1\\x1b]0;x' has a character other than"},
       {"a newline in compatible", [](osu::Manifest& m) { m.compatible = "demo-x86_64\n"; },
        "compatible 'demo-x86_64\\n' has a character other than"},
+      {"an empty version", [](osu::Manifest& m) { m.version = ""; }, "version is empty"},
+      {"the image named as the signature", [](osu::Manifest& m) { m.image.name = "manifest.sig"; },
+       "image.name 'manifest.sig' is reserved"},
       {"an image of 0 bytes", [](osu::Manifest& m) { m.image.size = 0; },
        "image.size is 0"},
   };
