@@ -403,17 +403,29 @@ TEST_CASE("http: Last-Modified alone is an If-Range validator only when a minute
           "[source][http]") {
   test::NginxServer nginx;
   std::string file = nginx.root() + "/bundle.osu";
-  MakeSettledFile(file, 3 * 1024 * 1024);
   FaultProxyOptions faults;
   faults.cut_after = 1024 * 1024;
   faults.drop_headers = {"ETag"};
-  FaultProxy proxy(nginx.port(), faults);
-  auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions());
-  INFO(nginx.AccessLog());
-  REQUIRE(data.ok());
-  RequireSameFile(file, *data);
-  CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*GET /bundle.osu 206 [0-9]+ range=bytes=[1-9][0-9]*- "
-                                               "if_range=Wed, 01 Jan 2020 00:00:00 GMT\n"));
+  SECTION("settled: resumed with If-Range: <date>") {
+    MakeSettledFile(file, 3 * 1024 * 1024);
+    FaultProxy proxy(nginx.port(), faults);
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions());
+    INFO(nginx.AccessLog());
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*GET /bundle.osu 206 [0-9]+ range=bytes=[1-9][0-9]*- "
+                                                 "if_range=Wed, 01 Jan 2020 00:00:00 GMT\n"));
+  }
+  SECTION("just written: started over from byte 0") {
+    MakeRandomFile(file, 3 * 1024 * 1024);
+    FaultProxy proxy(nginx.port(), faults);
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions());
+    INFO(nginx.AccessLog());
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    CHECK(Count(nginx.AccessLog(), " range=- if_range=-\n") == 2);
+    CHECK(Count(nginx.AccessLog(), "GET /bundle.osu 206 ") == 0);
+  }
 }
 
 TEST_CASE("http: cut responses of every framing are resumed within the retry budget",
