@@ -211,11 +211,6 @@ namespace {
 // 2020-01-01 00:00:00 UTC: long before the server's Date, so nginx's ETag is trusted to resume.
 void Settle(const std::string& path) { MustRun("touch -d @1577836800 '" + path + "'"); }
 
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 
 }  // namespace
 
@@ -240,7 +235,7 @@ TEST_CASE("a resume that joined two bundles with the same ETag is downloaded onc
   auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
   INFO(r.err << nginx.AccessLog());
   REQUIRE(r.code == 0);
-  CHECK(Count(r.err, "once more from byte 0") == 1);
+  CHECK(CountOf(r.err, "once more from byte 0") == 1);
   CHECK_THAT(r.err, Catch::Contains("two versions of it may have been joined"));
   // The resume was a Range on the unchanged ETag, and the fresh download got all of b.
   CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*206 [0-9]+ range=bytes=[1-9][0-9]*- if_range=\\\\x22(.|\n)*"));
@@ -269,18 +264,18 @@ TEST_CASE("a bundle corrupt on the server is reported after at most one download
     auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
     INFO(r.err << nginx.AccessLog());
     CHECK(r.code == 2);
-    CHECK(Count(r.err, "once more from byte 0") == 1);
-    CHECK(Count(nginx.AccessLog(), " range=- ") == 2);  // the first download and the fresh one
+    CHECK(CountOf(r.err, "once more from byte 0") == 1);
+    CHECK(CountOf(nginx.AccessLog(), " range=- ") == 2);  // the first download and the fresh one
     CHECK_THAT(r.err, Catch::Contains("os-update: "));
-    CHECK(Count(r.err, "os-update: ") == 1);
+    CHECK(CountOf(r.err, "os-update: ") == 1);
   }
   SECTION("not resumed: exit 2 at once") {
     auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"});
     INFO(r.err << nginx.AccessLog());
     CHECK(r.code == 2);
     CHECK(HasOneErrorLine(r.err));
-    CHECK(Count(r.err, "once more") == 0);
-    CHECK(Count(nginx.AccessLog(), "GET /eos.osu") == 1);
+    CHECK(CountOf(r.err, "once more") == 0);
+    CHECK(CountOf(nginx.AccessLog(), "GET /eos.osu") == 1);
   }
   CHECK_FALSE(RecordVerified(d));
 }

@@ -75,11 +75,6 @@ Expected<std::string> ReadPrefix(const std::string& uri, const SourceOptions& op
   return out;
 }
 
-size_t Count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
 
 // Hashes what the source delivered and the original with sha256sum, the oracle.
 void RequireSameFile(const std::string& original, const std::string& data) {
@@ -364,8 +359,8 @@ TEST_CASE("http: an ETag younger than a minute is not resumed on: replaced in th
   CHECK_FALSE(history.joined);
   CHECK_THAT(Joined(log), Catch::Contains("starting over from byte 0"));
   // The second request was not a Range on the (same-looking) ETag.
-  CHECK(Count(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
-  CHECK(Count(nginx.AccessLog(), "if_range=-") == 2);
+  CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
+  CHECK(test::CountOf(nginx.AccessLog(), "if_range=-") == 2);
 }
 
 TEST_CASE("http: without ETag and Last-Modified a cut download starts over and checks the prefix",
@@ -383,8 +378,8 @@ TEST_CASE("http: without ETag and Last-Modified a cut download starts over and c
     INFO(Joined(log) << nginx.AccessLog());
     REQUIRE(data.ok());
     RequireSameFile(file, *data);
-    CHECK(Count(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
-    CHECK(Count(nginx.AccessLog(), " range=- ") == 2);
+    CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
+    CHECK(test::CountOf(nginx.AccessLog(), " range=- ") == 2);
   }
   SECTION("replaced while cut: refused, never spliced") {
     faults.on_cut = [&] { ReplaceKeepingValidators(file); };
@@ -423,8 +418,8 @@ TEST_CASE("http: Last-Modified alone is an If-Range validator only when a minute
     INFO(nginx.AccessLog());
     REQUIRE(data.ok());
     RequireSameFile(file, *data);
-    CHECK(Count(nginx.AccessLog(), " range=- if_range=-\n") == 2);
-    CHECK(Count(nginx.AccessLog(), "GET /bundle.osu 206 ") == 0);
+    CHECK(test::CountOf(nginx.AccessLog(), " range=- if_range=-\n") == 2);
+    CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 206 ") == 0);
   }
 }
 
