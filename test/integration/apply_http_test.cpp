@@ -301,7 +301,7 @@ std::string WithManifestOf(FakeDevice& d, const std::string& bundle, size_t mani
 
 }  // namespace
 
-TEST_CASE("--check over http reads every manifest size the local --check reads", "[http]") {
+TEST_CASE("check over http reads every manifest size the local --check reads", "[http]") {
   FakeDevice d;
   WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
   const std::string image = d.MakeImage("rootfs.img", 1u << 20, 50);
