@@ -191,10 +191,10 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
     return p.Fail(UsageError("--check needs a signed bundle; '" + DescribeSource(uri) +
                              "' serves an unsigned raw image"));
   SourceOptions so = MakeSourceOptions(st.config, nullptr);
-  so.read_limit = 48 * 1024;  // manifest and signature only (they must fit in it)
-  auto source = OpenCliSource(uri, s, so);
-  if (!source) return p.Fail(source.error());
-  auto result = Check(st, **source, DescribeSource(uri));
+  so.read_window = 48 * 1024;  // manifest and signature, as a rule; larger ones are read on
+  auto result = ConsumeSource<CheckResult>(
+      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); }, so, DescribeSource(uri),
+      [&](Reader& source) { return Check(st, source, DescribeSource(uri)); });
   if (!result) return p.Fail(result.error());
   const int code = result->update_available ? kExitUpdateAvailable : kExitOk;
   if (opt.json) {
@@ -333,14 +333,14 @@ int RunApply(const SystemState& st, const Context& c) {
     if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
 
   ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
-  auto source = OpenCliSource(uri, s, MakeSourceOptions(st.config, &printer));
-  if (!source) return c.p.Fail(source.error());
-
   ApplyRequest request;
   request.where = DescribeSource(uri);
   request.dry_run = opt.dry_run;
   request.allow_downgrade = opt.allow_downgrade;
-  auto result = Apply(st, c.env, **source, request, printer.MakeReporter());
+  auto result = ConsumeSource<ApplyResult>(
+      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); },
+      MakeSourceOptions(st.config, &printer), request.where,
+      [&](Reader& source) { return Apply(st, c.env, source, request, printer.MakeReporter()); });
   printer.Finish();
   if (!result) return c.p.Fail(result.error());
 

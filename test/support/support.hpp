@@ -45,6 +45,9 @@ void SkipUnlessRoot(const std::string& what);
 bool HaveTool(const std::string& tool);
 void RequireTool(const std::string& tool);
 
+// How often `what` occurs in `text` (overlapping occurrences count).
+size_t CountOf(const std::string& text, const std::string& what);
+
 // stderr of a failed run holds exactly one error line "<prog>: ...", and it is the last line
 // (lines before it are the narrative a non-terminal run prints).
 bool HasOneErrorLine(const std::string& err, const std::string& prog = "os-update");
