@@ -16,12 +16,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# options CMD...: the --options CMD's --help lists (the same reading as the completion's).
-options() { "$@" --help | awk '
-  /^(Options:|\[Option Group: .*\])$/ { on = 1; next }
-  /^[^ ]/ { on = 0 }
-  on && match($0, /^ +(-[a-zA-Z],)?--[a-z][a-z-]*/) {
-    s = substr($0, RSTART, RLENGTH); sub(/^ +(-[a-zA-Z],)?/, "", s); print s }' | sort -u; }
+# options CMD...: the --options CMD's --help lists, read as the bash completion reads them.
+source "$src/completion/os-update.bash"
+options() { _os_update_options "$@"; }
 # in_page PAGE WORD: WORD appears in the page's roff source (hyphens are written \-).
 in_page() { sed 's/\\-/-/g' "$1" | grep -qF -- "$2"; }
 
