@@ -50,7 +50,7 @@ Exit codes:
        verified, slots not found)
   5    device or I/O error
 
-Configuration: /etc/os-update.yml (see README: update.*, slots.*, boot.*, system.*).)";
+Configuration: /etc/os-update.yml, described in os-update.yml(5).)";
 
 struct Options {
   bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false;
