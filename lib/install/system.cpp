@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "boot/selection_copy.hpp"
 #include "common/fault.hpp"
 #include "common/fd.hpp"
 
@@ -27,7 +28,8 @@ std::string VersionFromOsRelease(const std::string& text) {
 
 std::unique_ptr<BootEnv> MakeBootEnv(const Config& config) {
   if (config.bootloader == Bootloader::Grub) return MakeGrubEnv(config.GrubenvPath());
-  return MakeUbootEnv(config.fw_env_config);
+  return WithSelectionCopy(MakeUbootEnv(config.fw_env_config),
+                           config.boot_path + kSelectionCopyPath);
 }
 
 std::vector<std::string> LoadRejectedVersions(const std::string& boot_path) {
