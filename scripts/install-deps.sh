@@ -13,7 +13,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
-  ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu openssh-server openssh-client systemd \
+  ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu device-tree-compiler openssh-server openssh-client systemd \
   >/dev/null
 # QEMU from bookworm-backports (10.x): 7.2's pflash corrupts U-Boot's env on saveenv. Both
 # system emulators come from there, as they share qemu-system-common.

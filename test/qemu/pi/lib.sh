@@ -135,19 +135,53 @@ boot_push() { mcopy -o -s -Q -i "$(fat)" "$VM_BOOT"/* ::/; }
 # boot_pull: U-Boot's saveenv wrote uboot.env in the FAT partition; the host's copy follows it.
 boot_pull() { mcopy -o -n -i "$(fat)" ::/uboot.env "$VM_ENV"; }
 
-# vm_boot [--cut REGEX [--cut-after S]] [--iops-write N]: one power-on of the Pi, until the
+# fat_sector NAME BYTE: the SD card's 512-byte sector that holds byte BYTE of the file NAME in
+# the root directory of the FAT32 boot partition (its cluster chain followed in the FAT).
+fat_sector() {
+  python3 - "$VM_DISK" "$BOOT_OFFSET" "$1" "$2" <<'PY'
+import struct, sys
+disk, part, name, byte = sys.argv[1], int(sys.argv[2]), sys.argv[3].upper(), int(sys.argv[4])
+f = open(disk, "rb")
+def read(off, n): f.seek(part + off); return f.read(n)
+bs = read(0, 512)
+bps, spc, rsvd, nfats = struct.unpack_from("<HBHB", bs, 11)
+fatsz, root = struct.unpack_from("<I", bs, 36)[0], struct.unpack_from("<I", bs, 44)[0]
+data = (rsvd + nfats * fatsz) * bps
+def chain(c):
+    while c < 0x0FFFFFF8:
+        yield c
+        c = struct.unpack("<I", read(rsvd * bps + 4 * c, 4))[0] & 0x0FFFFFFF
+base, ext = (name.split(".") + [""])[:2]
+short = base.ljust(8).encode() + ext.ljust(3).encode()
+for c in chain(root):
+    d = read(data + (c - 2) * spc * bps, spc * bps)
+    for i in range(0, len(d), 32):
+        if d[i:i + 11] == short:
+            first = struct.unpack_from("<H", d, i + 20)[0] << 16 | struct.unpack_from("<H", d, i + 26)[0]
+            clusters = list(chain(first))
+            c2 = clusters[byte // (spc * bps)]
+            print((part + data + (c2 - 2) * spc * bps + byte % (spc * bps)) // 512)
+            sys.exit(0)
+sys.exit("no " + name + " in the FAT root directory")
+PY
+}
+
+# vm_boot [--cut REGEX [--cut-after S]] [--fail-write SECTOR]: one power-on of the Pi, until the
 # root's agent says OSU-POWEROFF (QEMU's raspi4b cannot power off: the host ends it), or, with
 # --cut, a power cut (SIGKILL) S seconds (default 0) after U-Boot's console printed REGEX.
-# --iops-write N throttles the SD card's writes to N per second (QEMU's throttling), so that a
-# cut lands inside a write of a few KiB instead of after it. Logs: boot-N.log (U-Boot, the mini
-# UART) and boot-N.kernel.log (the kernel and the agent, the PL011).
+# --fail-write SECTOR: the SD card's first write that reaches SECTOR fails (QEMU's blkdebug),
+# so the write in flight stops there, as at a power cut: what is before it is written, the
+# rest is not. Logs: boot-N.log (U-Boot, the mini UART) and boot-N.kernel.log (the kernel and
+# the agent, the PL011).
 vm_boot() {
-  local cut= cut_after=0 throttle=
+  local cut= cut_after=0 drive="file=$VM_DISK"
   while [ $# -gt 0 ]; do
     case $1 in
       --cut) cut=$2; shift 2 ;;
       --cut-after) cut_after=$2; shift 2 ;;
-      --iops-write) throttle=",throttling.iops-write=$2"; shift 2 ;;
+      --fail-write)
+        printf '[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "%s"\nonce = "on"\nimmediately = "on"\n' "$2" > "$VM_DIR/blkdebug.conf"
+        drive="file=blkdebug:$VM_DIR/blkdebug.conf:$VM_DISK"; shift 2 ;;
       *) die "vm_boot: unknown option $1" ;;
     esac
   done
@@ -157,7 +191,7 @@ vm_boot() {
   : > "$VM_LOG"; : > "$VM_KLOG"
   local start pid end how=timeout; start=$(date +%s)
   qemu-system-aarch64 -M raspi4b -accel tcg -kernel "$UBOOT_BIN" -dtb "$PI_CACHE/bcm2711-rpi-4-b.dtb" \
-    -drive "if=sd,format=raw,file=$VM_DISK$throttle" -display none -monitor none \
+    -drive "if=sd,format=raw,$drive" -display none -monitor none \
     -serial "file:$VM_KLOG" -serial "file:$VM_LOG" </dev/null >"$VM_DIR/qemu-$VM_BOOTS.out" 2>&1 &
   pid=$!
   end=$((start + VM_TIMEOUT))
