@@ -28,7 +28,7 @@ void RequireUbootTools() {
 }
 
 // fw_printenv's value of `name` in the single env `file` of `size` bytes; nullopt when the
-// tool finds no valid env or no such variable.
+// tool finds no valid env or no such variable (or it is empty).
 std::optional<std::string> PrintEnv(const TempDir& dir, const std::string& file, size_t size,
                                     const std::string& name) {
   // libubootenv reads the size as hex, with or without 0x.
@@ -36,7 +36,8 @@ std::optional<std::string> PrintEnv(const TempDir& dir, const std::string& file,
   std::snprintf(hex, sizeof hex, "0x%zx", size);
   WriteFile(dir / "print.config", file + " 0x0 " + hex + "\n");
   auto r = Run("fw_printenv -c '" + (dir / "print.config") + "' -n " + name + " 2>/dev/null");
-  if (r.exit_code != 0) return std::nullopt;
+  // A variable that is not there: exit 0 and nothing on stdout (the message goes to stderr).
+  if (r.exit_code != 0 || r.output.empty()) return std::nullopt;
   return r.output.substr(0, r.output.find('\n'));
 }
 

@@ -10,10 +10,10 @@
 PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../arm64/lib.sh
 . "$PI_DIR/../arm64/lib.sh"
-QEMU_TAG=qemu-pi
+# shellcheck disable=SC2034  # QEMU_TAG, COMPATIBLE: read by arm64/lib.sh and common.sh
+QEMU_TAG=qemu-pi COMPATIBLE=osu-qemu-rpi4
 PI_CACHE=$CACHE/pi
 UBOOT_BIN=$PI_CACHE/u-boot.bin
-COMPATIBLE=osu-qemu-rpi4
 # CONFIG_ENV_SIZE of rpi_4: 0x4000, in uboot.env on mmc 0:1, one copy.
 ENV_SIZE=0x4000
 SD_SIZE=8G
@@ -47,6 +47,7 @@ fetch_pi_inputs() {
       || skip "cannot download u-boot-rpi (arm64) from Debian's mirror: see $CACHE/apt.log"
   fi
   dpkg-deb --fsys-tarfile "$CACHE"/debs/u-boot-rpi_*.deb | tar -x -C "$x" ./usr/lib/u-boot/rpi_4/u-boot.bin
+  # shellcheck disable=SC2046  # one tar pattern per module
   dpkg-deb --fsys-tarfile "$CACHE"/debs/linux-image-*.deb | tar -x -C "$x" --wildcards \
     './usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb' \
     $(for m in $PI_MODULES; do echo "./lib/modules/*/kernel/$m.ko"; done)
@@ -135,53 +136,16 @@ boot_push() { mcopy -o -s -Q -i "$(fat)" "$VM_BOOT"/* ::/; }
 # boot_pull: U-Boot's saveenv wrote uboot.env in the FAT partition; the host's copy follows it.
 boot_pull() { mcopy -o -n -i "$(fat)" ::/uboot.env "$VM_ENV"; }
 
-# fat_sector NAME BYTE: the SD card's 512-byte sector that holds byte BYTE of the file NAME in
-# the root directory of the FAT32 boot partition (its cluster chain followed in the FAT).
-fat_sector() {
-  python3 - "$VM_DISK" "$BOOT_OFFSET" "$1" "$2" <<'PY'
-import struct, sys
-disk, part, name, byte = sys.argv[1], int(sys.argv[2]), sys.argv[3].upper(), int(sys.argv[4])
-f = open(disk, "rb")
-def read(off, n): f.seek(part + off); return f.read(n)
-bs = read(0, 512)
-bps, spc, rsvd, nfats = struct.unpack_from("<HBHB", bs, 11)
-fatsz, root = struct.unpack_from("<I", bs, 36)[0], struct.unpack_from("<I", bs, 44)[0]
-data = (rsvd + nfats * fatsz) * bps
-def chain(c):
-    while c < 0x0FFFFFF8:
-        yield c
-        c = struct.unpack("<I", read(rsvd * bps + 4 * c, 4))[0] & 0x0FFFFFFF
-base, ext = (name.split(".") + [""])[:2]
-short = base.ljust(8).encode() + ext.ljust(3).encode()
-for c in chain(root):
-    d = read(data + (c - 2) * spc * bps, spc * bps)
-    for i in range(0, len(d), 32):
-        if d[i:i + 11] == short:
-            first = struct.unpack_from("<H", d, i + 20)[0] << 16 | struct.unpack_from("<H", d, i + 26)[0]
-            clusters = list(chain(first))
-            c2 = clusters[byte // (spc * bps)]
-            print((part + data + (c2 - 2) * spc * bps + byte % (spc * bps)) // 512)
-            sys.exit(0)
-sys.exit("no " + name + " in the FAT root directory")
-PY
-}
-
-# vm_boot [--cut REGEX [--cut-after S]] [--fail-write SECTOR]: one power-on of the Pi, until the
-# root's agent says OSU-POWEROFF (QEMU's raspi4b cannot power off: the host ends it), or, with
-# --cut, a power cut (SIGKILL) S seconds (default 0) after U-Boot's console printed REGEX.
-# --fail-write SECTOR: the SD card's first write that reaches SECTOR fails (QEMU's blkdebug),
-# so the write in flight stops there, as at a power cut: what is before it is written, the
-# rest is not. Logs: boot-N.log (U-Boot, the mini UART) and boot-N.kernel.log (the kernel and
-# the agent, the PL011).
+# vm_boot [--cut REGEX [--cut-after S]]: one power-on of the Pi, until the root's agent says
+# OSU-POWEROFF (QEMU's raspi4b cannot power off: the host ends it), or, with --cut, a power cut
+# (SIGKILL) S seconds (default 0) after U-Boot's console printed REGEX. Logs: boot-N.log
+# (U-Boot, the mini UART) and boot-N.kernel.log (the kernel and the agent, the PL011).
 vm_boot() {
-  local cut= cut_after=0 drive="file=$VM_DISK"
+  local cut='' cut_after=0
   while [ $# -gt 0 ]; do
     case $1 in
       --cut) cut=$2; shift 2 ;;
       --cut-after) cut_after=$2; shift 2 ;;
-      --fail-write)
-        printf '[inject-error]\nevent = "pwritev"\nerrno = "5"\nsector = "%s"\nonce = "on"\nimmediately = "on"\n' "$2" > "$VM_DIR/blkdebug.conf"
-        drive="file=blkdebug:$VM_DIR/blkdebug.conf:$VM_DISK"; shift 2 ;;
       *) die "vm_boot: unknown option $1" ;;
     esac
   done
@@ -191,20 +155,23 @@ vm_boot() {
   : > "$VM_LOG"; : > "$VM_KLOG"
   local start pid end how=timeout; start=$(date +%s)
   qemu-system-aarch64 -M raspi4b -accel tcg -kernel "$UBOOT_BIN" -dtb "$PI_CACHE/bcm2711-rpi-4-b.dtb" \
-    -drive "if=sd,format=raw,$drive" -display none -monitor none \
+    -drive "if=sd,format=raw,file=$VM_DISK" -display none -monitor none \
     -serial "file:$VM_KLOG" -serial "file:$VM_LOG" </dev/null >"$VM_DIR/qemu-$VM_BOOTS.out" 2>&1 &
   pid=$!
   end=$((start + VM_TIMEOUT))
+  local kernel_at=
   while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do
+    [ -n "$kernel_at" ] || ! grep -q 'Starting kernel' "$VM_LOG" || kernel_at=$(date +%s)
     if grep -q '^OSU-POWEROFF' "$VM_KLOG"; then how=poweroff; break; fi
     if [ -n "$cut" ] && tr -d '\r' < "$VM_LOG" | grep -q -E "$cut"; then
-      sleep "$cut_after"; how=cut; break
+      sleep "$cut_after"; how="cut"; break
     fi
     sleep 0.2
   done
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  log "power-on $VM_BOOTS took $(( $(date +%s) - start ))s (ended by: $how)"
+  local now; now=$(date +%s)
+  log "power-on $VM_BOOTS took $((now - start))s (ended by: $how; U-Boot: $(( ${kernel_at:-$now} - start ))s, kernel to the agent: $(( now - ${kernel_at:-$now} ))s)"
   case $how in
     timeout) die "power-on $VM_BOOTS did not end within ${VM_TIMEOUT}s (serial logs: $VM_LOG, $VM_KLOG)" ;;
     poweroff) vm_said cmdline > "$VM_DIR/cmdline" ;;
