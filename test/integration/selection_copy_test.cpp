@@ -36,9 +36,10 @@ std::optional<std::string> PrintEnv(const TempDir& dir, const std::string& file,
   std::snprintf(hex, sizeof hex, "0x%zx", size);
   WriteFile(dir / "print.config", file + " 0x0 " + hex + "\n");
   auto r = Run("fw_printenv -c '" + (dir / "print.config") + "' -n " + name + " 2>/dev/null");
-  // A variable that is not there: exit 0 and nothing on stdout (the message goes to stderr).
-  if (r.exit_code != 0 || r.output.empty()) return std::nullopt;
-  return r.output.substr(0, r.output.find('\n'));
+  // A variable that is not there: exit 0 and an empty line (libubootenv-tool 0.3.2).
+  const std::string value = r.output.substr(0, r.output.find('\n'));
+  if (r.exit_code != 0 || value.empty()) return std::nullopt;
+  return value;
 }
 
 std::string Inode(const std::string& path) { return MustRun("stat -c %i '" + path + "'"); }
