@@ -113,4 +113,6 @@ env_valid && die "the torn uboot.env still reads whole"
 vm_boot
 expect "boot 7: U-Boot on its default env" "$(log_count 'bad CRC')" 1
 booted 7 B 0 2.0
+mkdir -p "${OSU_QEMU_CACHE:-/var/tmp/osu-qemu}"
+pi_figures "P1 (raspi4b under TCG)" "$scenario_start"
 vm_pass "P1 the Pi 4 boots its slots from the SD card; torn env writes end in the committed slot ($(( $(date +%s) - scenario_start ))s)"

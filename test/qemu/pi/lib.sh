@@ -172,6 +172,7 @@ vm_boot() {
   wait "$pid" 2>/dev/null || true
   local now; now=$(date +%s)
   log "power-on $VM_BOOTS took $((now - start))s (ended by: $how; U-Boot: $(( ${kernel_at:-$now} - start ))s, kernel to the agent: $(( now - ${kernel_at:-$now} ))s)"
+  echo "$how $((now - start)) $(( ${kernel_at:-$now} - start ))" >> "$VM_DIR/power-ons"
   case $how in
     timeout) die "power-on $VM_BOOTS did not end within ${VM_TIMEOUT}s (serial logs: $VM_LOG, $VM_KLOG)" ;;
     poweroff) vm_said cmdline > "$VM_DIR/cmdline" ;;
@@ -199,4 +200,14 @@ prepare() {
   require_pi_host
   prepare_inputs
   fetch_pi_inputs
+}
+
+# pi_figures NAME START: the scenario's wall time and its power-ons (U-Boot's share: mostly reading
+# the kernel from the SD card), appended to the QEMU suite's figures file that CI prints.
+pi_figures() {
+  awk -v name="$1" -v total="$(( $(date +%s) - $2 ))" '
+    { n++ } $1 == "poweroff" { full++; t += $2; u += $3 }
+    END { printf "TIME %s: %ds, %d power-ons; a full one %.0fs on average, of which U-Boot (SD card reads) %.0fs\n",
+          name, total, n, t / full, u / full }' "$VM_DIR/power-ons" |
+    tee -a "${OSU_QEMU_CACHE:-/var/tmp/osu-qemu}/figures.txt"
 }
