@@ -160,6 +160,13 @@ EnvVars ParseSaved(const std::string& saved) {
   return vars;
 }
 
+// The one kernel a run booted: its BOOTI line.
+std::string Booted(const std::string& out) {
+  const auto booted = Lines(out, "BOOTI ");
+  REQUIRE(booted.size() == 1);
+  return booted[0];
+}
+
 bool SameSelection(const osu::BootSelection& a, const osu::BootSelection& b) {
   return a.order == b.order && a.left[0] == b.left[0] && a.left[1] == b.left[1] &&
          a.try_slot == b.try_slot;
@@ -303,10 +310,8 @@ TEST_CASE("boot.cmd: a lost env boots the committed slot from os-update's select
     WriteFile(bak, osu::SelectionCopyImage(committed_b));
     auto out = boot(lost);
     CHECK(Lines(out, "os-update: env lost; order and attempts from ").size() == 1);
-    auto booted = Lines(out, "BOOTI ");
-    REQUIRE(booted.size() == 1);
-    CHECK(booted[0].find(" osu.slot=B ") != std::string::npos);
-    CHECK(booted[0].find("osu.trial") == std::string::npos);
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
+    CHECK(Booted(out).find("osu.trial") == std::string::npos);
     CHECK(Lines(out, "SAVE ") == std::vector<std::string>{"OSU_ORDER=B A OSU_A_LEFT=3 OSU_B_LEFT=2 OSU_TRY="});
   }
   SECTION("the copy torn (a cut inside os-update's rename window): the .bak") {
@@ -314,25 +319,19 @@ TEST_CASE("boot.cmd: a lost env boots the committed slot from os-update's select
     WriteFile(bak, osu::SelectionCopyImage(committed_b));
     auto out = boot(lost);
     CHECK(Lines(out, "os-update: env lost; order and attempts from /osu/selection.env.bak").size() == 1);
-    auto booted = Lines(out, "BOOTI ");
-    REQUIRE(booted.size() == 1);
-    CHECK(booted[0].find(" osu.slot=B ") != std::string::npos);
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
   }
   SECTION("no valid copy (a device from before the copies): the model's default, A") {
     WriteFile(copy, torn);
     auto out = boot(lost);
     CHECK(Lines(out, "os-update: env lost").empty());
-    auto booted = Lines(out, "BOOTI ");
-    REQUIRE(booted.size() == 1);
-    CHECK(booted[0].find(" osu.slot=A ") != std::string::npos);
+    CHECK(Booted(out).find(" osu.slot=A ") != std::string::npos);
   }
   SECTION("a valid env wins over the copies (they may be one write ahead of it)") {
     WriteFile(copy, osu::SelectionCopyImage(committed_b));
     auto out = boot({{"OSU_ORDER", "A B"}, {"OSU_A_LEFT", "3"}, {"OSU_TRY", "B"}});
     CHECK(Lines(out, "os-update: env lost").empty());
-    auto booted = Lines(out, "BOOTI ");
-    REQUIRE(booted.size() == 1);
-    CHECK(booted[0].find(" osu.slot=B ") != std::string::npos);
-    CHECK(booted[0].find(" osu.trial=1") != std::string::npos);
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
+    CHECK(Booted(out).find(" osu.trial=1") != std::string::npos);
   }
 }

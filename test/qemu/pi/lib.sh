@@ -43,7 +43,9 @@ fetch_pi_inputs() {
   local x=$PI_CACHE/unpack node
   rm -rf "$x"; mkdir -p "$x"
   if ! ls "$CACHE"/debs/u-boot-rpi_*.deb >/dev/null 2>&1; then
-    (cd "$CACHE/debs" && arm64_apt apt-get download u-boot-rpi) >>"$CACHE/apt.log" 2>&1 \
+    # The index may be older than the mirror (U1 fetched it in an earlier run): refresh once.
+    (cd "$CACHE/debs" && { arm64_apt apt-get download u-boot-rpi ||
+       { arm64_apt apt-get update && arm64_apt apt-get download u-boot-rpi; }; }) >>"$CACHE/apt.log" 2>&1 \
       || skip "cannot download u-boot-rpi (arm64) from Debian's mirror: see $CACHE/apt.log"
   fi
   dpkg-deb --fsys-tarfile "$CACHE"/debs/u-boot-rpi_*.deb | tar -x -C "$x" ./usr/lib/u-boot/rpi_4/u-boot.bin
