@@ -22,6 +22,8 @@ SD_SIZE=8G
 # firmware clocks QEMU does not model would be gated off. panic=-1: a panic resets the board,
 # as the Pi's watchdog would.
 GUEST_CMDLINE="console=ttyAMA0 clk_ignore_unused panic=-1 quiet"
+# One power-on is 1.5-3 minutes on a loaded 2-core host (U-Boot's SD reads, then the kernel).
+VM_TIMEOUT=${OSU_QEMU_PI_TIMEOUT:-900}
 PI_MODULES="drivers/mmc/host/sdhci drivers/mmc/host/sdhci-pltfm drivers/mmc/host/sdhci-iproc fs/squashfs/squashfs"
 
 require_pi_host() {
