@@ -19,7 +19,7 @@ as_root apt-get install -y -qq --no-install-recommends \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
-  ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu openssh-server openssh-client systemd \
+  ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu device-tree-compiler openssh-server openssh-client systemd \
   rsync gdisk kpartx parted qemu-utils debian-archive-keyring \
   debhelper lintian man-db \
   >/dev/null

@@ -16,6 +16,22 @@ if test -n "${osu_devtype}"; then osu_dt=${osu_devtype}; elif test -n "${devtype
 if test -n "${osu_devnum}"; then osu_dn=${osu_devnum}; elif test -n "${devnum}"; then osu_dn=${devnum}; else osu_dn=0; fi
 if test -n "${osu_bootpart}"; then osu_bp=${osu_bootpart}; elif test -n "${distro_bootpart}"; then osu_bp=${distro_bootpart}; else osu_bp=1; fi
 
+# Step 0: no OSU_ORDER means U-Boot came up on its built-in default env: a power cut tore the
+# env file (the Pi's uboot.env on FAT, one copy). os-update keeps the order and the attempts,
+# never OSU_TRY, in two CRC-checked copies: import the first valid one, so that the committed
+# slot boots (a pending one-shot try is lost with the env). No valid copy: "A B" as below.
+if test -z "${OSU_ORDER}"; then
+  for osu_f in /osu/selection.env /osu/selection.env.bak; do
+    if test -z "${OSU_ORDER}"; then
+      if load ${osu_dt} ${osu_dn}:${osu_bp} ${ramdisk_addr_r} ${osu_f}; then
+        if env import -c ${ramdisk_addr_r} ${filesize} OSU_ORDER OSU_A_LEFT OSU_B_LEFT; then
+          echo "os-update: env lost; order and attempts from ${osu_f}"
+        fi
+      fi
+    fi
+  done
+fi
+
 # OSU_ORDER: its words A and B in order; none of them (or no OSU_ORDER) means "A B".
 osu_first=none
 if test -n "${OSU_ORDER}"; then

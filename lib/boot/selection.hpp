@@ -15,7 +15,8 @@
 //      env, boot it. (os-update --commit, run after boot-complete.target, resets them.)
 //   3. Else (every slot out of attempts): boot the first slot in OSU_ORDER, env unchanged:
 //      a device that still boots something can still be repaired.
-// A missing OSU_ORDER means "A B"; missing or malformed attempts mean 0.
+// A missing OSU_ORDER means "A B"; missing or malformed attempts mean 0. Before step 1, U-Boot's
+// boot.cmd restores a lost env (no OSU_ORDER) from os-update's copies (boot/selection_copy.hpp).
 // Every boot puts on the kernel command line: root=<slot's root> osu.slot=<A|B>, plus the
 // slot's own command line from its directory on the boot partition.
 #pragma once

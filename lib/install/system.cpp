@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "boot/selection_copy.hpp"
 #include "common/fd.hpp"
 
 namespace osu {
@@ -25,7 +26,8 @@ std::string VersionFromOsRelease(const std::string& text) {
 
 std::unique_ptr<BootEnv> MakeBootEnv(const Config& config) {
   if (config.bootloader == Bootloader::Grub) return MakeGrubEnv(config.GrubenvPath());
-  return MakeUbootEnv(config.fw_env_config);
+  return WithSelectionCopy(MakeUbootEnv(config.fw_env_config),
+                           config.boot_path + kSelectionCopyPath);
 }
 
 Expected<SystemState> LoadSystemState(const Config& config, BootEnv& env) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "boot/selection.hpp"
+#include "boot/selection_copy.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "support/support.hpp"
 
@@ -35,7 +36,24 @@ env() {
   case "$1" in
     set) local n=$2; shift 2
          if [ $# -eq 0 ]; then unset "$n"; else printf -v "$n" '%s' "$*"; fi ;;
-    import) shift; [ "$1" = -t ] || return 1
+    import) shift
+         # -c: a CRC-checked binary env image (U-Boot's env_t): mkenvimage's format.
+         if [ "$1" = -c ]; then
+           local f=${MEM[$2]} v line name out; shift 3
+           out=$(python3 -c 'import sys, zlib
+d = open(sys.argv[1], "rb").read()
+if len(d) < 5 or int.from_bytes(d[:4], "little") != zlib.crc32(d[4:]): sys.exit(1)
+for e in d[4:].split(b"\0"):
+    if not e: break
+    print(e.decode())' "$f") || { echo "## Error: bad CRC, import failed"; return 1; }
+           for v in "$@"; do unset "$v"; done
+           while IFS= read -r line; do
+             name=${line%%=*}
+             for v in "$@"; do [ "$v" = "$name" ] && printf -v "$name" '%s' "${line#*=}"; done
+           done <<< "$out"
+           return 0
+         fi
+         [ "$1" = -t ] || return 1
          local f=${MEM[$2]} v line name value; shift 3
          for v in "$@"; do unset "$v"; done
          while IFS= read -r line || [ -n "$line" ]; do
@@ -98,6 +116,12 @@ struct Board {
     WriteFile(fs + "/osu/B/Image", std::string(2000, 'K'));
     WriteFile(fs + "/osu/B/bcm2711-rpi-4-b.dtb", std::string(100, 'd'));
     WriteFile(dir / "stubs.sh", kStubs);
+    Rescan();
+  }
+
+  // The prelude over the boot partition's files as they are now (`load` takes sizes from it).
+  void Rescan() {
+    const std::string fs = dir / "bootfs";
     prelude = ". " + Quote(dir / "stubs.sh") + "\nBOOTFS=" + Quote(fs) + "\n" + Sizes(fs) +
               "\nEXPECT_DEV='mmc 0:1'\nkernel_addr_r=0x80000 ramdisk_addr_r=0x2700000 "
               "fdt_addr_r=0x2600000 fdt_addr=0x2eff2e00 "
@@ -134,6 +158,13 @@ EnvVars ParseSaved(const std::string& saved) {
   if (to > from) vars["OSU_ORDER"] = saved.substr(from, to - from);
   else vars.erase("OSU_ORDER");
   return vars;
+}
+
+// The one kernel a run booted: its BOOTI line.
+std::string Booted(const std::string& out) {
+  const auto booted = Lines(out, "BOOTI ");
+  REQUIRE(booted.size() == 1);
+  return booted[0];
 }
 
 bool SameSelection(const osu::BootSelection& a, const osu::BootSelection& b) {
@@ -247,5 +278,60 @@ TEST_CASE("boot.cmd loads the slot's files and builds its command line", "[uboot
     REQUIRE(booted.size() == 1);
     CHECK(booted[0].find("osu.slot=A") != std::string::npos);
     CHECK(booted[0].find("osu.trial") == std::string::npos);
+  }
+}
+
+// The Pi's env is one file on FAT (uboot.env; U-Boot's rpi_4 build has no redundant env): a power
+// cut inside its in-place rewrite, by U-Boot's saveenv or by libubootenv, leaves a bad CRC and
+// U-Boot boots on its built-in default env, without any OSU_* variable. boot.cmd then takes the
+// order and the attempts from os-update's copies (SelectionCopyImage, written by os-update).
+TEST_CASE("boot.cmd: a lost env boots the committed slot from os-update's selection copies",
+          "[ubootscript]") {
+  osu::test::RequireTool("bash");
+  osu::test::RequireTool("python3");
+  Board board;
+  osu::BootSelection committed_b;
+  committed_b.order = {SlotId::B, SlotId::A};
+  committed_b.attempts(SlotId::A) = 3;
+  committed_b.attempts(SlotId::B) = 3;
+  const std::string copy = board.dir / "bootfs/osu/selection.env";
+  const std::string bak = copy + ".bak";
+  const std::string torn = osu::SelectionCopyImage(committed_b).substr(0, 100) +
+                           std::string(osu::kSelectionCopySize - 100, '\xff');
+  auto boot = [&](const EnvVars& vars) {
+    board.Rescan();
+    return board.Boot(vars);
+  };
+  // U-Boot's default env: bootcmd and friends, nothing of os-update's.
+  const EnvVars lost = {{"bootcmd", "run distro_bootcmd"}};
+
+  SECTION("both copies valid: the committed B boots, its attempt counted, the env saved whole") {
+    WriteFile(copy, osu::SelectionCopyImage(committed_b));
+    WriteFile(bak, osu::SelectionCopyImage(committed_b));
+    auto out = boot(lost);
+    CHECK(Lines(out, "os-update: env lost; order and attempts from ").size() == 1);
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
+    CHECK(Booted(out).find("osu.trial") == std::string::npos);
+    CHECK(Lines(out, "SAVE ") == std::vector<std::string>{"OSU_ORDER=B A OSU_A_LEFT=3 OSU_B_LEFT=2 OSU_TRY="});
+  }
+  SECTION("the copy torn (a cut inside os-update's rename window): the .bak") {
+    WriteFile(copy, torn);
+    WriteFile(bak, osu::SelectionCopyImage(committed_b));
+    auto out = boot(lost);
+    CHECK(Lines(out, "os-update: env lost; order and attempts from /osu/selection.env.bak").size() == 1);
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
+  }
+  SECTION("no valid copy (a device from before the copies): the model's default, A") {
+    WriteFile(copy, torn);
+    auto out = boot(lost);
+    CHECK(Lines(out, "os-update: env lost").empty());
+    CHECK(Booted(out).find(" osu.slot=A ") != std::string::npos);
+  }
+  SECTION("a valid env wins over the copies (they may be one write ahead of it)") {
+    WriteFile(copy, osu::SelectionCopyImage(committed_b));
+    auto out = boot({{"OSU_ORDER", "A B"}, {"OSU_A_LEFT", "3"}, {"OSU_TRY", "B"}});
+    CHECK(Lines(out, "os-update: env lost").empty());
+    CHECK(Booted(out).find(" osu.slot=B ") != std::string::npos);
+    CHECK(Booted(out).find(" osu.trial=1") != std::string::npos);
   }
 }

@@ -40,7 +40,6 @@ require_arm64_host() {
               mkfs.vfat sfdisk gzip python3 apt-get dpkg-deb; do
     command -v "$tool" >/dev/null || skip "'$tool' is missing (see test/qemu/README.md, U-Boot section)"
   done
-  [ -r "$UBOOT_BIN" ] || skip "no U-Boot for qemu_arm64 at $UBOOT_BIN (Debian package u-boot-qemu)"
   # Debian 12's QEMU 7.2 writes a torn env to pflash on saveenv; bookworm-backports' works.
   local major
   major=$(qemu-system-aarch64 --version | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p')
@@ -84,12 +83,24 @@ fetch_inputs() {
 
 # make_initrd VERSION OUT: a gzip'd newc cpio with busybox and guest/init as /init; the agent
 # prints "OSU-AGENT slot=.. trial=.. version=VERSION" and "OSU-CMDLINE <cmdline>", then powers
-# off. No cpio tool needed: Python writes the archive (no device nodes: the kernel's built-in
-# initramfs already has /dev/console).
+# off.
 make_initrd() {
-  python3 - "$1" "$ARM64_DIR/guest-init" "$CACHE/busybox" <<'PY' | gzip -n -9 > "$2"
+  local d; d=$(mktemp -d)
+  mkdir -p "$d/bin" "$d/etc" "$d/proc" "$d/dev"
+  cp "$CACHE/busybox" "$d/bin/busybox"
+  cp "$ARM64_DIR/guest-init" "$d/init"
+  echo "$1" > "$d/etc/osu-version"
+  cpio_dir "$d" "$2"
+  rm -rf "$d"
+}
+
+# cpio_dir DIR OUT: DIR as a gzip'd newc cpio (an initramfs), owned by root, executables 0755.
+# No cpio tool needed: Python writes the archive (no device nodes: the kernel's built-in
+# initramfs already has /dev/console).
+cpio_dir() {
+  python3 - "$1" <<'PY' | gzip -n -9 > "$2"
 import os, sys
-version, init, busybox = sys.argv[1:4]
+src = sys.argv[1]
 out = sys.stdout.buffer
 ino = [100]
 def entry(name, mode, data=b""):
@@ -101,11 +112,15 @@ def entry(name, mode, data=b""):
     out.write(b"\0" * ((4 - (110 + len(name_b)) % 4) % 4))
     out.write(data)
     out.write(b"\0" * ((4 - len(data) % 4) % 4))
-for d in ("bin", "etc", "proc", "dev"):
-    entry(d, 0o040755)
-entry("bin/busybox", 0o100755, open(busybox, "rb").read())
-entry("init", 0o100755, open(init, "rb").read())
-entry("etc/osu-version", 0o100644, (version + "\n").encode())
+for root, dirs, files in os.walk(src):
+    dirs.sort()
+    rel = os.path.relpath(root, src)
+    if rel != ".":
+        entry(rel, 0o040755)
+    for f in sorted(files):
+        path = os.path.join(root, f)
+        mode = 0o100755 if os.access(path, os.X_OK) else 0o100644
+        entry(os.path.normpath(os.path.join(rel, f)), mode, open(path, "rb").read())
 entry("TRAILER!!!", 0)
 PY
 }
@@ -129,14 +144,19 @@ for var in b[start:end].split(b"\0"):
 PY
 }
 
-# make_env OUT VAR=VALUE...: a 64 MiB pflash bank whose first ENV_SIZE bytes are U-Boot's
-# default env with these variables set (replacing defaults of the same name), as mkenvimage
-# writes it; the rest is erased flash (0xff).
+# env_text VAR=VALUE...: U-Boot's default env with these variables set (replacing defaults of
+# the same name), one variable a line: mkenvimage's input.
+env_text() {
+  uboot_default_env | grep -v -E "^($(printf '%s\n' "$@" | sed 's/=.*//' | paste -sd'|'))="
+  printf '%s\n' "$@"
+}
+
+# make_env OUT VAR=VALUE...: a 64 MiB pflash bank whose first ENV_SIZE bytes are env_text's
+# env as mkenvimage writes it; the rest is erased flash (0xff).
 make_env() {
   local out=$1 txt; shift
   txt=$(mktemp)
-  { uboot_default_env | grep -v -E "^($(printf '%s\n' "$@" | sed 's/=.*//' | paste -sd'|'))="
-    printf '%s\n' "$@"; } > "$txt"
+  env_text "$@" > "$txt"
   python3 -c 'import sys; open(sys.argv[1], "wb").write(b"\xff" * int(sys.argv[2]))' "$out" "$PFLASH_SIZE"
   mkenvimage -s "$ENV_SIZE" -o "$out.env" "$txt"
   dd if="$out.env" of="$out" conv=notrunc status=none
@@ -169,6 +189,11 @@ boot_sync() {
 # OSU_HOST_UPDATE), the downloads, the signing key.
 prepare() {
   require_arm64_host
+  [ -r "$UBOOT_BIN" ] || skip "no U-Boot for qemu_arm64 at $UBOOT_BIN (Debian package u-boot-qemu)"
+  prepare_inputs
+}
+# os-update built, Debian's kernel and busybox, the signing key.
+prepare_inputs() {
   mkdir -p "$CACHE"
   if [ -z "$OSU_BIN_GIVEN" ]; then
     [ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S "$SRC" -B "$BUILD_DIR" >/dev/null
@@ -192,43 +217,59 @@ prepare() {
 # VM_CONFIG (os-update's config on the host), VM_FW_ENV (fw_env.config for the pflash file).
 # Kept when the scenario fails (serial logs: $VM_DIR/boot-N.log), removed when it passes.
 vm_new() {
+  vm_dir "$1"
+  "$SRC/scripts/make-disk.sh" rpi4 "$VM_DISK" 5G >/dev/null
+  slot_content 1.0 "$VM_DIR/a.img"
+  make_initrd 1.0 "$VM_DIR/initrd.img"
+  factory_slot_a "$VM_DIR/a.img" "$CACHE/vmlinuz" "$VM_DIR/initrd.img" "$GUEST_CMDLINE"
+  rm -f "$VM_DIR/a.img" "$VM_DIR/initrd.img"
+  # bootdelay=0, boot_targets=virtio0: the board's boot order, minus seconds of TCG time
+  # spent probing USB and SCSI. The Pi's image would say mmc0 instead.
+  make_env "$VM_ENV" bootdelay=0 boot_targets=virtio0 "OSU_ORDER=A B" OSU_A_LEFT=3 OSU_B_LEFT=0
+  echo "$VM_ENV 0x0 $ENV_SIZE $ENV_SIZE" > "$VM_FW_ENV"
+  write_config
+}
+
+# vm_dir NAME: the run's directory and the names of what a device has in it (empty).
+vm_dir() {
   VM_DIR=$CACHE/runs/$1
   rm -rf "$VM_DIR"; mkdir -p "$VM_DIR"
   VM_DISK=$VM_DIR/disk.img VM_ENV=$VM_DIR/env.img VM_BOOT=$VM_DIR/boot VM_LOG=
   VM_CONFIG=$VM_DIR/os-update.yml VM_FW_ENV=$VM_DIR/fw_env.config VM_BOOTS=0
   trap 'vm_keep' EXIT
-  "$SRC/scripts/make-disk.sh" rpi4 "$VM_DISK" 5G >/dev/null
-  local partuuid_a; partuuid_a=$(sfdisk --part-uuid "$VM_DISK" 2 | tr A-F a-f)
+}
 
-  slot_content 1.0 "$VM_DIR/a.img"
-  dd if="$VM_DIR/a.img" of="$VM_DISK" bs=4M seek="$SLOT_A_OFFSET" oflag=seek_bytes conv=notrunc status=none
+# factory_slot_a IMAGE KERNEL INITRD CMDLINE: IMAGE written into slot A of VM_DISK, boot.scr and
+# A's boot files in VM_BOOT, with the boot.env and the verified record os-update would write.
+factory_slot_a() {
+  local image=$1 kernel=$2 initrd=$3 cmdline=$4 partuuid_a f
+  partuuid_a=$(sfdisk --part-uuid "$VM_DISK" 2 | tr A-F a-f)
+  dd if="$image" of="$VM_DISK" bs=4M seek="$SLOT_A_OFFSET" oflag=seek_bytes conv=notrunc status=none
   mkdir -p "$VM_BOOT/osu/A"
   mkimage -A arm64 -T script -C none -d "$SRC/uboot-scripts/boot.cmd" "$VM_BOOT/boot.scr" >/dev/null
-  cp "$CACHE/vmlinuz" "$VM_BOOT/osu/A/vmlinuz"
-  make_initrd 1.0 "$VM_BOOT/osu/A/initrd.img"
+  cp "$kernel" "$VM_BOOT/osu/A/vmlinuz"
+  cp "$initrd" "$VM_BOOT/osu/A/initrd.img"
   # The format of UbootSlotEnv() (lib/bootenv/uboot_slot_config.hpp).
-  printf 'osu_root=PARTUUID=%s\nosu_cmdline=%s\n' "$partuuid_a" "$GUEST_CMDLINE" > "$VM_BOOT/osu/A/boot.env"
-  local f; file_entry() { f=$VM_BOOT/osu/A/$1; echo "  - {name: $1, size: $(stat -c %s "$f"), sha256: $(sha256sum "$f" | cut -d' ' -f1)}"; }
+  printf 'osu_root=PARTUUID=%s\nosu_cmdline=%s\n' "$partuuid_a" "$cmdline" > "$VM_BOOT/osu/A/boot.env"
+  file_entry() { f=$VM_BOOT/osu/A/$1; echo "  - {name: $1, size: $(stat -c %s "$f"), sha256: $(sha256sum "$f" | cut -d' ' -f1)}"; }
   # The format of SerializeRecord() (lib/record/record.cpp).
   cat > "$VM_BOOT/osu/A/record.yml" <<YAML
 slot: A
 state: verified
 version: "1.0"
 compatible: "$COMPATIBLE"
-sha256: $(sha256sum "$VM_DIR/a.img" | cut -d' ' -f1)
-size: $(stat -c %s "$VM_DIR/a.img")
-cmdline: "$GUEST_CMDLINE"
+sha256: $(sha256sum "$image" | cut -d' ' -f1)
+size: $(stat -c %s "$image")
+cmdline: "$cmdline"
 boot_files:
 $(file_entry vmlinuz)
 $(file_entry initrd.img)
 updated_at: $(date -u +%FT%TZ)
 YAML
-  rm -f "$VM_DIR/a.img"
+}
 
-  # bootdelay=0, boot_targets=virtio0: the board's boot order, minus seconds of TCG time
-  # spent probing USB and SCSI. The Pi's image would say mmc0 instead.
-  make_env "$VM_ENV" bootdelay=0 boot_targets=virtio0 "OSU_ORDER=A B" OSU_A_LEFT=3 OSU_B_LEFT=0
-  echo "$VM_ENV 0x0 $ENV_SIZE $ENV_SIZE" > "$VM_FW_ENV"
+# write_config: os-update's config on the host for this device (VM_FW_ENV made by the caller).
+write_config() {
   : > "$VM_DIR/mountinfo"
   cat > "$VM_CONFIG" <<YAML
 update:
