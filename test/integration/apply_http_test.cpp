@@ -25,7 +25,7 @@ bool RecordVerified(FakeDevice& d) {
 
 }  // namespace
 
-TEST_CASE("apply over https with the configured CA; check transfers only the head", "[http]") {
+TEST_CASE("apply over https with the configured CA, and check transfers only the head", "[http]") {
   FakeDevice d;
   const std::string image = d.MakeImage("rootfs.img", 16u << 20, 41);
   const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "xz");

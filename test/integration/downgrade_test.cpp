@@ -149,7 +149,7 @@ TEST_CASE("min_version is a floor of the running version that --allow-downgrade 
   }
 }
 
-TEST_CASE("a version rolled back from is refused until allowed; newer ones are not",
+TEST_CASE("a version rolled back from is refused until allowed, and newer ones are not",
           "[downgrade][rollback]") {
   FakeDevice d;
   const std::string v2 = d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 34), "2.0");

@@ -241,7 +241,7 @@ TEST_CASE("grub.cfg in grub-emu: the per-slot command line survives GRUB's parse
   CHECK(esp.output().find("did not boot") != std::string::npos);
 }
 
-TEST_CASE("grub.cfg in grub-emu: a name held twice is read as the last; after os-update's "
+TEST_CASE("grub.cfg in grub-emu: a name held twice is read as the last, and after os-update's "
           "write, once") {
   RequireGrubEmu();
   Esp esp;

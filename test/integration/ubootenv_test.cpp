@@ -279,7 +279,7 @@ TEST_CASE("U-Boot env: boot.cmd builds into a script image", "[ubootenv]") {
   CHECK(scr.find(ReadFile(cmd)) == 72);
 }
 
-TEST_CASE("U-Boot env: a name held twice is read as the last, as fw_printenv and U-Boot do; "
+TEST_CASE("U-Boot env: a name held twice is read as the last, as fw_printenv and U-Boot do, and "
           "a write keeps it once", "[ubootenv]") {
   RequireUbootTools();
   TempDir dir;

@@ -65,7 +65,7 @@ TEST_CASE("chunk pipeline: every consumer sees every chunk, in order, intact") {
   CHECK(intact);
 }
 
-TEST_CASE("chunk pipeline: a consumer after another never overtakes it; that one runs ahead") {
+TEST_CASE("chunk pipeline: a consumer after another never overtakes it, and that one runs ahead") {
   const unsigned buffers = 4;
   Buffers b(buffers);
   osu::ChunkPipeline pipeline(b.raw, kChunk);

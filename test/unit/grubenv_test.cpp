@@ -52,7 +52,7 @@ TEST_CASE("grubenv values escape backslash and newline, nothing else") {
   CHECK(MustParse(b.bytes()).Vars() == want);
 }
 
-TEST_CASE("grubenv set replaces in place and appends new names; unset pads the end") {
+TEST_CASE("grubenv set replaces in place and appends new names, and unset pads the end") {
   Block b = Block::Empty();
   REQUIRE(b.Set("a", "1"));
   REQUIRE(b.Set("b", "2"));
@@ -71,7 +71,7 @@ TEST_CASE("grubenv set replaces in place and appends new names; unset pads the e
   CHECK(b.Vars() == EnvVars{{"a", ""}, {"c2", "x"}});
 }
 
-TEST_CASE("grubenv set fails without change when the block is full; exactly full is fine") {
+TEST_CASE("grubenv set fails without change when the block is full, and exactly full is fine") {
   Block b = Block::Empty();
   const size_t room = kBlockSize - kHeader.size();
   REQUIRE_FALSE(b.Set("v", std::string(room - 2, 'x')));  // "v=" + value + "\n" > room
@@ -186,7 +186,7 @@ TEST_CASE("GRUB env: Apply writes both copies, Load prefers the primary") {
   CHECK(*env->Load() == EnvVars{{"OSU_ORDER", "A B"}});
 }
 
-TEST_CASE("GRUB env: a torn primary falls back to the backup; Apply repairs both") {
+TEST_CASE("GRUB env: a torn primary falls back to the backup, and Apply repairs both") {
   TempDir dir;
   const std::string path = dir / "grubenv";
   auto env = osu::MakeGrubEnv(path);

@@ -149,7 +149,7 @@ TEST_CASE("a booted slot that cannot be told is a State error saying what was se
         std::string::npos);
 }
 
-TEST_CASE("slots are selected by label; missing or doubled labels are State errors") {
+TEST_CASE("slots are selected by label, and missing or doubled labels are State errors") {
   auto pair = Pair();
   CHECK(pair[SlotId::A].part.number == 2);
   CHECK(pair[SlotId::B].part.number == 3);

@@ -66,7 +66,7 @@ TEST_CASE("storage media: the real /sys agrees with itself", "[skip]") {
         (rot == "0\n" ? StorageMedia::Flash : StorageMedia::Rotational));
 }
 
-TEST_CASE("skip-unchanged: unset means flash only; true and false force it", "[skip]") {
+TEST_CASE("skip-unchanged: unset means flash only, and true and false force it", "[skip]") {
   for (auto media : {StorageMedia::File, StorageMedia::Rotational, StorageMedia::Unknown}) {
     INFO(osu::StorageMediaName(media));
     CHECK_FALSE(osu::SkipUnchangedFor(std::nullopt, media));
