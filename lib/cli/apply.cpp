@@ -1,0 +1,109 @@
+// --apply: a signed bundle (or an unsigned raw image over ssh://) into the inactive slot,
+// then its trial.
+#include "cli/actions.hpp"
+#include "common/text.hpp"
+#include "install/apply.hpp"
+#include "install/raw_image.hpp"
+
+namespace osu::cli {
+
+namespace {
+
+// ssh://: EOS's unsigned raw images, only with update.allow_unsigned_ssh (checked before
+// connecting). Never activated: a raw image brings no kernel or bootloader snippet.
+int RunApplyRaw(const SystemState& st, const Context& c, const std::string& uri) {
+  const Options& opt = c.opt;
+  const std::string where = DescribeSource(uri);
+  if (auto r = CheckUnsignedImageAllowed(st.config, where); !r) return c.p.Fail(r.error());
+  if (opt.kexec || opt.reboot)
+    return c.p.Fail(UsageError("--kexec and --reboot need boot files; the unsigned raw image from '" +
+                               where + "' has none, it can only be installed"));
+  const char letter = SlotLetter(OtherSlot(st.booted));
+  if (opt.dry_run)
+    return Done(c.s, opt.json, "apply",
+                "Dry run: would stream the unsigned raw image from " + where + " into slot " +
+                    letter + "; nothing was written.",
+                Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true));
+  ProgressPrinter printer(PrinterMode(opt, c.s), opt.json ? c.s.out : c.s.err);
+  auto source = OpenCliSource(uri, c.s, MakeSourceOptions(st.config, &printer));
+  if (!source) return c.p.Fail(source.error());
+  auto result = ApplyRawImage(st, c.env, **source, RawImageRequest{where}, printer.MakeReporter());
+  printer.Finish();
+  if (!result) return c.p.Fail(result.error());
+  return Done(c.s, opt.json, "apply",
+              "Installed the unsigned raw image from " + where + " into slot " + letter + " (" +
+                  std::to_string(result->copy.bytes) + " bytes, sha256 " + result->copy.sha256 +
+                  "), recorded as " + kUnsignedSshSource +
+                  ". Not activated: a raw image carries no boot files.",
+              Json::MakeObject()
+                  .Set("slot", std::string(1, letter))
+                  .Set("version", result->manifest.version)
+                  .Set("sha256", result->copy.sha256)
+                  .Set("bytes", result->copy.bytes)
+                  .Set("source", kUnsignedSshSource)
+                  .Set("activation", "none"));
+}
+
+}  // namespace
+
+int RunApply(const SystemState& st, const Context& c) {
+  const Options& opt = c.opt;
+  const Streams& s = c.s;
+  std::string uri = opt.apply_source.empty() ? st.config.DefaultSource() : opt.apply_source;
+  if (uri.empty())
+    return c.p.Fail(UsageError("no SOURCE given and update.server/update.name are not configured"));
+  // A refusal by state must not depend on the source: say "trial pending", not "not found".
+  if (auto r = CheckInstallAllowed(st); !r) return c.p.Fail(r.error());
+  if (IsSshSource(uri)) return RunApplyRaw(st, c, uri);
+  if (!opt.no_activate && !opt.dry_run)
+    if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
+
+  ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
+  ApplyRequest request;
+  request.where = DescribeSource(uri);
+  request.dry_run = opt.dry_run;
+  request.allow_downgrade = opt.allow_downgrade;
+  auto result = ConsumeSource<ApplyResult>(
+      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); },
+      MakeSourceOptions(st.config, &printer), request.where,
+      [&](Reader& source) { return Apply(st, c.env, source, request, printer.MakeReporter()); });
+  printer.Finish();
+  if (!result) return c.p.Fail(result.error());
+
+  const char letter = SlotLetter(result->target);
+  const Activation mode = ActivationMode(opt, st.config);
+  if (result->dry_run) {
+    return Done(s, opt.json, "apply",
+                "Dry run: would install " + result->manifest.version + " into slot " + letter +
+                    (opt.no_activate ? "" : ", then " + ActivationName(mode) + " into it") +
+                    "; nothing was written.",
+                Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true));
+  }
+  const double mb = static_cast<double>(result->copy.bytes) / 1e6;
+  char rate[64];
+  std::snprintf(rate, sizeof rate, "%.1f s, %.1f MB/s", result->seconds,
+                result->seconds > 0 ? mb / result->seconds : 0.0);
+  Json details = Json::MakeObject()
+                     .Set("slot", std::string(1, letter))
+                     .Set("version", result->manifest.version)
+                     .Set("sha256", result->copy.sha256)
+                     .Set("bytes", result->copy.bytes)
+                     .Set("bytes_written", result->copy.bytes_written)
+                     .Set("seconds", result->seconds);
+  std::string message = "Installed " + result->manifest.version + " into slot " + letter + " (" +
+                        std::to_string(result->copy.bytes) + " bytes, sha256 " +
+                        result->copy.sha256 + ", " + rate + "). Slot " + letter + " is verified.";
+  if (opt.no_activate) {
+    details.Set("activation", "none");
+    return Done(s, opt.json, "apply", message + " Not activated (--no-activate).", details);
+  }
+
+  // Activation reads the state again: the records and env just changed.
+  auto fresh = LoadSystemState(st.config, c.env);
+  if (!fresh) return c.p.Fail(fresh.error());
+  auto plan = PlanActivation(*fresh, result->target, mode);
+  if (!plan) return c.p.Fail(plan.error());
+  return StartTrial(*fresh, *plan, c, "apply", message, std::move(details));
+}
+
+}  // namespace osu::cli
