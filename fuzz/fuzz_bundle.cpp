@@ -12,6 +12,7 @@
 
 #include "bundle/bundle.hpp"
 #include "bundle/checked_reader.hpp"
+#include "bundle/content_rules.hpp"
 #include "compress/compression.hpp"
 #include "fuzz_check.hpp"
 
@@ -109,6 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto bundle = osu::BundleReader::Open(source, "fuzz.osu", Keys());
     if (bundle) {
       osu::fuzz::Check(!(*bundle)->key_used().empty(), "verified without a key");
+      (void)osu::CheckBundleContent((*bundle)->manifest());  // as --apply does, next
       (void)Consume(**bundle);
     }
   }

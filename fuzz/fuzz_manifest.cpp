@@ -1,9 +1,11 @@
 // ParseManifest on any bytes; what parses must serialize to bytes that parse to the same
-// Manifest and serialize identically again (the signed bytes are deterministic).
+// Manifest and serialize identically again (the signed bytes are deterministic). The content
+// rules then judge it: a refusal is one escaped line, and whatever passes is safe to stage.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "bundle/content_rules.hpp"
 #include "bundle/manifest.hpp"
 #include "fuzz_check.hpp"
 
@@ -40,5 +42,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                serialized);
   osu::fuzz::Check(osu::SerializeManifest(*again) == serialized,
                    "serializing the same manifest twice gave different bytes");
+  if (auto content = osu::CheckBundleContent(*parsed); !content) {
+    const std::string& message = content.error().message();
+    osu::fuzz::Check(message.find_first_of("\n\r\x1b") == std::string::npos,
+                     "a content refusal that is not one escaped line: " + message);
+  } else {
+    for (const auto& f : parsed->boot_files)
+      osu::fuzz::Check(!f.name.empty() && f.name[0] != '.' &&
+                           f.name.find('/') == std::string::npos &&
+                           f.name.size() <= osu::kMaxFileName,
+                       "content rules passed a boot file name that cannot be staged: " + f.name);
+  }
   return 0;
 }

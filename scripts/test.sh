@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -DOSU_WERROR=ON -DOSU_SANITIZE="${OSU_SANITIZE:-OFF}" >/dev/null
+cmake -S . -B "$BUILD_DIR" -DOSU_WERROR=ON -DOSU_FAULT_ENV=ON -DOSU_SANITIZE="${OSU_SANITIZE:-OFF}" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 LABELS=(-LE qemu)
 [[ ${OSU_QEMU:-0} == 1 ]] && LABELS=()

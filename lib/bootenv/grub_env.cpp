@@ -44,15 +44,27 @@ class GrubEnv final : public BootEnv {
     // does not parse is never silently replaced by an empty env.
     auto block = Exists() ? LoadBlock() : Expected<grubenv::Block>(grubenv::Block::Empty());
     if (!block) return block.error();
+    // A name held twice: keep the line GRUB reads (the last), so the edit lands on it.
+    block->DropOverridden();
+    EnvVars expected = block->Vars();
     for (const auto& [name, value] : changes) {
       if (!value) {
         block->Unset(name);
+        expected.erase(name);
       } else if (!block->Set(name, *value)) {
         return DeviceError("The variables do not fit in the " +
                            std::to_string(grubenv::kBlockSize) + "-byte " + Describe() +
                            " (setting '" + name + "')");
+      } else {
+        expected[name] = *value;
       }
     }
+    // What GRUB will read must be exactly the old env with these changes, or nothing is written
+    // (a line envblk.c reads differently than it edits, e.g. a name running across a newline).
+    if (block->Vars() != expected)
+      return DeviceError(Describe() + " holds lines that GRUB would read differently than " +
+                         "os-update writes them; nothing was written (recreate it with "
+                         "grub-editenv)");
     if (auto r = InstallFile(backup_, block->bytes()); !r) return r;
     return InstallFile(primary_, block->bytes());
   }

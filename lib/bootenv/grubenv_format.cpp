@@ -1,5 +1,7 @@
 #include "bootenv/grubenv_format.hpp"
 
+#include <set>
+#include <vector>
 
 namespace osu::grubenv {
 namespace {
@@ -77,6 +79,45 @@ EnvVars Block::Vars() const {
     p = NextLine(p);
   }
   return vars;
+}
+
+size_t Block::DropOverridden() {
+  struct Line {
+    std::string name;
+    size_t start, end;  // [start, end): the whole line, its newline included
+  };
+  std::vector<Line> lines;
+  const size_t pend = buf_.size();
+  size_t p = kSignature.size();
+  // The same walk as Vars() (envblk.c's iterate), keeping where each variable's line is.
+  while (p < pend) {
+    const size_t start = p;
+    if (buf_[p] != '#') {
+      while (p < pend && buf_[p] != '=') ++p;
+      if (p == pend) break;
+      const std::string name = buf_.substr(start, p - start);
+      ++p;
+      while (p < pend && buf_[p] != '\n') p += buf_[p] == '\\' ? 2u : 1u;
+      if (p >= pend) break;
+      lines.push_back({name, start, p + 1});
+    }
+    p = NextLine(p);
+  }
+  std::set<std::string> later;
+  std::string kept = buf_.substr(0, kSignature.size());
+  size_t from = kSignature.size(), removed = 0;
+  std::vector<bool> drop(lines.size(), false);
+  for (size_t i = lines.size(); i-- > 0;) drop[i] = !later.insert(lines[i].name).second;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!drop[i]) continue;
+    kept += buf_.substr(from, lines[i].start - from);
+    from = lines[i].end;
+    ++removed;
+  }
+  kept += buf_.substr(from);
+  kept.resize(pend, '#');
+  buf_ = std::move(kept);
+  return removed;
 }
 
 bool Block::Set(std::string_view name, std::string_view value) {

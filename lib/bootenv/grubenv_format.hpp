@@ -38,6 +38,11 @@ class Block {
   // The variables as load_env sees them (envblk.c's iterate: '#' lines skipped, later
   // duplicates win).
   EnvVars Vars() const;
+  // Removes every variable line that a later line of the same name overrides. load_env reads
+  // the last of them, while grub_envblk_set and _delete (grub-editenv, save_env, Set, Unset)
+  // change the first: with duplicates, a write would not be what the next boot reads. What
+  // GRUB reads (Vars()) is the same before and after. Returns how many lines it removed.
+  size_t DropOverridden();
   // grub_envblk_set: replace in place or append; false when the block has no room.
   bool Set(std::string_view name, std::string_view value);
   // grub_envblk_delete: remove the line, pad the end with '#'.

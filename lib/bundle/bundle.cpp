@@ -9,8 +9,10 @@
 #include <thread>
 
 #include "bundle/checked_reader.hpp"
+#include "bundle/content_rules.hpp"
 #include "bundle/tar.hpp"
 #include "common/fd.hpp"
+#include "common/text.hpp"
 #include "crypto/sha256.hpp"
 #include "crypto/signature.hpp"
 
@@ -22,7 +24,8 @@ namespace {
 constexpr uint64_t kManifestLimit = 1u << 20;
 constexpr uint64_t kSignatureLimit = 16u << 10;
 
-std::string Q(const std::string& s) { return "'" + s + "'"; }
+// Names from the bundle, and the source as given: escaped, one line (common/text.hpp).
+std::string Q(const std::string& s) { return InQuotes(s); }
 
 class StringReader final : public Reader {
  public:
@@ -161,6 +164,13 @@ struct TempFile {
     if (!path.empty()) ::unlink(path.c_str());
   }
 };
+
+// Sizes of the files the manifest will describe, before minutes of hashing and compressing.
+Expected<uint64_t> InputSize(const std::string& path) {
+  auto fd = OpenInput(path);
+  if (!fd) return fd.error();
+  return FileSize(fd->get(), path);
+}
 
 }  // namespace
 
@@ -358,14 +368,7 @@ Result BundleWriter::AddFile(const std::string& name, const std::string& path) {
 Result BundleWriter::Close() { return impl_->out->Install(); }
 
 Result CreateBundle(const CreateOptions& o) {
-  if (o.compatible.empty()) return UsageError("--compatible must not be empty");
-  if (o.version.empty()) return UsageError("--version must not be empty");
   if (o.output.empty()) return UsageError("--output must not be empty");
-
-  // A bad key path should fail now, not after minutes of compression.
-  if (!o.private_key.empty()) {
-    if (auto probe = Sign("key check", o.private_key); !probe) return probe.error();
-  }
 
   Manifest m;
   m.compatible = o.compatible;
@@ -373,30 +376,28 @@ Result CreateBundle(const CreateOptions& o) {
   m.min_version = o.min_version;
   m.cmdline = o.cmdline;
   m.compression = o.compression;
-
-  std::set<std::string> names{kManifestMember, kSignatureMember};
   for (const auto& path : o.boot_files) {
-    const std::string name = BaseName(path);
-    if (auto r = ValidateBootFileName(name); !r) {
-      return UsageError("Boot file '" + path + "': " + r.error().message());
-    }
-    if (!names.insert(name).second) {
-      return UsageError("Boot file '" + path + "': a second file named '" + name + "'");
-    }
-    auto entry = HashFile(path, name);
-    if (!entry) return entry.error();
-    m.boot_files.push_back(*entry);
+    auto size = InputSize(path);
+    if (!size) return size.error();
+    m.boot_files.push_back(FileEntry{BaseName(path), *size, ""});
   }
-
   const std::string image_name = BaseName(o.image) + CompressionSuffix(o.compression);
-  if (auto r = ValidateBootFileName(image_name); !r) {
-    return UsageError("Image '" + o.image + "': " + r.error().message());
+  auto image_size = InputSize(o.image);
+  if (!image_size) return image_size.error();
+  m.image = FileEntry{image_name, *image_size, ""};
+  // The same rules a device applies: never build what every device would refuse.
+  if (auto r = CheckBundleContent(m); !r)
+    return UsageError(r.error().message() + " (devices refuse such a bundle)");
+
+  // A bad key path should fail now, not after minutes of compression.
+  if (!o.private_key.empty()) {
+    if (auto probe = Sign("key check", o.private_key); !probe) return probe.error();
   }
-  if (names.count(image_name)) {
-    return UsageError("Image '" + o.image + "': its member name '" + image_name +
-                      "' is also a boot file's");
+  for (size_t i = 0; i < o.boot_files.size(); ++i) {
+    auto entry = HashFile(o.boot_files[i], m.boot_files[i].name);
+    if (!entry) return entry.error();
+    m.boot_files[i] = *entry;
   }
-  if (auto fd = OpenInput(o.image); !fd) return fd.error();
 
   // Hash the uncompressed image while it is being compressed: two readers of one file,
   // on two cores.
@@ -418,9 +419,9 @@ Result CreateBundle(const CreateOptions& o) {
   m.image = *image;
 
   const std::string manifest = SerializeManifest(m);
-  if (auto check = ParseManifest(manifest); !check) {
-    return UsageError("Invalid bundle options: " + check.error().message());
-  }
+  auto check = ParseManifest(manifest);
+  Result content = check ? CheckBundleContent(*check) : Result(check.error());
+  if (!content) return UsageError("Invalid bundle options: " + content.error().message());
   std::string signature;
   if (!o.private_key.empty()) {
     auto sig = Sign(manifest, o.private_key);
@@ -464,7 +465,10 @@ Result AttachSignature(const std::string& input, const std::string& signature,
   }
   auto manifest = ReadSmallMember((*tar)->Data(), (*first)->size);
   if (!manifest) return manifest.error();
-  if (auto m = ParseManifest(*manifest); !m) return m.error().Context(Q(input));
+  auto parsed = ParseManifest(*manifest);
+  if (!parsed) return parsed.error().Context(Q(input));
+  // Signing is trusting: not for content that every device refuses.
+  if (auto r = CheckBundleContent(*parsed); !r) return r.error().Context(Q(input));
 
   auto out = BundleOutput::Create(output);
   if (!out) return out.error();

@@ -15,6 +15,8 @@
 // the manifest is signed data, so an unknown or duplicated key is an error, not ignored.
 #include "bundle/manifest.hpp"
 
+#include "common/text.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -34,8 +36,8 @@ Result CheckKeys(const YAML::Node& map, const std::string& where,
     if (!kv.first.IsScalar()) return Bad(where + " has a key that is not a string");
     const std::string key = kv.first.Scalar();
     const std::string path = where.empty() ? key : where + "." + key;
-    if (!known.count(key)) return Bad("unknown key '" + path + "'");
-    if (!seen.insert(key).second) return Bad("duplicate key '" + path + "'");
+    if (!known.count(key)) return Bad("unknown key " + InQuotes(path));
+    if (!seen.insert(key).second) return Bad("duplicate key " + InQuotes(path));
   }
   return {};
 }
@@ -63,7 +65,7 @@ Expected<uint64_t> Unsigned(const YAML::Node& map, const std::string& key,
   const char* end = s->data() + s->size();
   auto [p, ec] = std::from_chars(s->data(), end, v);
   if (s->empty() || ec != std::errc() || p != end) {
-    return Bad(path + " is not an unsigned integer: '" + *s + "'");
+    return Bad(path + " is not an unsigned integer: " + InQuotes(*s));
   }
   return v;
 }
@@ -90,7 +92,6 @@ Expected<FileEntry> Entry(const YAML::Node& node, const std::string& path, bool 
   FileEntry e;
   auto name = String(node, "name", path + ".name");
   if (!name) return name.error();
-  if (auto r = ValidateBootFileName(*name); !r) return Bad(path + ".name: " + r.error().message());
   e.name = *name;
   auto size = Unsigned(node, "size", path + ".size");
   if (!size) return size.error();
@@ -145,19 +146,16 @@ Expected<Manifest> Parse(const YAML::Node& root) {
 
   auto compatible = String(root, "compatible", "compatible");
   if (!compatible) return compatible.error();
-  if (compatible->empty()) return Bad("compatible is empty");
   m.compatible = *compatible;
 
   auto version = String(root, "version", "version");
   if (!version) return version.error();
-  if (version->empty()) return Bad("version is empty");
   m.version = *version;
 
   // An explicit null ("min_version: ~") means the same as a missing key.
   if (YAML::Node n = root["min_version"]; n.IsDefined() && !n.IsNull()) {
     auto min = String(root, "min_version", "min_version");
     if (!min) return min.error();
-    if (min->empty()) return Bad("min_version is empty");
     m.min_version = *min;
   }
 
@@ -179,18 +177,10 @@ Expected<Manifest> Parse(const YAML::Node& root) {
   auto boot = Required(root, "boot_files", "boot_files");
   if (!boot) return boot.error();
   if (!boot->IsSequence()) return Bad("boot_files is not a list");
-  // Member names must be unique in the bundle: boot files, the image and our own two.
-  std::set<std::string> names{kManifestMember, kSignatureMember};
-  if (!names.insert(m.image.name).second) {
-    return Bad("image.name '" + m.image.name + "' is reserved");
-  }
   for (size_t i = 0; i < boot->size(); ++i) {
     const std::string path = "boot_files[" + std::to_string(i) + "]";
     auto entry = Entry((*boot)[i], path, false);
     if (!entry) return entry.error();
-    if (!names.insert(entry->name).second) {
-      return Bad(path + ".name '" + entry->name + "' is used twice (or by the image or manifest)");
-    }
     m.boot_files.push_back(*entry);
   }
   return m;
@@ -202,7 +192,7 @@ Expected<Manifest> ParseManifest(const std::string& yaml) {
   try {
     return Parse(YAML::Load(yaml));
   } catch (const YAML::Exception& e) {
-    return Bad(e.what());
+    return Bad(Printable(e.what()));
   }
 }
 
@@ -221,22 +211,6 @@ std::string SerializeManifest(const Manifest& m) {
     for (const auto& f : m.boot_files) s += "  - " + EntryLine(f, "") + "\n";
   }
   return s;
-}
-
-Result ValidateBootFileName(const std::string& name) {
-  if (name.empty()) return VerificationError("file name is empty");
-  auto bad = [&](const std::string& why) {
-    return VerificationError("file name " + Quote(name) + " " + why);
-  };
-  if (name.find('/') != std::string::npos) return bad("contains '/'");
-  if (name == "." || name == "..") return bad("is not a file name");
-  if (name[0] == '.') return bad("starts with '.'");
-  for (char ch : name) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) return bad("contains a control character");
-  }
-  if (name.size() > 255) return bad("is longer than 255 bytes");
-  return {};
 }
 
 }  // namespace osu

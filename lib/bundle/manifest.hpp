@@ -27,13 +27,11 @@ inline constexpr int kManifestFormat = 1;
 inline constexpr const char* kManifestMember = "manifest.yaml";
 inline constexpr const char* kSignatureMember = "manifest.sig";
 
-// Parses and validates (format, required keys, hex digests, file names). Errors are
-// Verification errors naming the key: "manifest: image.sha256 is not 64 hex digits".
+// Parses and checks the syntax (format, known and required keys, types, hex digests). Errors
+// are Verification errors naming the key: "manifest: image.sha256 is not 64 hex digits". What
+// a device accepts in the values (names, cmdline, version...) is CheckBundleContent's
+// (bundle/content_rules.hpp), called by whoever acts on the manifest.
 Expected<Manifest> ParseManifest(const std::string& yaml);
 std::string SerializeManifest(const Manifest& m);
-
-// A boot file name is one plain path component: not empty, no '/', not "." or "..",
-// no leading '.', no control characters.
-Result ValidateBootFileName(const std::string& name);
 
 }  // namespace osu

@@ -9,9 +9,11 @@
 
 #include "bundle/bundle.hpp"
 #include "bundle/checked_reader.hpp"
+#include "bundle/content_rules.hpp"
 #include "cli/cli.hpp"
 #include "common/fd.hpp"
 #include "common/json.hpp"
+#include "common/text.hpp"
 #include "crypto/signature.hpp"
 
 namespace osu::cli {
@@ -100,6 +102,8 @@ Result RunCreate(CreateArgs& a) {
   return CreateBundle(a.options);
 }
 
+// Shows the manifest, every field escaped; then, if a device would refuse the content, says
+// why (the error, exit 2) after showing it.
 Result RunInfo(const std::string& file, bool json, const Streams& s) {
   auto source = OpenBundle(file, s);
   if (!source) return source.error();
@@ -107,6 +111,7 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
   if (!b) return b.error();
   const Manifest& m = (*b)->manifest();
   const bool is_signed = !(*b)->signature().empty();
+  const Result content = CheckBundleContent(m);
   if (json) {
     auto entry = [](const FileEntry& e) {
       return Json::MakeObject().Set("name", e.name).Set("size", e.size).Set("sha256", e.sha256);
@@ -126,15 +131,16 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
     o.Set("boot_files", std::move(boot)).Set("members", std::move(members));
     o.Set("signed", is_signed);
     if (is_signed) o.Set("signature_size", static_cast<uint64_t>((*b)->signature().size()));
+    if (!content) o.Set("refused", content.error().message());
     s.out << o.Dump() << "\n";
-    return {};
+    return content;
   }
-  s.out << "bundle:      " << Where(file) << "\n"
+  s.out << "bundle:      " << Printable(Where(file)) << "\n"
         << "format:      " << m.format << "\n"
-        << "compatible:  " << m.compatible << "\n"
-        << "version:     " << m.version << "\n"
-        << "min_version: " << m.min_version.value_or("(none)") << "\n"
-        << "cmdline:     " << m.cmdline << "\n"
+        << "compatible:  " << Printable(m.compatible) << "\n"
+        << "version:     " << Printable(m.version) << "\n"
+        << "min_version: " << Printable(m.min_version.value_or("(none)")) << "\n"
+        << "cmdline:     " << Printable(m.cmdline) << "\n"
         << "signature:   "
         << (is_signed ? "present (" + std::to_string((*b)->signature().size()) +
                             " bytes; check it with 'verify --key')"
@@ -144,12 +150,12 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
         << "  " << kManifestMember << "\n"
         << "  " << kSignatureMember << "\n";
   for (const auto& f : m.boot_files) {
-    s.out << "  " << f.name << "  boot file, " << f.size << " bytes, sha256 " << f.sha256
-          << "\n";
+    s.out << "  " << Printable(f.name) << "  boot file, " << f.size << " bytes, sha256 "
+          << f.sha256 << "\n";
   }
-  s.out << "  " << m.image.name << "  image, " << CompressionName(m.compression) << ", "
-        << m.image.size << " bytes uncompressed, sha256 " << m.image.sha256 << "\n";
-  return {};
+  s.out << "  " << Printable(m.image.name) << "  image, " << CompressionName(m.compression)
+        << ", " << m.image.size << " bytes uncompressed, sha256 " << m.image.sha256 << "\n";
+  return content;
 }
 
 // Everything the device would check, without a device: signature, every boot file, the
@@ -160,6 +166,8 @@ Result RunVerify(const std::string& file, const std::vector<std::string>& keys,
   if (!source) return source.error();
   auto b = BundleReader::Open(**source, Where(file), keys);
   if (!b) return b.error();
+  if (auto r = CheckBundleContent((*b)->manifest()); !r)
+    return r.error().Context(InQuotes(Where(file)));
   for (;;) {
     auto member = (*b)->NextBootFile();
     if (!member) return member.error();
@@ -169,7 +177,7 @@ Result RunVerify(const std::string& file, const std::vector<std::string>& keys,
   auto image = (*b)->Image();
   if (!image) return image.error();
   const Manifest& m = (*b)->manifest();
-  const std::string what = "'" + Where(file) + "': image '" + m.image.name + "'";
+  const std::string what = InQuotes(Where(file)) + ": image " + InQuotes(m.image.name);
   ImageErrorContext::Below raw(**image);
   auto decoder = MakeDecoder(m.compression, raw, 0);
   if (!decoder) return decoder.error().Context(what);
@@ -177,7 +185,7 @@ Result RunVerify(const std::string& file, const std::vector<std::string>& keys,
   auto checked = MakeCheckedReader(decoded, m.image.size, m.image.sha256, what);
   if (auto r = Drain(*checked); !r) return r;
   if (auto r = (*b)->Finish(); !r) return r;
-  s.out << "'" << Where(file) << "' is a valid bundle: " << m.compatible << " version "
+  s.out << InQuotes(Where(file)) << " is a valid bundle: " << m.compatible << " version "
         << m.version << ", signed with '" << (*b)->key_used() << "'\n";
   return {};
 }
@@ -325,7 +333,8 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   }
   Result r = action ? action() : Result(UsageError("no subcommand"));
   if (!r) {
-    streams.err << kProgram << ": " << r.error().message() << "\n";
+    // Escaped again as a whole (a no-op on text escaped where it entered): one line, always.
+    streams.err << kProgram << ": " << Printable(r.error().message()) << "\n";
     return ExitCode(r.error());
   }
   return kExitOk;

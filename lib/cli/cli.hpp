@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "activate/activator.hpp"
+#include "bootenv/boot_env.hpp"
+#include "config/config.hpp"
 
 #include "common/error.hpp"
 
@@ -29,9 +31,11 @@ inline constexpr int kExitDevice = 5;
 inline constexpr int kExitUpdateAvailable = 100;
 int ExitCode(const Error& error);
 
-// What leaves the running system. The real one kexecs and reboots; tests pass a fake.
+// What leaves the running system, and the bootloader env. The real one kexecs and reboots and
+// opens the env the config names; tests pass fakes.
 struct Platform {
   std::function<std::unique_ptr<Activator>(const std::string& systemd_dir)> make_activator;
+  std::function<std::unique_ptr<BootEnv>(const Config& config)> make_boot_env;
   // The real platform refuses to kexec or reboot when slots.disk is an image file: the running
   // system does not boot from it (the demo, a build host). Tests with a fake activator allow it.
   bool activate_from_image_file = false;

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "common/json.hpp"
+#include "common/text.hpp"
 
 namespace osu::cli {
 
@@ -40,11 +41,12 @@ void ProgressPrinter::Update(const Progress& p) {
 
 void ProgressPrinter::Info(const std::string& line) {
   if (mode_ == Mode::Json) {
-    out_ << Json::MakeObject().Set("event", "info").Set("message", line).Dump() << std::endl;
+    out_ << Json::MakeObject().Set("event", "info").Set("message", Printable(line)).Dump()
+         << std::endl;
     return;
   }
   Finish();
-  out_ << line << std::endl;
+  out_ << Printable(line) << std::endl;
 }
 
 void ProgressPrinter::Finish() {

@@ -11,6 +11,7 @@
 #include "cli/cli.hpp"
 #include "cli/progress.hpp"
 #include "common/json.hpp"
+#include "common/text.hpp"
 #include "install/activation.hpp"
 #include "install/apply.hpp"
 #include "install/lock.hpp"
@@ -66,13 +67,15 @@ class Printer {
  public:
   Printer(const Streams& s, bool json) : s_(s), json_(json) {}
 
+  // Escaped as a whole (a no-op on text escaped where it entered): one line, always.
   int Fail(const Error& e) const {
     int code = ExitCode(e);
-    s_.err << "os-update: " << e.message() << std::endl;
+    const std::string message = Printable(e.message());
+    s_.err << "os-update: " << message << std::endl;
     if (json_)
       s_.out << Json::MakeObject()
                     .Set("event", "error")
-                    .Set("error", e.message())
+                    .Set("error", message)
                     .Set("exit_code", code)
                     .Dump()
              << std::endl;
@@ -124,7 +127,9 @@ int Status(const SystemState& st, const Streams& s, bool json) {
     return kExitOk;
   }
   s.out << "Booted slot:    " << SlotLetter(st.booted)
-        << (st.installed_version.empty() ? "" : " (version " + st.installed_version + ")") << "\n";
+        << (st.installed_version.empty() ? ""
+                                         : " (version " + Printable(st.installed_version) + ")")
+        << "\n";
   s.out << "Committed slot: "
         << (st.committed ? SlotName(*st.committed)
                          : std::string("unknown (no boot env)"))
@@ -145,11 +150,11 @@ int Status(const SystemState& st, const Streams& s, bool json) {
       continue;
     }
     s.out << "  state " << SlotStateName(r->state);
-    if (!r->version.empty()) s.out << ", version " << r->version;
+    if (!r->version.empty()) s.out << ", version " << Printable(r->version);
     if (!r->updated_at.empty()) s.out << ", " << r->updated_at;
     s.out << "\n";
     if (!r->sha256.empty()) s.out << "  sha256 " << r->sha256 << "\n";
-    if (!r->reason.empty()) s.out << "  reason: " << r->reason << "\n";
+    if (!r->reason.empty()) s.out << "  reason: " << Printable(r->reason) << "\n";
   }
   return kExitOk;
 }
@@ -186,10 +191,10 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
     return p.Fail(UsageError("--check needs a signed bundle; '" + DescribeSource(uri) +
                              "' serves an unsigned raw image"));
   SourceOptions so = MakeSourceOptions(st.config, nullptr);
-  so.read_limit = 48 * 1024;  // manifest and signature only (they must fit in it)
-  auto source = OpenCliSource(uri, s, so);
-  if (!source) return p.Fail(source.error());
-  auto result = Check(st, **source, DescribeSource(uri));
+  so.read_window = 48 * 1024;  // manifest and signature, as a rule; larger ones are read on
+  auto result = ConsumeSource<CheckResult>(
+      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); }, so, DescribeSource(uri),
+      [&](Reader& source) { return Check(st, source, DescribeSource(uri)); });
   if (!result) return p.Fail(result.error());
   const int code = result->update_available ? kExitUpdateAvailable : kExitOk;
   if (opt.json) {
@@ -206,11 +211,13 @@ int RunCheck(const SystemState& st, const Options& opt, const Streams& s, const 
           << std::endl;
   } else {
     s.out << "Installed: "
-          << (result->installed_version.empty() ? "unknown" : result->installed_version)
+          << (result->installed_version.empty() ? "unknown"
+                                                : Printable(result->installed_version))
           << " (slot " << SlotLetter(st.booted) << ")\n"
-          << "Available: " << result->manifest.version << " (" << result->source << ")\n"
-          << (result->update_available ? "Update available: " : "Up to date: ") << result->reason
-          << "\n";
+          << "Available: " << result->manifest.version << " (" << Printable(result->source)
+          << ")\n"
+          << (result->update_available ? "Update available: " : "Up to date: ")
+          << Printable(result->reason) << "\n";
   }
   return code;
 }
@@ -222,7 +229,7 @@ int Done(const Streams& s, bool json, const std::string& action, const std::stri
     extra.Set("event", "result").Set("action", action).Set("message", message);
     s.out << extra.Dump() << std::endl;
   } else {
-    s.out << message << "\n";
+    s.out << Printable(message) << "\n";
   }
   return kExitOk;
 }
@@ -261,7 +268,9 @@ int StartTrial(const SystemState& st, const ActivationPlan& plan, const Context&
     c.s.out << Json::MakeObject().Set("event", "info").Set("message", plan.Describe()).Dump()
             << std::endl;
   } else {
-    c.s.out << message << "\n" << "Activating: " << plan.Describe() << "\n" << std::flush;
+    c.s.out << Printable(message) << "\n"
+            << "Activating: " << Printable(plan.Describe()) << "\n"
+            << std::flush;
   }
   auto activator = c.platform.make_activator(st.config.systemd_path);
   if (auto r = Activate(st, plan, c.env, *activator); !r) return c.p.Fail(r.error());
@@ -324,14 +333,14 @@ int RunApply(const SystemState& st, const Context& c) {
     if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
 
   ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
-  auto source = OpenCliSource(uri, s, MakeSourceOptions(st.config, &printer));
-  if (!source) return c.p.Fail(source.error());
-
   ApplyRequest request;
   request.where = DescribeSource(uri);
   request.dry_run = opt.dry_run;
   request.allow_downgrade = opt.allow_downgrade;
-  auto result = Apply(st, c.env, **source, request, printer.MakeReporter());
+  auto result = ConsumeSource<ApplyResult>(
+      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); },
+      MakeSourceOptions(st.config, &printer), request.where,
+      [&](Reader& source) { return Apply(st, c.env, source, request, printer.MakeReporter()); });
   printer.Finish();
   if (!result) return c.p.Fail(result.error());
 
@@ -426,6 +435,7 @@ int RunRollback(const SystemState& st, const Context& c) {
 Platform SystemPlatform() {
   Platform p;
   p.make_activator = [](const std::string& systemd_dir) { return MakeSystemActivator(systemd_dir); };
+  p.make_boot_env = [](const Config& config) { return MakeBootEnv(config); };
   return p;
 }
 
@@ -510,7 +520,7 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
     lock = AcquireLock(cfg->lock_path);
     if (!lock) return printer.Fail(lock.error());
   }
-  auto env = MakeBootEnv(*cfg);
+  auto env = platform.make_boot_env ? platform.make_boot_env(*cfg) : MakeBootEnv(*cfg);
   auto state = LoadSystemState(*cfg, *env);
   if (!state) return printer.Fail(state.error());
 

@@ -13,6 +13,7 @@ namespace {
 struct FaultState {
   std::mutex mu;
   std::string armed;  // in-process step
+  long armed_count = 0;  // or: the n-th step passed from now on
   bool recording = false;
   std::vector<std::string> seen;
   std::map<std::string, int> counts;  // a step passed twice is "name#2" the second time
@@ -26,11 +27,14 @@ FaultState& State() {
 }  // namespace
 
 void FaultPoint(const std::string& name) {
-  static const char* env = std::getenv("OSU_FAULT");
   FaultState& s = State();
   std::lock_guard<std::mutex> lock(s.mu);
   const int n = ++s.counts[name];
   const std::string step = n == 1 ? name : name + "#" + std::to_string(n);
+#ifdef OSU_FAULT_ENV
+  // Only in builds for testing (cmake -DOSU_FAULT_ENV=ON): a released binary reads no
+  // environment variable that can make it stop half-way.
+  static const char* env = std::getenv("OSU_FAULT");
   if (env && *env) {
     if (std::string(env) == "list") {
       std::cerr << "osu-fault: " << step << std::endl;
@@ -39,9 +43,11 @@ void FaultPoint(const std::string& name) {
       ::_exit(99);
     }
   }
+#endif
   if (s.recording) s.seen.push_back(step);
-  if (!s.armed.empty() && s.armed == step) {
+  if ((!s.armed.empty() && s.armed == step) || (s.armed_count > 0 && --s.armed_count == 0)) {
     s.armed.clear();
+    s.armed_count = 0;
     throw FaultInjected{step};
   }
 }
@@ -51,6 +57,14 @@ namespace fault {
 void ArmForTest(const std::string& step) {
   std::lock_guard<std::mutex> lock(State().mu);
   State().armed = step;
+  State().armed_count = 0;
+  State().counts.clear();
+}
+
+void ArmAtStep(long n) {
+  std::lock_guard<std::mutex> lock(State().mu);
+  State().armed.clear();
+  State().armed_count = n;
   State().counts.clear();
 }
 

@@ -7,7 +7,7 @@
 namespace osu {
 
 struct FileEntry {
-  std::string name;    // tar member name; a plain file name for boot files
+  std::string name;    // tar member name; a plain file name for boot files (content_rules)
   uint64_t size = 0;   // bytes (the uncompressed size, for the image)
   std::string sha256;  // lower-case hex of those bytes
 };

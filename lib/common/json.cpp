@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/text.hpp"
+
 namespace osu {
 
 Json& Json::Set(const std::string& key, Json value) {
@@ -22,25 +24,36 @@ Json& Json::Push(Json value) {
   return *this;
 }
 
+// Valid JSON from any bytes: a byte that is not UTF-8 becomes U+FFFD (as a decoder with
+// errors=replace would read it), and controls a terminal would act on are \u escapes.
 std::string JsonQuote(const std::string& s) {
   std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
+  char buf[8];
+  for (size_t pos = 0; pos < s.size();) {
+    auto cp = DecodeUtf8(s, pos);
+    if (!cp) {
+      out += "\\ufffd";
+      ++pos;
+      continue;
     }
+    const uint32_t c = cp->value;
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (IsUnsafeCodePoint(c)) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out.append(s, pos, cp->length);
+    }
+    pos += cp->length;
   }
   return out + "\"";
 }

@@ -7,7 +7,9 @@
 #include "bootenv/grub_slot_config.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
+#include "bundle/content_rules.hpp"
 #include "common/fault.hpp"
+#include "common/text.hpp"
 #include "compress/compression.hpp"
 #include "device/block_device.hpp"
 #include "device/storage_media.hpp"
@@ -89,6 +91,8 @@ Result CheckVersionFloor(const SystemState& state, const std::string& what,
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
   auto bundle = BundleReader::Open(source, where, state.config.keys);
   if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(where));
   CheckResult result;
   result.source = where;
   result.installed_version = state.installed_version;
@@ -170,6 +174,8 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
 
   auto bundle = BundleReader::Open(source, request.where, config.keys);
   if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(request.where));
   BundleReader& b = **bundle;
   const Manifest& m = b.manifest();
   result.manifest = m;

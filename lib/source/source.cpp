@@ -93,6 +93,17 @@ Expected<std::unique_ptr<Reader>> OpenSource(const std::string& uri, const Sourc
                     "' (use a path, file://, -, http://, https:// or ssh://)");
 }
 
+bool StartOverAfter(const Error& error, const SourceHistory& history, const SourceOptions& options,
+                    const std::string& where) {
+  if (!history.changed && !(history.joined && error.kind() == ErrorKind::Verification)) return false;
+  if (options.log) {
+    options.log("downloading '" + where + "' once more from byte 0" +
+                (history.changed ? "" : " (it was resumed: two versions of it may have been joined)") +
+                " after: " + error.message());
+  }
+  return true;
+}
+
 bool IsSshSource(const std::string& uri) { return SchemeOf(uri) == "ssh"; }
 
 std::string DescribeSource(const std::string& uri) {

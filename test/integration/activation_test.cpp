@@ -631,3 +631,41 @@ TEST_CASE("activate: --activate is one action, without a SOURCE", "[activation][
   CHECK(help.code == 0);
   CHECK_THAT(help.out, Catch::Contains("--activate"));
 }
+
+TEST_CASE("rollback: never to a slot that was written but has not run (--apply --no-activate)",
+          "[activation][rollback][bad]") {
+  FakeDevice d;
+  InstalledB(d, d.MakeBundle("v2.osu", d.MakeImage("v2.img", kImageSize, 41), "2.0"));
+  // If B became the default with A out of attempts, a B that does not boot strands the device.
+  CheckRefused(d, {{"--rollback"}, {"--rollback", "--reboot"}}, 4,
+               {"cannot roll back to slot B", "never run as the committed slot", "--activate"});
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+  CHECK(d.EnvVar("OSU_A_LEFT") == "3");
+  // What the hint says works: a trial, then the commit makes B a slot one may roll back to.
+  auto a = Update(d, {"--activate", "--reboot"});
+  INFO(a.err);
+  REQUIRE(a.code == 0);
+  MustRun("grub-editenv '" + d.grubenv() + "' unset OSU_TRY");  // the bootloader's part
+  d.SetCmdline("root=PARTLABEL=p.lxrootclone1 osu.slot=B console=ttyS0 quiet osu.trial=1");
+  REQUIRE(Update(d, {"--commit"}).code == 0);
+  d.SetCmdline("root=PARTLABEL=p.lxrootclone1 osu.slot=B console=ttyS0 quiet");
+  auto back = Update(d, {"--rollback"});
+  INFO(back.err);
+  CHECK(back.code == 0);
+  CHECK(d.EnvVar("OSU_ORDER") == "A B");
+}
+
+TEST_CASE("activate: an older version in the inactive slot keeps --apply's downgrade floor",
+          "[activation][activate][bad]") {
+  FakeDevice d;
+  const std::string old = d.MakeBundle("v0.9.osu", d.MakeImage("v0.9.img", kImageSize, 42), "0.9");
+  auto r = Update(d, {"--apply", old, "--no-activate", "--allow-downgrade"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CheckRefused(d, {{"--activate"}, {"--activate", "--reboot"}, {"--activate", "--dry-run"}}, 2,
+               {"slot B version 0.9 is older than the installed 1.0 (use --allow-downgrade)"});
+  auto forced = Update(d, {"--activate", "--reboot", "--allow-downgrade"});
+  INFO(forced.err);
+  CHECK(forced.code == 0);
+  CHECK(d.EnvVar("OSU_TRY") == "B");
+}

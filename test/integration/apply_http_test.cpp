@@ -1,5 +1,7 @@
 // --apply and --check over HTTP(S) from a real nginx on 127.0.0.1: TLS with a test CA and a
-// pinned key, resume after a cut, a trickle below the low-speed limit, an http_proxy.
+// pinned key, resume after a cut, a trickle below the low-speed limit, an http_proxy; a
+// resume that joined two bundles earns one download from byte 0; --check of any manifest
+// size the local --check reads.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -202,4 +204,123 @@ TEST_CASE("http_proxy from the environment carries the download", "[http][proxy]
   INFO("proxy log:\n" << proxy.AccessLog());
   CHECK_THAT(proxy.AccessLog(), Catch::Contains("GET /eos.osu 200"));
   CHECK_THAT(origin.AccessLog(), Catch::Contains("GET /eos.osu 200"));
+}
+
+namespace {
+
+// 2020-01-01 00:00:00 UTC: long before the server's Date, so nginx's ETag is trusted to resume.
+void Settle(const std::string& path) { MustRun("touch -d @1577836800 '" + path + "'"); }
+
+
+}  // namespace
+
+TEST_CASE("a resume that joined two bundles with the same ETag is downloaded once more from byte 0",
+          "[http][retry]") {
+  FakeDevice d;
+  const std::string image_a = d.MakeImage("a.img", 8u << 20, 47);
+  const std::string image_b = d.MakeImage("b.img", 8u << 20, 48);
+  const std::string bundle_a = d.MakeBundle("a.osu", image_a, "2.0", "none");
+  const std::string bundle_b = d.MakeBundle("b.osu", image_b, "2.0", "none");
+  REQUIRE(std::filesystem::file_size(bundle_a) == std::filesystem::file_size(bundle_b));
+  NginxServer nginx;
+  const std::string served = nginx.root() + "/eos.osu";
+  std::filesystem::copy_file(bundle_a, served);
+  Settle(served);
+  // The cut: b replaces a with a's mtime and size, so nginx's ETag and Last-Modified stay.
+  FaultProxy proxy(nginx.port(), 4u << 20, [&] {
+    Run("cp '" + bundle_b + "' '" + served + ".new' && touch -r '" + served + "' '" + served +
+        ".new' && mv '" + served + ".new' '" + served + "'");
+  });
+  ScopedEnv no_proxy("no_proxy", "127.0.0.1");
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  INFO(r.err << nginx.AccessLog());
+  REQUIRE(r.code == 0);
+  CHECK(CountOf(r.err, "once more from byte 0") == 1);
+  CHECK_THAT(r.err, Catch::Contains("two versions of it may have been joined"));
+  // The resume was a Range on the unchanged ETag, and the fresh download got all of b.
+  CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*206 [0-9]+ range=bytes=[1-9][0-9]*- if_range=\\\\x22(.|\n)*"));
+  CHECK(d.RegionSha256(d.SlotB(), 8u << 20) == Sha256OfFile(image_b));
+  CHECK(RecordVerified(d));
+}
+
+TEST_CASE("a bundle corrupt on the server is reported after at most one download from byte 0",
+          "[http][retry][bad]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 8u << 20, 49);
+  const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "none");
+  NginxServer nginx;
+  const std::string served = nginx.root() + "/eos.osu";
+  // One byte of the image flipped: the signature holds, the image's sha256 does not.
+  std::string bytes = ReadFile(bundle);
+  const size_t image_at = bytes.find(ReadFile(image).substr(0, 4096));
+  REQUIRE(image_at != std::string::npos);
+  bytes[image_at + (6u << 20)] = static_cast<char>(bytes[image_at + (6u << 20)] ^ 0x01);
+  WriteFile(served, bytes);
+  Settle(served);
+  ScopedEnv no_proxy("no_proxy", "127.0.0.1");
+
+  SECTION("resumed after a cut: one more download, then exit 2") {
+    FaultProxy proxy(nginx.port(), 2u << 20);
+    auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+    INFO(r.err << nginx.AccessLog());
+    CHECK(r.code == 2);
+    CHECK(CountOf(r.err, "once more from byte 0") == 1);
+    CHECK(CountOf(nginx.AccessLog(), " range=- ") == 2);  // the first download and the fresh one
+    CHECK_THAT(r.err, Catch::Contains("os-update: "));
+    CHECK(CountOf(r.err, "os-update: ") == 1);
+  }
+  SECTION("not resumed: exit 2 at once") {
+    auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"});
+    INFO(r.err << nginx.AccessLog());
+    CHECK(r.code == 2);
+    CHECK(HasOneErrorLine(r.err));
+    CHECK(CountOf(r.err, "once more") == 0);
+    CHECK(CountOf(nginx.AccessLog(), "GET /eos.osu") == 1);
+  }
+  CHECK_FALSE(RecordVerified(d));
+}
+
+namespace {
+
+// `bundle` with its manifest padded by a YAML comment to exactly `manifest_size` bytes and
+// signed again with openssl: built with tar and openssl, not with os-update-bundle.
+std::string WithManifestOf(FakeDevice& d, const std::string& bundle, size_t manifest_size,
+                           const std::string& name) {
+  const std::string dir = d.path(name + ".d");
+  std::filesystem::create_directories(dir);
+  const std::string members = MustRun("tar -tf '" + bundle + "' | tr '\\n' ' '");
+  MustRun("tar -xf '" + bundle + "' -C '" + dir + "'");
+  std::string manifest = ReadFile(dir + "/manifest.yaml");
+  REQUIRE(manifest.size() + 3 <= manifest_size);
+  manifest += "#" + std::string(manifest_size - manifest.size() - 2, 'x') + "\n";
+  WriteFile(dir + "/manifest.yaml", manifest);
+  MustRun("cd '" + dir + "' && openssl pkeyutl -sign -rawin -inkey '" + d.private_key() +
+          "' -in manifest.yaml -out manifest.sig && tar -cf '" + d.path(name) + "' " + members);
+  return d.path(name);
+}
+
+}  // namespace
+
+TEST_CASE("check over http reads every manifest size the local --check reads", "[http]") {
+  FakeDevice d;
+  WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
+  const std::string image = d.MakeImage("rootfs.img", 1u << 20, 50);
+  const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "none");
+  NginxServer nginx;
+  // Over the old 48 KiB read limit; the bundle reader's limit (1 MiB); one byte over it.
+  for (size_t size : {size_t{60} << 10, size_t{1} << 20, (size_t{1} << 20) + 1}) {
+    INFO("manifest of " << size << " bytes");
+    const std::string name = "m" + std::to_string(size) + ".osu";
+    const std::string local = WithManifestOf(d, bundle, size, name);
+    std::filesystem::copy_file(local, nginx.root() + "/" + name);
+    auto here = RunUpdate({"--config", d.config(), "--check", local});
+    auto there = RunUpdate({"--config", d.config(), "--check", nginx.Url(name)});
+    INFO(here.err << there.err);
+    CHECK(here.code == (size <= (1u << 20) ? 100 : 2));
+    CHECK(there.code == here.code);
+    if (here.code == 2) {
+      CHECK_THAT(there.err, Catch::Contains("more than the limit of 1048576"));
+      CHECK(HasOneErrorLine(there.err));
+    }
+  }
 }

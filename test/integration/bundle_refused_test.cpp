@@ -204,7 +204,7 @@ TEST_CASE("bundle: forged bundles signed with the real key are still refused") {
       m.boot_files[0].name = name;
       Forge(forged, osu::SerializeManifest(m), f.key,
             {{name, kernel}, {"initrd.img", initrd}, {"rootfs.img.xz", image}});
-      RequireRefused(Verify(forged, f.pub), "manifest: boot_files[0].name: file name");
+      RequireRefused(Verify(forged, f.pub), "manifest: boot_files[0].name '" + name + "'");
     }
   }
   SECTION("image longer than the manifest says: refused as soon as it exceeds") {

@@ -240,3 +240,31 @@ TEST_CASE("grub.cfg in grub-emu: the per-slot command line survives GRUB's parse
   CHECK(esp.Boot() == "");
   CHECK(esp.output().find("did not boot") != std::string::npos);
 }
+
+TEST_CASE("grub.cfg in grub-emu: a name held twice is read as the last; after os-update's "
+          "write, once") {
+  RequireGrubEmu();
+  Esp esp;
+  // B committed by the later lines, with 2 attempts; the earlier lines say A and 3.
+  std::string env(
+      "# GRUB Environment Block\n"
+      "OSU_ORDER=A B\nOSU_A_LEFT=3\nOSU_B_LEFT=3\nOSU_ORDER=B A\nOSU_B_LEFT=2\n");
+  env.resize(1024, '#');
+  esp.PutFile("osu/grubenv", env);
+  esp.PutFile("osu/grubenv.bak", env);
+  CHECK(esp.Boot() == ExpectedLinux(SlotId::B, false));
+  // GRUB's own save_env decremented the first OSU_B_LEFT; load_env still reads the last, 2:
+  // with duplicates the counter never runs out. We read what GRUB reads.
+  CHECK(esp.Env().at("OSU_B_LEFT") == "2");
+  CHECK(esp.Env().at("OSU_ORDER") == "B A");
+
+  // os-update's write (here: A's attempts) keeps the lines GRUB reads, once each...
+  TempDir dir;
+  WriteFile(dir / "grubenv", esp.GetFile("osu/grubenv"));
+  REQUIRE(osu::MakeGrubEnv(dir / "grubenv")->Apply({{"OSU_A_LEFT", "1"}}).ok());
+  esp.PutFile("osu/grubenv", ReadFile(dir / "grubenv"));
+  esp.PutFile("osu/grubenv.bak", ReadFile(dir / "grubenv.bak"));
+  // ...so GRUB boots the same slot, and now its count sticks.
+  CHECK(esp.Boot() == ExpectedLinux(SlotId::B, false));
+  CHECK(Show(osu::ParseSelection(esp.Env())) == "order=BA A=1 B=1 try=-");
+}

@@ -195,3 +195,29 @@ TEST_CASE("random edits: our block stays byte-identical to grub-editenv's, full 
   }
   CHECK(refused > 0);  // the full-block paths were exercised
 }
+
+TEST_CASE("a name held twice: grub-editenv edits the first, we keep and edit the last") {
+  osu::test::RequireTool("grub-editenv");
+  TempDir dir;
+  const std::string path = dir / "grubenv";
+  MustRun("grub-editenv " + path + " create");
+  // grub-editenv never writes a duplicate; a hand edit or another tool can. Built from its
+  // own file: the header and padding are the tool's.
+  std::string bytes = ReadFile(path);
+  const std::string lines = "OSU_ORDER=A B\nOSU_B_LEFT=3\nOSU_ORDER=B A\nOSU_B_LEFT=1\n";
+  const size_t at = bytes.find_last_not_of('#') + 1;
+  bytes.replace(at, lines.size(), lines);
+  WriteFile(path, bytes);
+  WriteFile(dir / "editenv", bytes);
+  // The tool lists both; its set changes the first, which load_env then overrides with the
+  // last (grub_cfg_test boots this in grub-emu).
+  CHECK(MustRun("grub-editenv " + path + " list") == lines);
+  MustRun("grub-editenv " + (dir / "editenv") + " set OSU_B_LEFT=0");
+  CHECK(MustRun("grub-editenv " + (dir / "editenv") + " list") ==
+        "OSU_ORDER=A B\nOSU_B_LEFT=0\nOSU_ORDER=B A\nOSU_B_LEFT=1\n");
+
+  auto env = osu::MakeGrubEnv(path);
+  REQUIRE(env->Apply({{"OSU_B_LEFT", "0"}}).ok());
+  CHECK(MustRun("grub-editenv " + path + " list") == "OSU_ORDER=B A\nOSU_B_LEFT=0\n");
+  CHECK(MustRun("grub-editenv " + path + ".bak list") == "OSU_ORDER=B A\nOSU_B_LEFT=0\n");
+}

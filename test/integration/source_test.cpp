@@ -1,5 +1,6 @@
 // Sources as a user meets them: paths, file://, stdin, and http(s) against a real nginx,
-// including a connection cut mid-transfer that must be resumed without corrupting the file.
+// including connections cut mid-transfer (reset or closed, with and without a length, chunked)
+// that must be resumed, or started over, without ever joining two versions of a file.
 #include "source/source.hpp"
 
 #include <arpa/inet.h>
@@ -25,6 +26,8 @@ namespace osu {
 namespace {
 
 using test::FaultProxy;
+using test::FaultProxyOptions;
+using test::Framing;
 using test::TempDir;
 
 Expected<std::string> ReadAll(const std::string& uri, const SourceOptions& options = {}) {
@@ -43,6 +46,35 @@ Expected<std::string> ReadAll(const std::string& uri, const SourceOptions& optio
 void MakeRandomFile(const std::string& path, size_t bytes) {
   test::MustRun("head -c " + std::to_string(bytes) + " /dev/urandom > '" + path + "'");
 }
+
+// Last modified long ago: its ETag and Last-Modified are strong validators (60 s before Date).
+void MakeSettledFile(const std::string& path, size_t bytes) {
+  MakeRandomFile(path, bytes);
+  test::MustRun("touch -d @1577836800 '" + path + "'");  // 2020-01-01 00:00:00 UTC
+}
+
+// Replaces `path` with other bytes of the same size and the same mtime: nginx's ETag
+// (mtime in seconds, size) and Last-Modified stay the same. For the proxy's on_cut.
+void ReplaceKeepingValidators(const std::string& path) {
+  test::Run("f='" + path + "' && head -c $(stat -c %s \"$f\") /dev/urandom > \"$f.new\" && "
+            "touch -r \"$f\" \"$f.new\" && mv \"$f.new\" \"$f\"");
+}
+
+// Reads the first `bytes` of a source and stops, as --check does.
+Expected<std::string> ReadPrefix(const std::string& uri, const SourceOptions& options, size_t bytes) {
+  auto reader = OpenSource(uri, options);
+  if (!reader) return reader.error();
+  std::string out;
+  std::vector<uint8_t> buf(4096);
+  while (out.size() < bytes) {
+    auto n = (*reader)->Read(std::span<uint8_t>(buf.data(), std::min(buf.size(), bytes - out.size())));
+    if (!n) return n.error();
+    if (*n == 0) break;
+    out.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  return out;
+}
+
 
 // Hashes what the source delivered and the original with sha256sum, the oracle.
 void RequireSameFile(const std::string& original, const std::string& data) {
@@ -203,22 +235,49 @@ TEST_CASE("https: verified with the given CA, refused without it", "[source][htt
   CHECK_THAT(untrusted.error().message(), Catch::Contains("certificate"));
 }
 
-TEST_CASE("http: read_limit transfers only a prefix", "[source][http]") {
+TEST_CASE("http: read_window asks for a prefix, and for more only if the caller reads on",
+          "[source][http]") {
   test::NginxServer nginx;
-  MakeRandomFile(nginx.root() + "/bundle.osu", 3 * 1024 * 1024);
+  const std::string file = nginx.root() + "/bundle.osu";
+  MakeSettledFile(file, 3 * 1024 * 1024);
   auto options = LocalOptions();
-  options.read_limit = 65536;
-  auto prefix = ReadAll(nginx.Url("/bundle.osu"), options);
+  options.read_window = 65536;
+  auto prefix = ReadPrefix(nginx.Url("/bundle.osu"), options, 65536);
   REQUIRE(prefix.ok());
-  CHECK(*prefix == test::ReadFile(nginx.root() + "/bundle.osu").substr(0, 65536));
+  CHECK(*prefix == test::ReadFile(file).substr(0, 65536));
   // nginx's own count of body bytes sent is the oracle.
-  CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /bundle.osu 206 65536 range=bytes=0-65535"));
+  CHECK(nginx.AccessLog() == "GET /bundle.osu 206 65536 range=bytes=0-65535 if_range=-\n");
+
+  // Read on (a manifest larger than the window): growing ranges, each on the file's ETag.
+  auto all = ReadAll(nginx.Url("/bundle.osu"), options);
+  REQUIRE(all.ok());
+  RequireSameFile(file, *all);
+  const std::string log = nginx.AccessLog();
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("GET /bundle.osu 206 196608 range=bytes=65536-262143 if_range=\\x22"));
+  CHECK_THAT(log, Catch::Contains("range=bytes=1048576-4194303 if_range=\\x22"));
+}
+
+TEST_CASE("http: read_window without a validator reads on from byte 0, checking the prefix",
+          "[source][http]") {
+  test::NginxServer nginx;
+  const std::string file = nginx.root() + "/bundle.osu";
+  MakeRandomFile(file, 300000);  // just written: nginx's ETag is not to be trusted yet
+  auto options = LocalOptions();
+  options.read_window = 65536;
+  auto all = ReadAll(nginx.Url("/bundle.osu"), options);
+  REQUIRE(all.ok());
+  RequireSameFile(file, *all);
+  const std::string log = nginx.AccessLog();
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("GET /bundle.osu 206 262144 range=bytes=0-262143 if_range=-"));
+  CHECK_THAT(log, Catch::Contains("GET /bundle.osu 206 300000 range=bytes=0-1048575 if_range=-"));
 }
 
 TEST_CASE("http: a cut connection is resumed with Range and If-Range", "[source][http]") {
   test::NginxServer nginx;
   std::string file = nginx.root() + "/bundle.osu";
-  MakeRandomFile(file, 3 * 1024 * 1024 + 5);
+  MakeSettledFile(file, 3 * 1024 * 1024 + 5);
   FaultProxy proxy(nginx.port(), 1024 * 1024);
 
   std::vector<std::string> log;
@@ -237,7 +296,7 @@ TEST_CASE("http: a cut connection is resumed with Range and If-Range", "[source]
 TEST_CASE("http: a server that ignores Range is resumed by skipping the same file", "[source][http]") {
   test::NginxServer nginx({.server_extra = "max_ranges 0;"});  // nginx answers 200 to every Range
   std::string file = nginx.root() + "/bundle.osu";
-  MakeRandomFile(file, 3 * 1024 * 1024);
+  MakeSettledFile(file, 3 * 1024 * 1024);
   FaultProxy proxy(nginx.port(), 1024 * 1024);
 
   std::vector<std::string> log;
@@ -249,12 +308,13 @@ TEST_CASE("http: a server that ignores Range is resumed by skipping the same fil
   CHECK_THAT(log[0], Catch::StartsWith("retry 1/3 at byte "));
   CHECK_THAT(log[1], Catch::Contains("ignored the Range request; skipping"));
 
-  // read_limit answered with the whole file: the source still stops at the limit.
+  // read_window answered with the whole file: the source stops the transfer at the window.
   auto options = LocalOptions();
-  options.read_limit = 100000;
-  auto prefix = ReadAll(nginx.Url("/bundle.osu"), options);
+  options.read_window = 100000;
+  auto prefix = ReadPrefix(nginx.Url("/bundle.osu"), options, 100000);
   REQUIRE(prefix.ok());
   CHECK(*prefix == test::ReadFile(file).substr(0, 100000));
+  CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /bundle.osu 200 "));
 }
 
 TEST_CASE("http: a file replaced during the download fails, never mixes two files", "[source][http]") {
@@ -268,10 +328,174 @@ TEST_CASE("http: a file replaced during the download fails, never mixes two file
               ".new' && mv '" + file + ".new' '" + file + "'");
   });
   std::string url = proxy.Url("/bundle.osu");
-  auto data = ReadAll(url, LocalOptions());
+  SourceHistory history;
+  auto options = LocalOptions();
+  options.history = &history;
+  auto data = ReadAll(url, options);
   REQUIRE_FALSE(data.ok());
   CHECK(data.error().kind() == ErrorKind::Source);
   CHECK(data.error().message() == "'" + url + "' changed on the server during the download");
+  CHECK(history.changed);  // the caller may download it once more from byte 0
+}
+
+TEST_CASE("http: an ETag younger than a minute is not resumed on: replaced in the same second, "
+          "the download starts over and never joins two files",
+          "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeRandomFile(file, 2 * 1024 * 1024);  // mtime now: nginx's ETag is "<mtime>-<size>"
+  std::string etag_before = test::MustRun("stat -c %Y-%s '" + file + "'");
+  FaultProxy proxy(nginx.port(), 512 * 1024, [&] { ReplaceKeepingValidators(file); });
+  std::vector<std::string> log;
+  SourceHistory history;
+  auto options = LocalOptions(&log);
+  options.history = &history;
+  auto data = ReadAll(proxy.Url("/bundle.osu"), options);
+  INFO(Joined(log) << nginx.AccessLog());
+  REQUIRE(test::MustRun("stat -c %Y-%s '" + file + "'") == etag_before);  // the same ETag
+  REQUIRE_FALSE(data.ok());
+  CHECK(data.error().message() == "'" + proxy.Url("/bundle.osu") + "' changed on the server during the download");
+  CHECK(history.changed);
+  CHECK_FALSE(history.joined);
+  CHECK_THAT(Joined(log), Catch::Contains("starting over from byte 0"));
+  // The second request was not a Range on the (same-looking) ETag.
+  CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
+  CHECK(test::CountOf(nginx.AccessLog(), "if_range=-") == 2);
+}
+
+TEST_CASE("http: without ETag and Last-Modified a cut download starts over and checks the prefix",
+          "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeSettledFile(file, 3 * 1024 * 1024);
+  FaultProxyOptions faults;
+  faults.cut_after = 1024 * 1024;
+  faults.drop_headers = {"ETag", "Last-Modified"};
+  SECTION("the same file: completes") {
+    FaultProxy proxy(nginx.port(), faults);
+    std::vector<std::string> log;
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions(&log));
+    INFO(Joined(log) << nginx.AccessLog());
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 200 ") == 2);
+    CHECK(test::CountOf(nginx.AccessLog(), " range=- ") == 2);
+  }
+  SECTION("replaced while cut: refused, never spliced") {
+    faults.on_cut = [&] { ReplaceKeepingValidators(file); };
+    FaultProxy proxy(nginx.port(), faults);
+    SourceHistory history;
+    auto options = LocalOptions();
+    options.history = &history;
+    auto data = ReadAll(proxy.Url("/bundle.osu"), options);
+    REQUIRE_FALSE(data.ok());
+    CHECK_THAT(data.error().message(), Catch::EndsWith("changed on the server during the download"));
+    CHECK(history.changed);
+  }
+}
+
+TEST_CASE("http: Last-Modified alone is an If-Range validator only when a minute older than Date",
+          "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  FaultProxyOptions faults;
+  faults.cut_after = 1024 * 1024;
+  faults.drop_headers = {"ETag"};
+  SECTION("settled: resumed with If-Range: <date>") {
+    MakeSettledFile(file, 3 * 1024 * 1024);
+    FaultProxy proxy(nginx.port(), faults);
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions());
+    INFO(nginx.AccessLog());
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*GET /bundle.osu 206 [0-9]+ range=bytes=[1-9][0-9]*- "
+                                                 "if_range=Wed, 01 Jan 2020 00:00:00 GMT\n"));
+  }
+  SECTION("just written: started over from byte 0") {
+    MakeRandomFile(file, 3 * 1024 * 1024);
+    FaultProxy proxy(nginx.port(), faults);
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions());
+    INFO(nginx.AccessLog());
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    CHECK(test::CountOf(nginx.AccessLog(), " range=- if_range=-\n") == 2);
+    CHECK(test::CountOf(nginx.AccessLog(), "GET /bundle.osu 206 ") == 0);
+  }
+}
+
+TEST_CASE("http: cut responses of every framing are resumed within the retry budget",
+          "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeSettledFile(file, 3 * 1024 * 1024 + 7);
+  struct Case {
+    const char* name;
+    Framing framing;
+    bool fin;
+    std::vector<std::string> drop;
+  };
+  for (const Case& c : {Case{"close-delimited, closed", Framing::CloseDelimited, true, {}},
+                        Case{"close-delimited, reset", Framing::CloseDelimited, false, {}},
+                        Case{"close-delimited, closed, no validator", Framing::CloseDelimited, true,
+                             {"ETag", "Last-Modified"}},
+                        Case{"chunked, closed mid-chunk", Framing::Chunked, true, {}},
+                        Case{"chunked, reset mid-chunk", Framing::Chunked, false, {}},
+                        Case{"Content-Length, closed", Framing::AsIs, true, {}}}) {
+    INFO(c.name);
+    FaultProxyOptions faults;
+    faults.cut_after = 1024 * 1024 + 100;  // inside a chunk: chunks are at most 16 KiB
+    faults.cut_with_fin = c.fin;
+    faults.framing = c.framing;
+    faults.drop_headers = c.drop;
+    FaultProxy proxy(nginx.port(), faults);
+    std::vector<std::string> log;
+    auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions(&log));
+    INFO(Joined(log));
+    REQUIRE(data.ok());
+    RequireSameFile(file, *data);
+    REQUIRE(!log.empty());
+    CHECK_THAT(log[0], Catch::StartsWith("retry 1/3 at byte "));
+  }
+}
+
+TEST_CASE("http: a close-delimited response that ends is confirmed, not retried", "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeSettledFile(file, 1024 * 1024 + 3);
+  FaultProxyOptions framing;
+  framing.framing = Framing::CloseDelimited;
+  FaultProxy proxy(nginx.port(), framing);
+  std::vector<std::string> log;
+  auto data = ReadAll(proxy.Url("/bundle.osu"), LocalOptions(&log));
+  INFO(Joined(log) << nginx.AccessLog());
+  REQUIRE(data.ok());
+  RequireSameFile(file, *data);
+  CHECK(log.empty());
+  // The end was asked about: nothing after byte 1048579 (nginx's 416), on the same ETag.
+  CHECK_THAT(nginx.AccessLog(), Catch::Matches("(.|\n)*GET /bundle.osu 416 [0-9]+ range=bytes=1048579- "
+                                               "if_range=\\\\x22(.|\n)*"));
+}
+
+TEST_CASE("http: a close-delimited response cut on every connection fails after the retries",
+          "[source][http]") {
+  test::NginxServer nginx;
+  std::string file = nginx.root() + "/bundle.osu";
+  MakeSettledFile(file, 1024 * 1024);
+  FaultProxyOptions faults;
+  faults.framing = Framing::CloseDelimited;
+  faults.cut_with_fin = true;
+  faults.cut_after = 100 * 1000;
+  faults.every_connection = true;
+  FaultProxy proxy(nginx.port(), faults);
+  std::vector<std::string> log;
+  auto options = LocalOptions(&log);
+  options.retries = 2;
+  auto data = ReadAll(proxy.Url("/bundle.osu"), options);
+  INFO(Joined(log) << nginx.AccessLog());
+  REQUIRE_FALSE(data.ok());
+  CHECK(data.error().kind() == ErrorKind::Source);
+  CHECK_THAT(data.error().message(), Catch::Contains("at byte 300000"));
+  CHECK(log.size() == 2);
 }
 
 }  // namespace osu

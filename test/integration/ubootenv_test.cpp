@@ -278,3 +278,28 @@ TEST_CASE("U-Boot env: boot.cmd builds into a script image", "[ubootenv]") {
   const std::string scr = ReadFile(dir / "boot.scr");
   CHECK(scr.find(ReadFile(cmd)) == 72);
 }
+
+TEST_CASE("U-Boot env: a name held twice is read as the last, as fw_printenv and U-Boot do; "
+          "a write keeps it once", "[ubootenv]") {
+  RequireUbootTools();
+  TempDir dir;
+  // mkenvimage packs the lines as given, duplicates included. fw_printenv (libubootenv) and
+  // U-Boot's own import (himport_r: a later entry replaces the earlier) read the last.
+  auto config = SingleEnv(dir, "OSU_ORDER=A B\nOSU_B_LEFT=3\nOSU_ORDER=B A\nOSU_B_LEFT=1\n");
+  CHECK(MustRun("fw_printenv -c '" + config + "'") == "OSU_B_LEFT=1\nOSU_ORDER=B A\n");
+  auto env = osu::MakeUbootEnv(config);
+  CHECK(MustLoad(*env) == EnvVars{{"OSU_ORDER", "B A"}, {"OSU_B_LEFT", "1"}});
+
+  REQUIRE(env->Apply(EnvChanges{{"OSU_A_LEFT", "2"}}).ok());
+  CHECK(MustRun("fw_printenv -c '" + config + "'") ==
+        "OSU_A_LEFT=2\nOSU_B_LEFT=1\nOSU_ORDER=B A\n");
+  // The image itself (CRC, then "name=value\0" up to an empty entry) holds each name once.
+  const std::string image = ReadFile(dir / "env.bin");
+  std::vector<std::string> entries;
+  for (size_t p = 4; p < image.size() && image[p] != '\0';) {
+    const size_t end = image.find('\0', p);
+    entries.push_back(image.substr(p, end - p));
+    p = end + 1;
+  }
+  CHECK(entries == std::vector<std::string>{"OSU_A_LEFT=2", "OSU_B_LEFT=1", "OSU_ORDER=B A"});
+}

@@ -57,10 +57,27 @@ std::vector<std::string>& ActivatorLog() {
 std::vector<std::string> LastActivatorCalls() { return ActivatorLog(); }
 
 namespace {
+// Hands the test's own env to one run of os-update, which owns what it is given.
+class SharedEnv final : public BootEnv {
+ public:
+  explicit SharedEnv(BootEnv& env) : env_(env) {}
+  Expected<EnvVars> Load() override { return env_.Load(); }
+  Result Apply(const EnvChanges& changes) override { return env_.Apply(changes); }
+  bool Exists() const override { return env_.Exists(); }
+  std::string Describe() const override { return env_.Describe(); }
+
+ private:
+  BootEnv& env_;
+};
+
 MainResult RunUpdateOn(const std::vector<std::string>& args, const std::string& stdin_data,
-                       bool activate_from_image_file) {
+                       bool activate_from_image_file, BootEnv* env = nullptr) {
   ActivatorLog().clear();
   cli::Platform platform;
+  if (env)
+    platform.make_boot_env = [env](const Config&) -> std::unique_ptr<BootEnv> {
+      return std::make_unique<SharedEnv>(*env);
+    };
   platform.make_activator = [](const std::string&) -> std::unique_ptr<Activator> {
     return std::make_unique<RecordingActivator>(ActivatorLog());
   };
@@ -79,6 +96,10 @@ MainResult RunUpdate(const std::vector<std::string>& args, const std::string& st
 
 MainResult RunUpdateAsHost(const std::vector<std::string>& args) {
   return RunUpdateOn(args, "", false);
+}
+
+MainResult RunUpdate(const std::vector<std::string>& args, BootEnv& env) {
+  return RunUpdateOn(args, "", true, &env);
 }
 
 MainResult RunBundle(const std::vector<std::string>& args, const std::string& stdin_data) {

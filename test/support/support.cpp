@@ -102,6 +102,12 @@ void RequireTool(const std::string& tool) {
   SkipUnless(HaveTool(tool), "'" + tool + "' is not installed (scripts/install-deps.sh installs it)");
 }
 
+size_t CountOf(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 bool HasOneErrorLine(const std::string& err, const std::string& prog) {
   const std::string tag = prog + ": ";
   const auto first = err.find(tag);

@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+namespace osu {
+class BootEnv;
+}
+
 namespace osu::test {
 
 // A fresh directory under $TMPDIR, removed with everything in it at scope exit.
@@ -41,6 +45,9 @@ void SkipUnlessRoot(const std::string& what);
 bool HaveTool(const std::string& tool);
 void RequireTool(const std::string& tool);
 
+// How often `what` occurs in `text` (overlapping occurrences count).
+size_t CountOf(const std::string& text, const std::string& what);
+
 // stderr of a failed run holds exactly one error line "<prog>: ...", and it is the last line
 // (lines before it are the narrative a non-terminal run prints).
 bool HasOneErrorLine(const std::string& err, const std::string& prog = "os-update");
@@ -54,6 +61,8 @@ struct MainResult {
   std::string out, err;
 };
 MainResult RunUpdate(const std::vector<std::string>& args, const std::string& stdin_data = "");
+// As RunUpdate, with `env` as the boot env (FakeBootEnv, or one the test keeps open).
+MainResult RunUpdate(const std::vector<std::string>& args, BootEnv& env);
 // As RunUpdate, but with the real platform's refusal to kexec or reboot from an image file.
 MainResult RunUpdateAsHost(const std::vector<std::string>& args);
 

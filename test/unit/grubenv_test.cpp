@@ -109,6 +109,45 @@ TEST_CASE("grubenv parsing rejects what a torn write leaves, and skips what GRUB
   CHECK(MustParse(Padded(kHeader + "a=1\na=2\n")).Vars() == EnvVars{{"a", "2"}});
 }
 
+TEST_CASE("grubenv: a name held twice keeps only the line GRUB reads (the last)") {
+  Block b = MustParse(Padded(kHeader + "a=1\n# c\nb=2\na=3\nb=4\\\n5\nc=6\n"));
+  const EnvVars read = b.Vars();
+  CHECK(read == EnvVars{{"a", "3"}, {"b", "4\n5"}, {"c", "6"}});
+  CHECK(b.DropOverridden() == 2);
+  CHECK(b.bytes() == Padded(kHeader + "# c\na=3\nb=4\\\n5\nc=6\n"));
+  CHECK(b.Vars() == read);
+  CHECK(b.DropOverridden() == 0);
+  // Now an edit lands on the line GRUB reads.
+  REQUIRE(b.Set("a", "9"));
+  CHECK(b.Vars() == EnvVars{{"a", "9"}, {"b", "4\n5"}, {"c", "6"}});
+}
+
+TEST_CASE("GRUB env: Apply on a duplicated name writes what GRUB then reads") {
+  TempDir dir;
+  const std::string path = dir / "grubenv";
+  const std::string dup = Padded(kHeader + "OSU_ORDER=A B\nOSU_B_LEFT=3\nOSU_ORDER=B A\nOSU_B_LEFT=1\n");
+  WriteFile(path, dup);
+  auto env = osu::MakeGrubEnv(path);
+  CHECK(*env->Load() == EnvVars{{"OSU_ORDER", "B A"}, {"OSU_B_LEFT", "1"}});
+  REQUIRE(env->Apply({{"OSU_B_LEFT", "0"}}).ok());
+  CHECK(ReadFile(path) == Padded(kHeader + "OSU_ORDER=B A\nOSU_B_LEFT=0\n"));
+  CHECK(ReadFile(path + ".bak") == ReadFile(path));
+  CHECK(*env->Load() == EnvVars{{"OSU_ORDER", "B A"}, {"OSU_B_LEFT", "0"}});
+
+  // A line envblk.c reads as part of another name: refused, nothing written.
+  const std::string odd = Padded(kHeader + "junk\nOSU_A_LEFT=3\n");
+  WriteFile(path, odd);
+  WriteFile(path + ".bak", odd);
+  auto r = env->Apply({{"OSU_A_LEFT", "0"}});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().kind() == osu::ErrorKind::Device);
+  CHECK(r.error().message() == "grubenv '" + path + "' holds lines that GRUB would read "
+                               "differently than os-update writes them; nothing was written "
+                               "(recreate it with grub-editenv)");
+  CHECK(ReadFile(path) == odd);
+  CHECK(ReadFile(path + ".bak") == odd);
+}
+
 TEST_CASE("grubenv names that could not be read back are invalid") {
   CHECK(osu::grubenv::ValidName("OSU_ORDER"));
   CHECK_FALSE(osu::grubenv::ValidName(""));

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "install/apply.hpp"
 #include "slots/mountinfo.hpp"
 #include "slots/slots.hpp"
 
@@ -20,7 +21,7 @@ Partition Part(int number, const std::string& label, const std::string& uuid, de
   p.device = device;
   p.number = number;
   p.offset = static_cast<uint64_t>(number) << 30;
-  p.size = 2ull << 30;
+  p.size = 1ull << 30;
   p.label = label;
   p.partuuid = uuid;
   p.devno = devno;
@@ -216,4 +217,31 @@ TEST_CASE("a slot is mounted when any mount comes from its device") {
   // A slot in an image file has no device number: nothing can be mounted from it.
   osu::Slot image{SlotId::B, Part(3, "p.lxrootclone1", kUuidB, 0, "")};
   CHECK_FALSE(osu::IsSlotMounted(image, "1 0 0:0 / / rw - tmpfs x rw\n"));
+}
+
+TEST_CASE("slots that share bytes with another partition are noted, and no install is allowed",
+          "[slots][bad]") {
+  CHECK(Pair().overlap.empty());
+  const std::string what = GENERATE("A and B", "B and the ESP");
+  std::vector<Partition> parts = {
+      Part(1, "p.UEFI", "11111111-2222-3333-4444-555555555555", makedev(253, 1),
+           "/dev/osu-test-vda1"),
+      Part(2, "p.lxreadonly", kUuidA, makedev(253, 2), "/dev/osu-test-vda2"),
+      Part(3, "p.lxrootclone1", kUuidB, makedev(253, 3), "/dev/osu-test-vda3")};
+  if (what == "A and B") parts[1].size += 4096;  // A's last block is B's first
+  else parts[0].offset = parts[2].offset + parts[2].size - 512;  // the ESP starts inside B
+  auto pair = osu::SelectSlots(parts, osu::SlotLabels{}, "/dev/osu-test-vda");
+  REQUIRE(pair.ok());
+  INFO(pair->overlap);
+  CHECK_THAT(pair->overlap, Catch::Contains("overlaps"));
+  CHECK_THAT(pair->overlap, Catch::Contains(what == "A and B" ? "/dev/osu-test-vda3" : "/dev/osu-test-vda1"));
+
+  osu::SystemState state;
+  state.slots = *pair;
+  state.booted = SlotId::A;
+  state.committed = SlotId::A;
+  auto allowed = osu::CheckInstallAllowed(state);
+  REQUIRE_FALSE(allowed.ok());
+  CHECK(allowed.error().kind() == osu::ErrorKind::State);
+  CHECK_THAT(allowed.error().message(), Catch::Contains("would write through it"));
 }

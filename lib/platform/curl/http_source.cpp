@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/sha256.hpp"
+
 #ifndef OSU_VERSION
 #define OSU_VERSION "dev"
 #endif
@@ -93,14 +95,26 @@ bool IsRetriableCode(CURLcode rc) {
 }
 
 struct ContentRange {
-  uint64_t first = 0, last = 0;
+  std::optional<uint64_t> first, last;  // absent in a 416's "bytes */1000"
+  std::optional<uint64_t> total;        // absent in "bytes 100-199/*"
 };
 
-// "bytes 100-199/1000" or "bytes 100-199/*".
+// "bytes 100-199/1000", "bytes 100-199/*" or "bytes */1000".
 std::optional<ContentRange> ParseContentRange(const std::string& v) {
-  unsigned long long first = 0, last = 0;
-  if (std::sscanf(v.c_str(), "bytes %llu-%llu", &first, &last) != 2 || last < first) return std::nullopt;
-  return ContentRange{first, last};
+  unsigned long long first = 0, last = 0, total = 0;
+  char star = 0;
+  ContentRange r;
+  if (std::sscanf(v.c_str(), "bytes */%llu", &total) == 1) {
+    r.total = total;
+    return r;
+  }
+  if (std::sscanf(v.c_str(), "bytes %llu-%llu/", &first, &last) != 2 || last < first) return std::nullopt;
+  r.first = first;
+  r.last = last;
+  auto slash = v.find('/');
+  if (std::sscanf(v.c_str() + slash + 1, "%llu", &total) == 1) r.total = total;
+  else if (std::sscanf(v.c_str() + slash + 1, "%c", &star) != 1 || star != '*') return std::nullopt;
+  return r;
 }
 
 // What the headers of the current response said; reset at every status line (redirects).
@@ -108,14 +122,26 @@ struct ResponseHeaders {
   std::string reason;
   std::string etag;
   std::string last_modified;
+  std::string date;
   std::string content_range;
-
-  // The If-Range validator: a strong ETag, else Last-Modified (weak ETags are not allowed).
-  std::string Validator() const {
-    if (!etag.empty() && !StartsWithNoCase(etag, "W/")) return etag;
-    return last_modified;
-  }
+  bool chunked = false;
 };
+
+// What If-Range may carry (RFC 9110 13.1.5): a strong ETag, or, with no ETag at all, a
+// Last-Modified that is strong: at least 60 s before the response's Date (8.8.2.2). The same
+// rule holds back an ETag while Last-Modified is that recent: nginx's ETag is the mtime in
+// seconds and the size, so a file replaced within the same second keeps it. "" = none: a
+// cut download then starts over from byte 0.
+std::string TrustedValidator(const ResponseHeaders& h) {
+  const time_t date = h.date.empty() ? -1 : curl_getdate(h.date.c_str(), nullptr);
+  const time_t modified = h.last_modified.empty() ? -1 : curl_getdate(h.last_modified.c_str(), nullptr);
+  const bool settled = modified >= 0 && date >= 0 && date - modified >= 60;
+  if (!h.etag.empty()) {
+    if (h.etag.front() != '"') return "";  // W/"...": weak, never in If-Range
+    return h.last_modified.empty() || settled ? h.etag : "";
+  }
+  return settled ? h.last_modified : "";
+}
 
 // Why an attempt failed, and whether another attempt may succeed.
 struct Failure {
@@ -123,10 +149,50 @@ struct Failure {
   bool retriable;
 };
 
+// Bytes once delivered and checked again when a download starts over from byte 0 (servers
+// without a trusted validator): sha256 per stretch between two restarts.
+class DeliveredHashes {
+ public:
+  void Delivered(std::span<const uint8_t> data) { running_->Update(data); }
+  // A restart from byte 0 at `end`: what was delivered since the last restart becomes a stretch.
+  void Restart(uint64_t end) {
+    if (end > (stretches_.empty() ? 0 : stretches_.back().first)) {
+      stretches_.emplace_back(end, running_->HexDigest());
+      running_ = std::make_unique<Sha256>();
+    }
+    checked_ = 0;
+    check_ = std::make_unique<Sha256>();
+  }
+  // The bytes at [pos, pos + data.size()) of the new response; false at a difference.
+  bool Check(uint64_t pos, std::span<const uint8_t> data) {
+    while (!data.empty()) {
+      const auto& [end, digest] = stretches_[checked_];
+      size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), end - pos));
+      check_->Update(data.first(take));
+      data = data.subspan(take);
+      pos += take;
+      if (pos == end) {
+        if (check_->HexDigest() != digest) return false;
+        ++checked_;
+        check_ = std::make_unique<Sha256>();
+      }
+    }
+    return true;
+  }
+
+ private:
+  std::vector<std::pair<uint64_t, std::string>> stretches_;  // (end, sha256 of [previous end, end))
+  std::unique_ptr<Sha256> running_ = std::make_unique<Sha256>();
+  size_t checked_ = 0;
+  std::unique_ptr<Sha256> check_;
+};
+
 class HttpSource final : public Reader {
  public:
   HttpSource(std::string url, const SourceOptions& options)
-      : url_(std::move(url)), display_(DescribeSource(url_)), options_(options) {}
+      : url_(std::move(url)), display_(DescribeSource(url_)), options_(options) {
+    if (options_.read_window > 0) window_end_ = options_.read_window;
+  }
 
   ~HttpSource() override {
     if (running_) curl_multi_remove_handle(multi_.get(), easy_.get());
@@ -153,7 +219,16 @@ class HttpSource final : public Reader {
       if (done_) return size_t{0};
       pending_.clear();
       pending_pos_ = 0;
-      if (auto r = Pump(); !r) {
+      Result r;
+      if (window_reached_) {
+        // The caller reads past the window it expected: the next, larger range.
+        window_reached_ = false;
+        window_end_ = *window_end_ * 4;
+        r = StartAttempt();
+      } else {
+        r = Pump();
+      }
+      if (!r) {
         failed_ = r.error();
         return r.error();
       }
@@ -170,7 +245,7 @@ class HttpSource final : public Reader {
     return size * nitems;
   }
   static size_t OnWrite(char* data, size_t size, size_t nmemb, void* self) {
-    return static_cast<HttpSource*>(self)->Write(data, size * nmemb);
+    return static_cast<HttpSource*>(self)->Write(reinterpret_cast<const uint8_t*>(data), size * nmemb);
   }
 
   void Header(const std::string& line) {
@@ -187,29 +262,50 @@ class HttpSource final : public Reader {
     std::string name = line.substr(0, colon), value = Trim(line.substr(colon + 1));
     if (strcasecmp(name.c_str(), "ETag") == 0) headers_.etag = value;
     else if (strcasecmp(name.c_str(), "Last-Modified") == 0) headers_.last_modified = value;
+    else if (strcasecmp(name.c_str(), "Date") == 0) headers_.date = value;
     else if (strcasecmp(name.c_str(), "Content-Range") == 0) headers_.content_range = value;
+    else if (strcasecmp(name.c_str(), "Transfer-Encoding") == 0)
+      headers_.chunked = value.find("chunked") != std::string::npos;
   }
 
-  size_t Write(const char* data, size_t n) {
+  size_t Write(const uint8_t* data, size_t n) {
     if (!response_checked_) {
-      if (auto f = CheckResponse()) {
-        failure_ = std::move(f);
-        return 0;  // aborts the transfer; Finish() reports failure_
-      }
+      failure_ = CheckResponse();
+      if (failure_ || complete_) return 0;  // aborts the transfer; Finish() decides
     }
     if (pending_.size() - pending_pos_ >= kMaxBuffered) {
       paused_ = true;
       return CURL_WRITEFUNC_PAUSE;  // libcurl delivers this chunk again after unpausing
     }
-    size_t skip = static_cast<size_t>(std::min<uint64_t>(skip_remaining_, n));
-    skip_remaining_ -= skip;
-    size_t take = n - skip;
-    if (options_.read_limit > 0) take = static_cast<size_t>(std::min<uint64_t>(take, options_.read_limit - received_));
-    pending_.insert(pending_.end(), data + skip, data + skip + take);
-    received_ += take;
-    if (options_.read_limit > 0 && received_ >= options_.read_limit) {
-      limit_reached_ = true;
-      return 0;  // the caller reads no further: stop the transfer here
+    std::span<const uint8_t> rest(data, n);
+    if (pos_ < received_) {
+      // A response from byte 0: what the stream already has is skipped, and checked when
+      // no validator vouches for it.
+      size_t k = static_cast<size_t>(std::min<uint64_t>(rest.size(), received_ - pos_));
+      if (hashes_ && !hashes_->Check(pos_, rest.first(k))) {
+        failure_ = Changed();
+        return 0;
+      }
+      pos_ += k;
+      rest = rest.subspan(k);
+      if (rest.empty()) return n;
+    }
+    if (probing_) {
+      // More than the previous response ended with: it was cut, this counts as a retry.
+      probing_ = false;
+      if (!TakeRetry(ClosedEarly())) {
+        failure_ = Failure{SourceError(ClosedEarly()), false};
+        return 0;
+      }
+    }
+    if (window_end_) rest = rest.first(static_cast<size_t>(std::min<uint64_t>(rest.size(), *window_end_ - pos_)));
+    pending_.insert(pending_.end(), rest.begin(), rest.end());
+    if (hashes_) hashes_->Delivered(rest);
+    received_ += rest.size();
+    pos_ += rest.size();
+    if (window_end_ && received_ >= *window_end_) {
+      window_reached_ = true;
+      return 0;  // the caller may read no further: stop the transfer here
     }
     return n;
   }
@@ -219,79 +315,140 @@ class HttpSource final : public Reader {
     return "HTTP " + std::to_string(code) + (reason.empty() ? "" : " " + reason);
   }
 
+  Failure StatusFailure(long code, bool retriable) const {
+    return Failure{SourceError(HttpStatusText(code) + " from '" + display_ + "'"), retriable};
+  }
+
   // Decides, once the headers are in, whether this response continues the stream.
   std::optional<Failure> CheckResponse() {
     response_checked_ = true;
     long code = 0;
     curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &code);
-    if (code >= 500 || code == 408 || code == 429) {
-      return Failure{SourceError(HttpStatusText(code) + " from '" + display_ + "'"), true};
+    if (code >= 500 || code == 408 || code == 429) return StatusFailure(code, true);
+    auto range = ParseContentRange(headers_.content_range);
+    if (code == 416 && range && range->total && !range->first) {
+      // Asked for bytes from where the file ends: an empty file, or the end of a response
+      // that had no length confirmed.
+      if (*range->total == received_) {
+        complete_ = true;
+        if (received_ > 0) Joined();
+        return std::nullopt;
+      }
+      if (*range->total < received_) return Changed();
     }
-    bool ranged = received_ > 0 || options_.read_limit > 0;
-    if (code == 416 && received_ == 0 && headers_.content_range == "bytes */0") {
-      end_ = 0;  // an empty file asked for with a Range
-      return std::nullopt;
-    }
-    if (code != 200 && !(code == 206 && ranged)) {
-      return Failure{SourceError(HttpStatusText(code) + " from '" + display_ + "'"), false};
-    }
-    std::string validator = headers_.Validator();
+    if (code != 200 && !(code == 206 && asked_range_)) return StatusFailure(code, false);
+
+    uint64_t start = 0;
+    std::optional<uint64_t> end, total;
     if (code == 206) {
-      auto range = ParseContentRange(headers_.content_range);
-      if (!range || range->first != received_) {
+      if (!range || !range->first || (*range->first != received_ && *range->first != 0)) {
         return Failure{SourceError("'" + display_ + "' answered bytes=" + std::to_string(received_) +
                                    "- with Content-Range '" + headers_.content_range + "'"),
                        false};
       }
-      if (received_ > 0 && !validator_.empty() && validator != validator_) return Changed();
-      if (!first_response_seen_) end_ = range->last + 1;
+      start = *range->first;
+      end = *range->last + 1;
+      total = range->total;
     } else {
-      if (received_ > 0) {
-        // The server ignored Range or If-Range failed: skip what we have only if the
-        // validator proves it is the same file, never append a second copy.
-        if (validator_.empty()) {
-          return Failure{SourceError("'" + display_ + "' cannot be resumed: the server ignored the Range "
-                                     "request and sent no ETag or Last-Modified"),
-                         false};
-        }
-        if (validator != validator_) return Changed();
-        skip_remaining_ = received_;
-        Log("'" + display_ + "' ignored the Range request; skipping " + std::to_string(received_) +
-            " bytes already read");
-      }
-      if (!first_response_seen_) {
-        curl_off_t length = -1;
-        curl_easy_getinfo(easy_.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-        if (length >= 0) end_ = static_cast<uint64_t>(length);
-      }
+      curl_off_t length = -1;
+      curl_easy_getinfo(easy_.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+      if (length >= 0) end = total = static_cast<uint64_t>(length);
     }
+    long version = 0;
+    curl_easy_getinfo(easy_.get(), CURLINFO_HTTP_VERSION, &version);
+    // HTTP/1 without Content-Length or chunks: the body ends where the connection closes,
+    // and a cut looks the same. HTTP/2 and chunks mark their end.
+    close_delimited_ = !end && !headers_.chunked && version < CURL_HTTP_VERSION_2_0;
+    response_end_ = end;
+    pos_ = start;
+
     if (!first_response_seen_) {
       first_response_seen_ = true;
-      validator_ = validator;
+      total_ = total;
+      validator_ = TrustedValidator(headers_);
+      if (validator_.empty()) hashes_ = std::make_unique<DeliveredHashes>();
+    } else {
+      if (total && total_ && *total != *total_) return Changed();
+      if (!total_) total_ = total;
+      if (total && *total < received_) return Changed();
+    }
+    if (received_ == 0) return std::nullopt;
+    const std::string& theirs = validator_.starts_with('"') ? headers_.etag : headers_.last_modified;
+    if (start == received_) {
+      // Asked without If-Range only to see whether a close-delimited response was cut.
+      if (validator_.empty()) {
+        probing_ = false;
+        return Failure{SourceError(ClosedEarly()), true};
+      }
+      if (theirs != validator_) return Changed();
+      Joined();
+    } else if (!validator_.empty()) {
+      // The server ignored the Range (or a broken If-Range): skip what we have only if the
+      // validator proves it is the same file, never append a second copy.
+      if (theirs != validator_) return Changed();
+      Joined();
+      Log("'" + display_ + "' ignored the Range request; skipping " + std::to_string(received_) +
+          " bytes already read");
     }
     return std::nullopt;
   }
 
-  std::optional<Failure> Changed() const {
+  Failure Changed() {
+    if (options_.history) options_.history->changed = true;
     return Failure{SourceError("'" + display_ + "' changed on the server during the download"), false};
+  }
+
+  // The stream now holds bytes of two responses on the word of the server's validator.
+  void Joined() {
+    if (options_.history) options_.history->joined = true;
+  }
+
+  std::string ClosedEarly() const {
+    return "the connection closed without a Content-Length at byte " + std::to_string(received_) +
+           " of '" + display_ + "', before its end";
   }
 
   void Log(const std::string& event) const {
     if (options_.log) options_.log(event);
   }
 
-  // One request: from the start, or resuming at received_ with Range and If-Range.
+  bool TakeRetry(const std::string& why) {
+    if (retries_used_ >= options_.retries) return false;
+    ++retries_used_;
+    Log("retry " + std::to_string(retries_used_) + "/" + std::to_string(options_.retries) + " at byte " +
+        std::to_string(received_) + ": " + why);
+    return true;
+  }
+
+  // One request: from the start, or resuming at received_ with Range and If-Range. Without a
+  // trusted validator a resume starts over from byte 0 and checks what it had delivered
+  // (a probe after a close-delimited response excepted: it asks only whether more follows).
   Result StartAttempt() {
     CURL* e = easy_.get();
     curl_easy_reset(e);
     request_headers_.reset();
     response_checked_ = false;
-    limit_reached_ = false;
+    window_reached_ = false;
+    complete_ = false;
     paused_ = false;
-    skip_remaining_ = 0;
+    response_end_.reset();
+    close_delimited_ = false;
+    pos_ = 0;
     failure_.reset();
     headers_ = {};
     errbuf_[0] = '\0';
+
+    uint64_t from = received_;
+    if (received_ > 0 && validator_.empty() && !probing_) {
+      from = 0;
+      hashes_->Restart(received_);
+      if (!said_start_over_) {
+        said_start_over_ = true;
+        Log("'" + display_ + "' has no validator to resume with (a strong ETag, or a Last-Modified 60 s "
+            "older than the response): starting over from byte 0, checking the " +
+            std::to_string(received_) + " bytes already read");
+      }
+    }
 
     bool ok = curl_easy_setopt(e, CURLOPT_URL, url_.c_str()) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
@@ -315,12 +472,13 @@ class HttpSource final : public Reader {
     ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &HttpSource::OnWrite) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, this) == CURLE_OK;
 
-    if (received_ > 0 || options_.read_limit > 0) {
-      std::string range = std::to_string(received_) + "-";
-      if (options_.read_limit > 0) range += std::to_string(options_.read_limit - 1);
+    asked_range_ = from > 0 || window_end_.has_value();
+    if (asked_range_) {
+      std::string range = std::to_string(from) + "-";
+      if (window_end_) range += std::to_string(*window_end_ - 1);
       ok &= curl_easy_setopt(e, CURLOPT_RANGE, range.c_str()) == CURLE_OK;  // libcurl copies it
     }
-    if (received_ > 0 && !validator_.empty()) {
+    if (from > 0 && !validator_.empty()) {
       std::string if_range = "If-Range: " + validator_;
       request_headers_.reset(curl_slist_append(nullptr, if_range.c_str()));
       if (!request_headers_) return SourceError("Out of memory building the request for '" + display_ + "'");
@@ -355,33 +513,47 @@ class HttpSource final : public Reader {
     return {};
   }
 
+  // Why a response that libcurl saw end cleanly does not finish the stream; nullopt: it does.
+  std::optional<Failure> CheckEnd() {
+    if (pos_ < received_) {
+      return Failure{SourceError("Download of '" + display_ + "' ended at byte " + std::to_string(pos_) +
+                                 ", before the " + std::to_string(received_) + " bytes already read"),
+                     true};
+    }
+    if ((response_end_ && pos_ < *response_end_) || (total_ && received_ < *total_)) {
+      return Failure{SourceError("Download of '" + display_ + "' ended early at byte " +
+                                 std::to_string(received_) + " of " +
+                                 std::to_string(total_ ? *total_ : *response_end_)),
+                     true};
+    }
+    return std::nullopt;
+  }
+
   Result Finish(CURLcode rc) {
     curl_multi_remove_handle(multi_.get(), easy_.get());
     running_ = false;
-    if (limit_reached_) {
-      done_ = true;
-      return {};
+    if (window_reached_) {
+      if (total_ && received_ >= *total_) done_ = true;
+      return {};  // else Read() asks for more if the caller reads on
     }
     std::optional<Failure> failure = std::move(failure_);
-    if (!failure && rc != CURLE_OK) {
+    if (!failure && !complete_ && rc != CURLE_OK) {
       std::string why = errbuf_[0] ? Trim(errbuf_) : curl_easy_strerror(rc);
       failure = Failure{SourceError("Failed to download '" + display_ + "': " + why), IsRetriableCode(rc)};
     }
     if (!failure && !response_checked_) failure = CheckResponse();  // an empty body: no write callback
-    if (!failure && end_ && received_ < *end_) {
-      failure = Failure{SourceError("Download of '" + display_ + "' ended early at byte " +
-                                    std::to_string(received_) + " of " + std::to_string(*end_)),
-                        true};
+    if (!failure && !complete_) failure = CheckEnd();
+    if (!failure && !complete_ && close_delimited_ && !probing_) {
+      // Ask for the bytes after the end: 416 says it was the end, anything else that it was cut.
+      probing_ = true;
+      return StartAttempt();
     }
     if (!failure) {
       done_ = true;
       return {};
     }
-    if (!failure->retriable || retries_used_ >= options_.retries) return failure->error;
-
-    ++retries_used_;
-    Log("retry " + std::to_string(retries_used_) + "/" + std::to_string(options_.retries) + " at byte " +
-        std::to_string(received_) + ": " + failure->error.message());
+    probing_ = false;
+    if (!failure->retriable || !TakeRetry(failure->error.message())) return failure->error;
     // 0.5 s, 1 s, 2 s, 2 s...: a few seconds in all, enough for a blip, not for an outage.
     auto backoff = std::chrono::milliseconds(500) * (1u << std::min(retries_used_ - 1, 2u));
     std::this_thread::sleep_for(backoff);
@@ -398,19 +570,27 @@ class HttpSource final : public Reader {
 
   std::vector<uint8_t> pending_;  // received, not yet read; at most ~kMaxBuffered
   size_t pending_pos_ = 0;
-  uint64_t received_ = 0;         // body bytes accepted into the stream (the resume offset)
-  std::optional<uint64_t> end_;   // where the stream ends, when the first response said so
-  std::string validator_;         // the first response's ETag or Last-Modified, for If-Range
+  uint64_t received_ = 0;               // body bytes accepted into the stream (the resume offset)
+  std::optional<uint64_t> total_;       // the file's size, when a response said so
+  std::optional<uint64_t> window_end_;  // read_window: asked for bytes before this only
+  std::string validator_;               // the first response's trusted validator, for If-Range
+  std::unique_ptr<DeliveredHashes> hashes_;  // without a validator: to check a restart from 0
   bool first_response_seen_ = false;
+  bool said_start_over_ = false;
+  bool probing_ = false;  // asking whether a close-delimited response was cut
   unsigned retries_used_ = 0;
 
   // Per attempt.
   ResponseHeaders headers_;
   bool running_ = false;
+  bool asked_range_ = false;
   bool response_checked_ = false;
-  bool limit_reached_ = false;
+  bool window_reached_ = false;
+  bool complete_ = false;         // the response proved that the stream ends at received_
   bool paused_ = false;
-  uint64_t skip_remaining_ = 0;
+  bool close_delimited_ = false;
+  uint64_t pos_ = 0;              // the file offset of the response's next body byte
+  std::optional<uint64_t> response_end_;
   std::optional<Failure> failure_;
 
   bool done_ = false;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "common/text.hpp"
 
 namespace osu {
 namespace {
@@ -25,9 +26,10 @@ struct EntryFree {
   void operator()(archive_entry* e) const { archive_entry_free(e); }
 };
 
+// libarchive's messages can quote a member's name: escaped.
 std::string ArchiveMessage(archive* a) {
   const char* s = archive_error_string(a);
-  return s ? s : "unknown libarchive error";
+  return s ? Printable(s) : "unknown libarchive error";
 }
 
 class ArchiveTarReader final : public TarReader, private Reader {
@@ -82,11 +84,11 @@ class ArchiveTarReader final : public TarReader, private Reader {
   Error Fail() {
     if (!source_error_) {
       if (headers_ == 0 && archive_format(archive_.get()) == 0) {
-        failed_ = VerificationError("'" + where_ + "' is not a bundle: not a tar archive");
+        failed_ = VerificationError(InQuotes(where_) + " is not a bundle: not a tar archive");
       } else {
         const std::string inside =
-            in_data_ ? "member '" + member_ + "'" : std::string("a member header");
-        failed_ = VerificationError("'" + where_ + "' is truncated: it ends inside " + inside +
+            in_data_ ? "member " + InQuotes(member_) : std::string("a member header");
+        failed_ = VerificationError(InQuotes(where_) + " is truncated: it ends inside " + inside +
                                     " (" + ArchiveMessage(archive_.get()) + ")");
       }
     } else {
