@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -94,6 +95,10 @@ class RecordedRun {
     for (const auto& op : ops_)
       if (op.kind == Op::Kind::Write && op.path.empty() && op.bytes.empty() && op.length)
         writes.push_back({op.offset, op.length});
+    std::sort(writes.begin(), writes.end(),
+              [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
+    for (size_t i = 1; i < writes.size(); ++i)
+      REQUIRE(writes[i - 1].offset + writes[i - 1].length <= writes[i].offset);
     for (const auto& w : writes) {
       bool inside = false;
       for (const auto& r : window_)

@@ -24,7 +24,7 @@ vm_agent "$VM_DIR/agent.sh"
 
 log "power-on 1: cut as soon as --apply reports its result"
 vm_boot --timeout 900 --disk2 "$VM_DIR/bundle-disk.img" \
-  --cut '^OSU-AGENT\[1\] \{"event":"result"'
+  --cut '^OSU-AGENT\[1\] \{.*"event":"result","action":"apply"'
 
 log "after the cut, on the host: B's record and boot files as mtools reads the ESP"
 record=$(esp_cat "$VM_DISK" osu/B/record.yml) || die "osu/B/record.yml unreadable after the cut"
