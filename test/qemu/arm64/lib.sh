@@ -208,21 +208,10 @@ vm_new() {
   make_initrd 1.0 "$VM_BOOT/osu/A/initrd.img"
   # The format of UbootSlotEnv() (lib/bootenv/uboot_slot_config.hpp).
   printf 'osu_root=PARTUUID=%s\nosu_cmdline=%s\n' "$partuuid_a" "$GUEST_CMDLINE" > "$VM_BOOT/osu/A/boot.env"
-  local f; file_entry() { f=$VM_BOOT/osu/A/$1; echo "  - {name: $1, size: $(stat -c %s "$f"), sha256: $(sha256sum "$f" | cut -d' ' -f1)}"; }
-  # The format of SerializeRecord() (lib/record/record.cpp).
-  cat > "$VM_BOOT/osu/A/record.yml" <<YAML
-slot: A
-state: verified
-version: "1.0"
-compatible: "$COMPATIBLE"
-sha256: $(sha256sum "$VM_DIR/a.img" | cut -d' ' -f1)
-size: $(stat -c %s "$VM_DIR/a.img")
-cmdline: "$GUEST_CMDLINE"
-boot_files:
-$(file_entry vmlinuz)
-$(file_entry initrd.img)
-updated_at: $(date -u +%FT%TZ)
-YAML
+  # Slot A's factory record, by os-update's own writer (what kiwi/finish.sh runs on an image).
+  "$OSU_BIN/os-update-bundle" record --disk "$VM_DISK" --slot A --boot-path "$VM_BOOT" \
+    --version 1.0 --compatible "$COMPATIBLE" --cmdline "$GUEST_CMDLINE" \
+    --size "$(stat -c %s "$VM_DIR/a.img")" >/dev/null
   rm -f "$VM_DIR/a.img"
 
   # bootdelay=0, boot_targets=virtio0: the board's boot order, minus seconds of TCG time
