@@ -14,6 +14,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \
   ovmf debootstrap grub-efi-amd64-bin kiwi squashfs-tools u-boot-qemu openssh-server openssh-client systemd \
+  rsync gdisk kpartx parted qemu-utils debian-archive-keyring \
   >/dev/null
 # QEMU from bookworm-backports (10.x): 7.2's pflash corrupts U-Boot's env on saveenv. Both
 # system emulators come from there, as they share qemu-system-common.
