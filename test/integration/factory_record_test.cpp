@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "record/record.hpp"
 #include "support/device.hpp"
 #include "support/support.hpp"
 
@@ -35,6 +36,18 @@ std::string FileSize(const std::string& path) {
   return std::to_string(std::filesystem::file_size(path));
 }
 
+// The record written, and `os-update --status` reading slot A as `image` (sha256sum, size).
+void RecordAndCheck(FakeDevice& d, const std::string& image) {
+  FactorySlotA(d, image);
+  auto r = Record(d);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("slot A verified, version 1.0.0") != std::string::npos);
+  CHECK(StatusField(d, "slots.A.state") == "\"verified\"");
+  CHECK(StatusField(d, "slots.A.sha256") == "\"" + Sha256OfFile(image) + "\"");
+  CHECK(StatusField(d, "slots.A.image_size") == FileSize(image));
+}
+
 }  // namespace
 
 TEST_CASE("record: a squashfs slot A is verified by --status, with sha256sum's hash") {
@@ -45,26 +58,20 @@ TEST_CASE("record: a squashfs slot A is verified by --status, with sha256sum's h
   MustRun("head -c 200000 /dev/urandom > '" + d.path("tree/payload") + "'");
   MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("a.sqfs") +
           "' -comp xz -quiet -noappend >/dev/null");
-  FactorySlotA(d, d.path("a.sqfs"));
-
-  auto r = Record(d);
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  CHECK(r.out.find("slot A verified, version 1.0.0") != std::string::npos);
-  CHECK(StatusField(d, "slots.A.state") == "\"verified\"");
+  RecordAndCheck(d, d.path("a.sqfs"));
   CHECK(StatusField(d, "slots.A.version") == "\"1.0.0\"");
-  CHECK(StatusField(d, "slots.A.sha256") == "\"" + Sha256OfFile(d.path("a.sqfs")) + "\"");
-  CHECK(StatusField(d, "slots.A.image_size") == FileSize(d.path("a.sqfs")));
-  // The boot files an install would list (not the GRUB snippet), with their hashes.
-  const std::string record = ReadFile(d.boot() + "/osu/A/record.yml");
-  for (const char* name : {"vmlinuz", "initrd.img"}) {
-    CHECK(record.find(std::string("name: \"") + name + "\", size: " +
-                      FileSize(d.boot() + "/osu/A/" + name) + ", sha256: \"" +
-                      Sha256OfFile(d.boot() + "/osu/A/" + name) + "\"") != std::string::npos);
+  // The boot files an install would list (not the GRUB snippet), read back by os-update.
+  auto record = osu::LoadRecord(d.boot(), osu::SlotId::A);
+  REQUIRE(record);
+  REQUIRE(record->boot_files.size() == 2);
+  for (const auto& f : record->boot_files) {
+    const std::string path = d.boot() + "/osu/A/" + f.name;
+    CHECK((f.name == "initrd.img" || f.name == "vmlinuz"));
+    CHECK(std::to_string(f.size) == FileSize(path));
+    CHECK(f.sha256 == Sha256OfFile(path));
   }
-  CHECK(record.find("grub.cfg") == std::string::npos);
-  CHECK(record.find("cmdline: \"console=ttyS0,115200 ro\"") != std::string::npos);
-  CHECK(record.find("compatible: \"demo-x86_64\"") != std::string::npos);
+  CHECK(record->cmdline == "console=ttyS0,115200 ro");
+  CHECK(record->compatible == "demo-x86_64");
 }
 
 TEST_CASE("record: an ext4 slot's image is its blocks, and --size overrides") {
@@ -72,14 +79,10 @@ TEST_CASE("record: an ext4 slot's image is its blocks, and --size overrides") {
   FakeDevice d;
   MustRun("truncate -s 6M '" + d.path("a.ext4") + "' && mkfs.ext4 -q -F '" + d.path("a.ext4") +
           "'");
-  FactorySlotA(d, d.path("a.ext4"));
-  auto r = Record(d);
-  INFO(r.err);
-  REQUIRE(r.code == 0);
+  RecordAndCheck(d, d.path("a.ext4"));
   CHECK(StatusField(d, "slots.A.image_size") == std::to_string(6u << 20));
-  CHECK(StatusField(d, "slots.A.sha256") == "\"" + Sha256OfFile(d.path("a.ext4")) + "\"");
 
-  r = Record(d, {"--size", "4096"});
+  auto r = Record(d, {"--size", "4096"});
   REQUIRE(r.code == 0);
   CHECK(StatusField(d, "slots.A.image_size") == "4096");
   CHECK(StatusField(d, "slots.A.sha256") ==
