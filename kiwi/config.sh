@@ -37,6 +37,10 @@ echo "IMAGE_VERSION=${kiwi_iversion:-1.0.0}" >> /usr/lib/os-release
 : > /etc/machine-id
 mkdir -p /boot/efi /data
 
+# kexec-tools (for os-update's kexec) would otherwise load /vmlinuz at boot and turn every
+# reboot into a kexec of it: a reboot must go through the firmware and GRUB's slot choice.
+sed -i 's/^LOAD_KEXEC=.*/LOAD_KEXEC=false/' /etc/default/kexec
+
 # os-update's units (installed by its `cmake --install`, in the archive).
 systemctl enable os-update-commit.service os-update-trial-timeout.timer
 
