@@ -337,7 +337,7 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
 
   RecordArgs record;
   auto* rec = app.add_subcommand(
-      "record", "Write the factory record of the slot an image build filled (as an install would).");
+      "record", "Write the factory record of the slot an image build filled, as an install does.");
   rec->footer(
       "Example (KIWI: slot A, its boot files copied out of the ESP to esp/osu/A/):\n"
       "  os-update-bundle record --disk image.raw --slot A --boot-path esp --version 1.0.0 \\\n"
