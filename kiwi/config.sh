@@ -16,6 +16,15 @@ die() { echo "config.sh: $*" >&2; exit 1; }
 profile=${kiwi_profiles:-}
 case "$profile" in x86-kvm|rpi4|rpi5) ;; *) die "build exactly one profile (x86-kvm, rpi4, rpi5), got '$profile'";; esac
 
+# Install os-update: the one place it gets into the image. stage.sh put either the package
+# (--deb) here, or its `cmake --install` tree already unpacked in /usr (--build). The package's
+# dependencies are in config.kiwi's package list; our /etc/os-update.yml (the profile overlay)
+# is kept over the package's example conffile.
+if [ -f /var/cache/os-update/os-update.deb ]; then
+  dpkg -i --force-confold /var/cache/os-update/os-update.deb
+  rm -rf /var/cache/os-update
+  dpkg -s os-update | sed -n 's/^Version: /config.sh: os-update package installed, version /p'
+fi
 [ -x /usr/bin/os-update ] || die "/usr/bin/os-update missing: run kiwi/stage.sh before kiwi-ng (see kiwi/README.md)"
 [ -s /etc/os-update.yml ] || die "/etc/os-update.yml missing (profile overlay kiwi/$profile/)"
 ls /etc/os-update/keys/*.pem >/dev/null 2>&1 || die "no public key in /etc/os-update/keys (stage.sh --key)"
@@ -27,6 +36,10 @@ echo "IMAGE_VERSION=${kiwi_iversion:-1.0.0}" >> /usr/lib/os-release
 # Read-only root: an empty machine-id makes systemd use a transient one; mount points.
 : > /etc/machine-id
 mkdir -p /boot/efi /data
+
+# kexec-tools (for os-update's kexec) would otherwise load /vmlinuz at boot and turn every
+# reboot into a kexec of it: a reboot must go through the firmware and GRUB's slot choice.
+sed -i 's/^LOAD_KEXEC=.*/LOAD_KEXEC=false/' /etc/default/kexec
 
 # os-update's units (installed by its `cmake --install`, in the archive).
 systemctl enable os-update-commit.service os-update-trial-timeout.timer

@@ -12,13 +12,18 @@ src=$(cd "$here/.." && pwd)
 command -v kiwi-ng >/dev/null || { echo "SKIP: kiwi-ng is missing (Debian package 'kiwi')"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: python3 is missing"; exit 77; }
 
+# config.kiwi names no repository (build.sh adds the host's); kiwi-ng wants one to load it.
+uri=$("$here/build-host/apt-uri" bookworm 2>/dev/null) ||
+  { echo "SKIP: the host's apt sources have no bookworm entry (kiwi/build-host/apt-uri)"; exit 77; }
+
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=(x86-kvm rpi4 rpi5)
 passed=0 failed=0
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 ok() { echo "ok: $*"; passed=$((passed + 1)); }
 
-for f in "$here/config.sh" "$here/stage.sh" "$here/finish.sh" "$here/root/etc/fstab.script"; do
+for f in "$here/config.sh" "$here/stage.sh" "$here/finish.sh" "$here/build.sh" \
+         "$here/build-host/mount" "$here/build-host/umount" "$here/root/etc/fstab.script"; do
   if bash -n "$f"; then ok "syntax of ${f#"$src/"}"; else fail "syntax of ${f#"$src/"}"; fi
 done
 
@@ -28,7 +33,7 @@ for profile in "${profiles[@]}"; do
     *) fail "unknown profile '$profile'"; continue ;; esac
   # kiwi-ng's global options (--config, --profile) go before the command.
   if ! kiwi-ng --config "$here/kiwi.yml" --profile "$profile" image info \
-        --description "$here" --print-xml > "$tmp/$profile.out" 2>&1; then
+        --description "$here" --add-repo "$uri,apt-deb,bookworm" --print-xml > "$tmp/$profile.out" 2>&1; then
     sed 's/^/  /' "$tmp/$profile.out" | tail -n 30
     fail "$profile: kiwi-ng image info"
     continue

@@ -15,6 +15,8 @@
 #include "common/json.hpp"
 #include "common/text.hpp"
 #include "crypto/signature.hpp"
+#include "bootpart/boot_partition.hpp"
+#include "bootpart/factory_record.hpp"
 
 namespace osu::cli {
 namespace {
@@ -223,6 +225,30 @@ Result RunSign(const std::string& file, const std::string& key, const std::strin
   return AttachSignature(file, signature, output);
 }
 
+struct RecordArgs {
+  FactoryRecordRequest request;
+  std::string slot = "A";
+  uint64_t size = 0;
+};
+
+Result RunRecord(RecordArgs& a, const Streams& s) {
+  auto slot = ParseSlotLetter(a.slot);
+  if (!slot) return UsageError("record: --slot must be A or B, not '" + a.slot + "'");
+  a.request.slot = *slot;
+  if (a.request.partition.empty()) {
+    const SlotLabels labels;
+    a.request.partition = *slot == SlotId::A ? labels.a : labels.b;
+  }
+  if (a.size) a.request.size = a.size;
+  auto record = WriteFactoryRecord(a.request);
+  if (!record) return record.error();
+  s.out << BootPartition(a.request.boot_path).SlotDirectory(*slot) << "/record.yml: slot " << SlotName(*slot)
+        << " verified, version " << record->version << ", " << record->size
+        << " bytes, sha256 " << record->sha256 << ", " << record->boot_files.size()
+        << " boot files\n";
+  return {};
+}
+
 constexpr const char* kFooter = R"(Examples:
   os-update-bundle keygen --private signing.pem --public signing.pub.pem
   os-update-bundle create --image rootfs.img --compression xz --boot-file vmlinuz \
@@ -230,6 +256,8 @@ constexpr const char* kFooter = R"(Examples:
       --version 2.0.0 --key signing.pem --output update-2.0.0.bundle
   os-update-bundle info update-2.0.0.bundle
   os-update-bundle verify update-2.0.0.bundle --key signing.pub.pem
+  os-update-bundle record --disk image.raw --slot A --boot-path esp --version 1.0.0 \
+      --compatible eos-x86_64-kvm
 
 Signing outside this tool (HSM, CI): create --unsigned, then
   os-update-bundle manifest b.bundle > manifest.yaml
@@ -315,6 +343,33 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   sign->callback([&] {
     action = [&] { return RunSign(file, sign_key, sig_file, output, streams); };
   });
+
+  RecordArgs record;
+  auto* rec = app.add_subcommand(
+      "record", "Write the factory record of the slot an image build filled, as an install does.");
+  rec->footer(
+      "Example (KIWI: slot A, its boot files copied out of the ESP to esp/osu/A/):\n"
+      "  os-update-bundle record --disk image.raw --slot A --boot-path esp --version 1.0.0 \\\n"
+      "      --compatible eos-x86_64-kvm --cmdline 'console=ttyS0 ro'\n"
+      "Then copy esp/osu/A/record.yml back onto the boot partition.");
+  rec->add_option("--disk", record.request.disk, "The built disk image (or disk device)")
+      ->required();
+  rec->add_option("--slot", record.slot, "A or B")->capture_default_str();
+  rec->add_option("--partition", record.request.partition,
+                  "PARTLABEL of the slot (default: p.lxreadonly for A, p.lxrootclone1 for B)");
+  rec->add_option("--boot-path", record.request.boot_path,
+                  "Directory holding the boot partition's osu/<SLOT>/ with the slot's boot files; "
+                  "the record is written there")
+      ->required();
+  rec->add_option("--version", record.request.version, "Version of the image in the slot")
+      ->required();
+  rec->add_option("--compatible", record.request.compatible,
+                  "Device class, as in its /etc/os-update.yml")
+      ->required();
+  rec->add_option("--cmdline", record.request.cmdline, "The slot's kernel command line");
+  rec->add_option("--size", record.size,
+                  "Image bytes (default: the squashfs or ext2/3/4 size in the slot)");
+  rec->callback([&] { action = [&] { return RunRecord(record, streams); }; });
 
   std::string priv, pub;
   auto* keygen = app.add_subcommand("keygen", "Make a new ed25519 signing key pair (PEM).");

@@ -16,18 +16,6 @@ namespace {
 
 constexpr uint64_t kImageSize = 2u << 20;
 
-// One field of `os-update --status --json`, as json.dumps prints it ("B", true, 3, null).
-std::string Status(FakeDevice& d, const std::string& field) {
-  auto r = Update(d, {"--status", "--json"});
-  INFO(r.err);
-  REQUIRE(r.code == 0);
-  WriteFile(d.path("status.json"), r.out);
-  auto out = MustRun("python3 -c 'import json,sys,functools; print(json.dumps(functools.reduce("
-                     "lambda o,k: o[k], sys.argv[2].split(\".\"), json.load(open(sys.argv[1])))))' '" +
-                     d.path("status.json") + "' '" + field + "'");
-  return out.substr(0, out.find('\n'));
-}
-
 osu::EnvVars ParseLines(const std::string& text) {
   osu::EnvVars vars;
   std::istringstream in(text);
@@ -104,12 +92,12 @@ TEST_CASE("kexec flow: apply, trial in B, apply refused, commit, commit again", 
   CHECK(d.EnvVar("OSU_TRY") == "<unset>");
 
   d.SetCmdline(cmdline);  // now running B
-  CHECK(Status(d, "booted") == "\"B\"");
-  CHECK(Status(d, "committed") == "\"A\"");
-  CHECK(Status(d, "trial") == "true");
-  CHECK(Status(d, "try") == "null");
-  CHECK(Status(d, "slots.B.attempts_left") == "0");
-  CHECK(Status(d, "installed_version") == "\"2.0\"");
+  CHECK(StatusField(d, "booted") == "\"B\"");
+  CHECK(StatusField(d, "committed") == "\"A\"");
+  CHECK(StatusField(d, "trial") == "true");
+  CHECK(StatusField(d, "try") == "null");
+  CHECK(StatusField(d, "slots.B.attempts_left") == "0");
+  CHECK(StatusField(d, "installed_version") == "\"2.0\"");
 
   // Invariant 5: no install while the trial runs, whatever the source or flags.
   const std::string v3 = d.MakeBundle("v3.osu", d.MakeImage("v3.img", kImageSize, 22), "3.0");
@@ -137,9 +125,9 @@ TEST_CASE("kexec flow: apply, trial in B, apply refused, commit, commit again", 
   CHECK(d.EnvVar("OSU_TRY") == "<unset>");
   // The backup copy that grub.cfg falls back to says the same.
   CHECK(MustRun("grub-editenv '" + d.grubenv() + ".bak' list") == d.Env());
-  CHECK(Status(d, "trial") == "false");
-  CHECK(Status(d, "committed") == "\"B\"");
-  CHECK(Status(d, "booted") == "\"B\"");
+  CHECK(StatusField(d, "trial") == "false");
+  CHECK(StatusField(d, "committed") == "\"B\"");
+  CHECK(StatusField(d, "booted") == "\"B\"");
   // A cold boot now picks B.
   CHECK(osu::SimulateBoot(osu::ParseSelection(ParseLines(d.Env()))).slot == osu::SlotId::B);
 
@@ -179,7 +167,7 @@ TEST_CASE("reboot flow: one-shot OSU_TRY, the bootloader tries B once", "[activa
   // Boot B as the bootloader would (it cleared OSU_TRY), then commit.
   MustRun("grub-editenv '" + d.grubenv() + "' unset OSU_TRY");
   d.SetCmdline("root=PARTLABEL=p.lxrootclone1 osu.slot=B console=ttyS0 quiet osu.trial=1");
-  CHECK(Status(d, "trial") == "true");
+  CHECK(StatusField(d, "trial") == "true");
   auto c = Update(d, {"--commit"});
   INFO(c.err);
   REQUIRE(c.code == 0);
@@ -262,7 +250,7 @@ TEST_CASE("rollback from a committed B back to A", "[activation][rollback]") {
 
     // Reboot into A; 2.0 is not installed again unless asked for.
     d.SetCmdline("console=ttyS0 root=PARTLABEL=p.lxreadonly ro quiet");
-    CHECK(Status(d, "trial") == "false");
+    CHECK(StatusField(d, "trial") == "false");
     const std::string before = d.Snapshot();
     auto again = Update(d, {"--apply", v2});
     CHECK(again.code == 2);
@@ -403,8 +391,8 @@ TEST_CASE("U-Boot: apply --reboot sets OSU_TRY, commit after the trial", "[activ
   REQUIRE(slot_env.count("osu_root"));
   d.SetCmdline("root=" + slot_env.at("osu_root") + " osu.slot=B " + slot_env.at("osu_cmdline") +
                " osu.trial=1");
-  CHECK(Status(d, "booted") == "\"B\"");
-  CHECK(Status(d, "trial") == "true");
+  CHECK(StatusField(d, "booted") == "\"B\"");
+  CHECK(StatusField(d, "trial") == "true");
 
   auto c = Update(d, {"--commit"});
   INFO(c.err);
@@ -412,8 +400,8 @@ TEST_CASE("U-Boot: apply --reboot sets OSU_TRY, commit after the trial", "[activ
   CHECK(PrintEnv(fw, "OSU_ORDER") == "B A");
   CHECK(PrintEnv(fw, "OSU_B_LEFT") == "3");
   CHECK(PrintEnv(fw, "bootcmd") == "run distro_bootcmd");
-  CHECK(Status(d, "trial") == "false");
-  CHECK(Status(d, "committed") == "\"B\"");
+  CHECK(StatusField(d, "trial") == "false");
+  CHECK(StatusField(d, "committed") == "\"B\"");
 }
 
 TEST_CASE("the real platform will not kexec or reboot a host whose slots are an image file",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kiwi/finish.sh writes a factory record for slot A that os-update itself accepts: a disk image
+# kiwi/finish.sh has os-update-bundle write a factory record for slot A that os-update accepts: a disk image
 # with KIWI's labels (partition-layouts/x86-kvm.sfdisk has them), a squashfs in p.lxreadonly, a
 # FAT boot partition staged as kiwi/config.sh stages it; then `os-update --status --json` reads
 # slot A as verified, with sha256 and size as sha256sum and stat give them for the squashfs.
@@ -10,7 +10,7 @@ bin=${OSU_BIN:-$src/build/cmd}
 for tool in mksquashfs mkfs.vfat mcopy mmd sfdisk grub-editenv python3; do
   command -v "$tool" >/dev/null || { echo "SKIP: '$tool' is missing"; exit 77; }
 done
-[ -x "$bin/os-update" ] || { echo "SKIP: no os-update in $bin"; exit 77; }
+[ -x "$bin/os-update" ] && [ -x "$bin/os-update-bundle" ] || { echo "SKIP: no os-update in $bin"; exit 77; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; echo "kiwi-finish: 0 passed, 1 failed"; exit 1; }
 
@@ -44,7 +44,7 @@ mcopy -i "$work/esp.img" "$work/grubenv" ::osu/grubenv.bak
 mcopy -i "$work/esp.img" "$work/A/vmlinuz" "$work/A/initrd.img" "$work/A/grub.cfg" ::osu/A/
 dd if="$work/esp.img" of="$disk" bs=1M seek=$(( $(start p.UEFI) * 512 )) oflag=seek_bytes conv=notrunc status=none
 
-"$src/kiwi/finish.sh" "$disk" x86-kvm || fail "finish.sh exited $?"
+OSU_BUNDLE=$bin/os-update-bundle "$src/kiwi/finish.sh" "$disk" x86-kvm || fail "finish.sh exited $?"
 
 # os-update reads the boot partition from a directory: copy it out (no mount needed).
 mkdir -p "$work/boot"

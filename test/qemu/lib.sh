@@ -208,13 +208,13 @@ prepare() {
   fi
 }
 
-# vm_new NAME: a fresh VM from the factory disk, in $CACHE/runs/NAME (VM_DIR, VM_DISK, VM_LOG).
+# vm_new NAME [DISK]: a fresh VM from the factory disk (or DISK), in $CACHE/runs/NAME (VM_DIR, VM_DISK, VM_LOG).
 # The run directory is removed when the scenario passes (vm_pass), kept when it fails.
 vm_new() {
   VM_DIR=$CACHE/runs/$1
   rm -rf "$VM_DIR"; mkdir -p "$VM_DIR"
   VM_DISK=$VM_DIR/disk.img VM_LOG=$VM_DIR/serial.log
-  cp --sparse=always "$CACHE/base.img" "$VM_DISK"
+  cp --sparse=always "${2:-$CACHE/base.img}" "$VM_DISK"
   VM_CLEANUP=()
   trap 'vm_keep' EXIT
 }

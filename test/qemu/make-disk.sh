@@ -24,7 +24,6 @@ log "slot A: rootfs $version as ext4"
 slot_image "$version" "$work/a.img"
 size=$(stat -c %s "$work/a.img")
 [ "$size" -le $((SLOT_B_OFFSET - SLOT_A_OFFSET)) ] || die "slot A image ($size bytes) exceeds the slot"
-sha=$(sha256sum "$work/a.img" | cut -d' ' -f1)
 dd if="$work/a.img" of="$out" bs=4M seek="$SLOT_A_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
 
 log "ESP: GRUB, grubenv, slot A's boot files and record"
@@ -33,24 +32,13 @@ grub-mkstandalone -O x86_64-efi -o "$work/BOOTX64.EFI" \
   "boot/grub/grub.cfg=$SRC/grub/grub.cfg"
 grub-editenv "$work/grubenv" create
 grub-editenv "$work/grubenv" set OSU_ORDER="A B" OSU_A_LEFT=3 OSU_B_LEFT=3
-boot_files "$work/A"
+a=$work/boot/osu/A
+boot_files "$a"
 # The format of GrubSlotConfig() (lib/bootenv/grub_slot_config.hpp).
-printf 'set osu_root="PARTUUID=%s"\nset osu_cmdline="%s"\n' "$partuuid_a" "$GUEST_CMDLINE" > "$work/A/grub.cfg"
-file_entry() { echo "  - {name: $1, size: $(stat -c %s "$work/A/$1"), sha256: $(sha256sum "$work/A/$1" | cut -d' ' -f1)}"; }
-# The format of SerializeRecord() (lib/record/record.cpp).
-cat > "$work/A/record.yml" <<YAML
-slot: A
-state: verified
-version: "$version"
-compatible: "$COMPATIBLE"
-sha256: $sha
-size: $size
-cmdline: "$GUEST_CMDLINE"
-boot_files:
-$(file_entry vmlinuz)
-$(file_entry initrd.img)
-updated_at: $(date -u +%FT%TZ)
-YAML
+printf 'set osu_root="PARTUUID=%s"\nset osu_cmdline="%s"\n' "$partuuid_a" "$GUEST_CMDLINE" > "$a/grub.cfg"
+# Slot A's factory record, by os-update's own writer (what kiwi/finish.sh runs on an image).
+"$OSU_BIN/os-update-bundle" record --disk "$out" --slot A --boot-path "$work/boot" --version "$version" \
+  --compatible "$COMPATIBLE" --cmdline "$GUEST_CMDLINE" --size "$size" >/dev/null
 
 truncate -s $((524288 * 512)) "$work/esp.img"
 mkfs.vfat -F 32 -n ESP "$work/esp.img" >/dev/null
@@ -59,7 +47,7 @@ mmd -i "$e" ::EFI ::EFI/BOOT ::osu ::osu/A
 mcopy -i "$e" "$work/BOOTX64.EFI" ::EFI/BOOT/BOOTX64.EFI
 mcopy -i "$e" "$work/grubenv" ::osu/grubenv
 mcopy -i "$e" "$work/grubenv" ::osu/grubenv.bak
-mcopy -i "$e" "$work/A/vmlinuz" "$work/A/initrd.img" "$work/A/grub.cfg" "$work/A/record.yml" ::osu/A/
+mcopy -i "$e" "$a/vmlinuz" "$a/initrd.img" "$a/grub.cfg" "$a/record.yml" ::osu/A/
 dd if="$e" of="$out" bs=4M seek="$ESP_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
 
 log "disk ready in $(( $(date +%s) - start ))s: $out (slot A $version, $((size / 1048576)) MiB, PARTUUID $partuuid_a)"

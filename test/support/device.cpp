@@ -206,4 +206,15 @@ MainResult Update(FakeDevice& d, std::vector<std::string> args) {
   return RunUpdate(args);
 }
 
+std::string StatusField(FakeDevice& d, const std::string& field) {
+  auto r = Update(d, {"--status", "--json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  WriteFile(d.path("status.json"), r.out);
+  auto out = MustRun("python3 -c 'import json,sys,functools; print(json.dumps(functools.reduce("
+                     "lambda o,k: o[k], sys.argv[2].split(\".\"), json.load(open(sys.argv[1])))))' '" +
+                     d.path("status.json") + "' '" + field + "'");
+  return out.substr(0, out.find('\n'));
+}
+
 }  // namespace osu::test

@@ -73,4 +73,8 @@ class FakeDevice {
 // os-update with the device's config: `--config <d.config()>` + args.
 MainResult Update(FakeDevice& d, std::vector<std::string> args);
 
+// One field of `os-update --status --json` ("slots.A.state"), as python3's json.dumps prints
+// it ("B", true, 3, null): python3's json reads our JSON.
+std::string StatusField(FakeDevice& d, const std::string& field);
+
 }  // namespace osu::test

@@ -251,21 +251,10 @@ factory_slot_a() {
   cp "$initrd" "$VM_BOOT/osu/A/initrd.img"
   # The format of UbootSlotEnv() (lib/bootenv/uboot_slot_config.hpp).
   printf 'osu_root=PARTUUID=%s\nosu_cmdline=%s\n' "$partuuid_a" "$cmdline" > "$VM_BOOT/osu/A/boot.env"
-  file_entry() { f=$VM_BOOT/osu/A/$1; echo "  - {name: $1, size: $(stat -c %s "$f"), sha256: $(sha256sum "$f" | cut -d' ' -f1)}"; }
-  # The format of SerializeRecord() (lib/record/record.cpp).
-  cat > "$VM_BOOT/osu/A/record.yml" <<YAML
-slot: A
-state: verified
-version: "1.0"
-compatible: "$COMPATIBLE"
-sha256: $(sha256sum "$image" | cut -d' ' -f1)
-size: $(stat -c %s "$image")
-cmdline: "$cmdline"
-boot_files:
-$(file_entry vmlinuz)
-$(file_entry initrd.img)
-updated_at: $(date -u +%FT%TZ)
-YAML
+  # Slot A's factory record, by os-update's own writer (what kiwi/finish.sh runs on an image).
+  "$OSU_BIN/os-update-bundle" record --disk "$VM_DISK" --slot A --boot-path "$VM_BOOT" \
+    --version 1.0 --compatible "$COMPATIBLE" --cmdline "$cmdline" \
+    --size "$(stat -c %s "$image")" >/dev/null
 }
 
 # write_config: os-update's config on the host for this device (VM_FW_ENV made by the caller).
