@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "support/device.hpp"
 #include "support/fault_proxy.hpp"
@@ -38,8 +39,13 @@ TEST_CASE("apply over https with the configured CA, and check transfers only the
     auto r = RunUpdate({"--config", d.config(), "--check", nginx.Url("eos.osu")});
     INFO(r.err);
     CHECK(r.code == 100);
-    // nginx's own log of bytes sent: the head of the bundle, not the image.
-    const std::string log = nginx.AccessLog();
+    // nginx's own log of bytes sent: the head of the bundle, not the image. nginx logs the
+    // request when it notices the client has gone, which may come a moment after our exit.
+    std::string log = nginx.AccessLog();
+    for (int i = 0; i < 100 && log.find("GET /eos.osu ") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      log = nginx.AccessLog();
+    }
     INFO(log);
     auto pos = log.find("GET /eos.osu ");
     REQUIRE(pos != std::string::npos);
