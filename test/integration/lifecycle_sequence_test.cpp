@@ -542,9 +542,6 @@ class World {
       case Event::kCount: break;
     }
     const bool is_apply = args[0] == "--apply";
-    if (is_apply && step.event != Event::ApplyCorrupt) {
-      // A fresh signed image on the target: no longer what ran there before.
-    }
     Outcome o = Command(args, step.cut);
     const std::string running_after = SlotSha(running_);
     if (running_after != running_before)
