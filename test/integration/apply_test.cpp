@@ -51,20 +51,28 @@ Members Unpack(FakeDevice& d, const std::string& bundle, const std::string& into
   return m;
 }
 
-// Writes a bundle member by member; "@file" entries name files in the unpack dir.
+// Content that names a file to copy instead of bytes. A NUL-framed prefix, because member
+// bytes are arbitrary: a signature starts with any byte (a one-character marker such as '@'
+// made 1 run in 256 read a signature as a path).
+const std::string kFileRef("\0file\0", 6);
+std::string FileRef(const std::string& path) { return kFileRef + path; }
+
+// Writes a bundle member by member; FileRef entries name files in the unpack dir.
 std::string Forge(FakeDevice& d, const std::string& name,
                   const std::vector<std::pair<std::string, std::string>>& members) {
   const std::string out = d.path(name);
   auto w = osu::BundleWriter::Create(out);
   REQUIRE(w);
   for (const auto& [member, content] : members) {
-    if (!content.empty() && content[0] == '@') {
-      REQUIRE((*w)->AddFile(member, content.substr(1)));
-    } else {
-      REQUIRE((*w)->AddBytes(member, content));
-    }
+    const bool from_file = content.starts_with(kFileRef);
+    auto added = from_file ? (*w)->AddFile(member, content.substr(kFileRef.size()))
+                           : (*w)->AddBytes(member, content);
+    INFO("member " << member << ": " << (added ? std::string("added") : added.error().message()));
+    REQUIRE(added);
   }
-  REQUIRE((*w)->Close());
+  auto closed = (*w)->Close();
+  INFO((closed ? std::string("closed") : closed.error().message()));
+  REQUIRE(closed);
   return out;
 }
 
@@ -84,9 +92,9 @@ std::string ForgeEdited(FakeDevice& d, const std::string& good, const std::strin
   const std::string text = osu::SerializeManifest(edited);
   std::vector<std::pair<std::string, std::string>> members{
       {"manifest.yaml", text}, {"manifest.sig", SignWith(text, d.private_key())}};
-  for (const auto& f : m.parsed.boot_files) members.emplace_back(f.name, "@" + m.dir + "/" + f.name);
+  for (const auto& f : m.parsed.boot_files) members.emplace_back(f.name, FileRef(m.dir + "/" + f.name));
   members.emplace_back(m.parsed.image.name,
-                       image_override.empty() ? "@" + m.dir + "/" + m.parsed.image.name
+                       image_override.empty() ? FileRef(m.dir + "/" + m.parsed.image.name)
                                               : image_override);
   return Forge(d, name, members);
 }
@@ -263,7 +271,7 @@ TEST_CASE("bad bundles are refused with exit 2 and change nothing outside the ta
   const std::string before = d.Snapshot();
   auto boot_members = [&](const Members& mm) {
     std::vector<std::pair<std::string, std::string>> v;
-    for (const auto& f : mm.parsed.boot_files) v.emplace_back(f.name, "@" + mm.dir + "/" + f.name);
+    for (const auto& f : mm.parsed.boot_files) v.emplace_back(f.name, FileRef(mm.dir + "/" + f.name));
     return v;
   };
 
@@ -285,7 +293,7 @@ TEST_CASE("bad bundles are refused with exit 2 and change nothing outside the ta
   SECTION("signature missing") {
     auto v = boot_members(m);
     v.insert(v.begin(), {"manifest.yaml", m.manifest});
-    v.emplace_back(m.parsed.image.name, "@" + m.dir + "/" + m.parsed.image.name);
+    v.emplace_back(m.parsed.image.name, FileRef(m.dir + "/" + m.parsed.image.name));
     ExpectRefused(d, before, Apply(d, Forge(d, "x.osu", v)), 2, "manifest.sig");
   }
   SECTION("signed by an unknown key") {
@@ -293,7 +301,7 @@ TEST_CASE("bad bundles are refused with exit 2 and change nothing outside the ta
     auto v = boot_members(m);
     v.insert(v.begin(), {"manifest.sig", SignWith(m.manifest, d.path("other.pem"))});
     v.insert(v.begin(), {"manifest.yaml", m.manifest});
-    v.emplace_back(m.parsed.image.name, "@" + m.dir + "/" + m.parsed.image.name);
+    v.emplace_back(m.parsed.image.name, FileRef(m.dir + "/" + m.parsed.image.name));
     ExpectRefused(d, before, Apply(d, Forge(d, "x.osu", v)), 2, "does not match");
   }
   SECTION("manifest modified after signing (one flipped byte)") {
@@ -303,7 +311,7 @@ TEST_CASE("bad bundles are refused with exit 2 and change nothing outside the ta
     auto v = boot_members(m);
     v.insert(v.begin(), {"manifest.sig", m.signature});
     v.insert(v.begin(), {"manifest.yaml", text});
-    v.emplace_back(m.parsed.image.name, "@" + m.dir + "/" + m.parsed.image.name);
+    v.emplace_back(m.parsed.image.name, FileRef(m.dir + "/" + m.parsed.image.name));
     ExpectRefused(d, before, Apply(d, Forge(d, "x.osu", v)), 2, "does not match");
   }
   SECTION("one flipped byte in a boot file") {
@@ -311,8 +319,8 @@ TEST_CASE("bad bundles are refused with exit 2 and change nothing outside the ta
     kernel[kernel.size() / 2] = static_cast<char>(kernel[kernel.size() / 2] ^ 0x20);
     std::vector<std::pair<std::string, std::string>> v{
         {"manifest.yaml", m.manifest}, {"manifest.sig", m.signature}, {"vmlinuz", kernel},
-        {"initrd.img", "@" + m.dir + "/initrd.img"},
-        {m.parsed.image.name, "@" + m.dir + "/" + m.parsed.image.name}};
+        {"initrd.img", FileRef(m.dir + "/initrd.img")},
+        {m.parsed.image.name, FileRef(m.dir + "/" + m.parsed.image.name)}};
     ExpectRefused(d, before, Apply(d, Forge(d, "x.osu", v)), 2, "vmlinuz");
     CHECK(RecordState(d, 'B') == "invalid");
   }
@@ -384,9 +392,9 @@ TEST_CASE("manifests that fail validation are refused before anything is written
   const std::string before = d.Snapshot();
   auto forge_text = [&](const std::string& name, const std::string& text) {
     return Forge(d, name, {{"manifest.yaml", text}, {"manifest.sig", SignWith(text, d.private_key())},
-                           {"vmlinuz", "@" + m.dir + "/vmlinuz"},
-                           {"initrd.img", "@" + m.dir + "/initrd.img"},
-                           {m.parsed.image.name, "@" + m.dir + "/" + m.parsed.image.name}});
+                           {"vmlinuz", FileRef(m.dir + "/vmlinuz")},
+                           {"initrd.img", FileRef(m.dir + "/initrd.img")},
+                           {m.parsed.image.name, FileRef(m.dir + "/" + m.parsed.image.name)}});
   };
   auto replace = [](std::string s, const std::string& from, const std::string& to) {
     auto pos = s.find(from);
