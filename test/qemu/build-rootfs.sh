@@ -15,9 +15,7 @@ if [ "$(cat "$CACHE/rootfs.stamp" 2>/dev/null)" = "$stamp" ]; then log "rootfs: 
 rm -rf "$ROOTFS"; mkdir -p "$CACHE"
 
 # The mirror apt uses here (the only network there may be).
-MIRROR=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)}
-[ -n "$MIRROR" ] || MIRROR=$(awk '$1=="deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+MIRROR=${DEBIAN_MIRROR:-$("$SRC/scripts/debian-mirror.sh")}
 
 # Runtime libraries of os-update: the packages owning what it links (same Debian release), plus
 # a fixed list for when it is not built yet.

@@ -15,7 +15,7 @@ OSU_BIN=${OSU_BIN:-$BUILD_DIR/cmd}
 # os-update with a reboot that returns (test/qemu/arm64/host_os_update.cpp).
 OSU_HOST_UPDATE=${OSU_HOST_UPDATE:-$BUILD_DIR/test/qemu/osu-qemu-host-update}
 UBOOT_BIN=${OSU_UBOOT_BIN:-/usr/lib/u-boot/qemu_arm64/u-boot.bin}
-DEBIAN_MIRROR=${OSU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DEBIAN_MIRROR=${OSU_DEBIAN_MIRROR:-$("$SRC/scripts/debian-mirror.sh")}
 COMPATIBLE=osu-qemu-arm64
 # qemu_arm64_defconfig: CONFIG_ENV_IS_IN_FLASH, CONFIG_ENV_ADDR=0x4000000 (the start of the
 # second 64 MiB pflash bank), CONFIG_ENV_SIZE = CONFIG_ENV_SECT_SIZE = 0x40000, one copy.
