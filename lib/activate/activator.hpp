@@ -28,15 +28,23 @@ class Activator {
 // `systemd_runtime_dir` is /run/systemd/system on a device: present means systemd runs.
 std::unique_ptr<Activator> MakeSystemActivator(const std::string& systemd_runtime_dir);
 
+// Records calls, in its own list or in one the caller keeps across activators.
 class FakeActivator final : public Activator {
  public:
+  FakeActivator() : calls(own_calls_) {}
+  explicit FakeActivator(std::vector<std::string>& log) : calls(log) {}
+  FakeActivator(const FakeActivator&) = delete;
+  FakeActivator& operator=(const FakeActivator&) = delete;
   Result LoadKexec(const std::string& kernel, const std::string& initrd,
                    const std::string& cmdline) override;
   Result Kexec() override;
   Result Reboot() override;
 
-  std::vector<std::string> calls;  // "load <kernel> <initrd> <cmdline>", "kexec", "reboot"
+  std::vector<std::string>& calls;  // "load <kernel> <initrd> <cmdline>", "kexec", "reboot"
   bool fail_load = false;
+
+ private:
+  std::vector<std::string> own_calls_;
 };
 
 // The command line for kexec'ing into `target`: every argument of `current` is kept except

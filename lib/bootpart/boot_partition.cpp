@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "bundle/content_rules.hpp"
 #include "common/fault.hpp"
 #include "common/fd.hpp"
 #include "crypto/sha256.hpp"
@@ -146,10 +147,10 @@ Expected<SlotInstall> SlotInstall::Begin(const BootPartition& boot, Record insta
   return install;
 }
 
-// Staged as ".<name>.new" beside the final name; the name is checked by the bundle's content
-// rules, so it is one path component and the staged name cannot be anything os-update owns.
+// Staged beside the final name under the prefix and suffix the content rules reserve: the name
+// is one path component short enough to stage, and the staged name is nothing os-update owns.
 std::string SlotInstall::StagedPath(const std::string& name) const {
-  return dir_ + "/." + name + ".new";
+  return dir_ + "/" + std::string(kStagedPrefix) + name + std::string(kStagedSuffix);
 }
 
 Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {

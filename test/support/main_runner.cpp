@@ -25,28 +25,6 @@ MainResult RunMain(const std::function<int(const std::vector<std::string>&, cons
   return r;
 }
 
-// Records what the last run asked of the activator.
-class RecordingActivator final : public Activator {
- public:
-  explicit RecordingActivator(std::vector<std::string>& log) : log_(log) {}
-  Result LoadKexec(const std::string& kernel, const std::string& initrd,
-                   const std::string& cmdline) override {
-    log_.push_back("load " + kernel + " " + initrd + " " + cmdline);
-    return {};
-  }
-  Result Kexec() override {
-    log_.push_back("kexec");
-    return {};
-  }
-  Result Reboot() override {
-    log_.push_back("reboot");
-    return {};
-  }
-
- private:
-  std::vector<std::string>& log_;
-};
-
 std::vector<std::string>& ActivatorLog() {
   static std::vector<std::string> log;
   return log;
@@ -79,7 +57,7 @@ MainResult RunUpdateOn(const std::vector<std::string>& args, const std::string& 
       return std::make_unique<SharedEnv>(*env);
     };
   platform.make_activator = [](const std::string&) -> std::unique_ptr<Activator> {
-    return std::make_unique<RecordingActivator>(ActivatorLog());
+    return std::make_unique<FakeActivator>(ActivatorLog());
   };
   platform.activate_from_image_file = activate_from_image_file;
   return RunMain(
