@@ -31,6 +31,9 @@ class BootEnv {
   // env only when told to).
   virtual bool Exists() const = 0;
   virtual std::string Describe() const = 0;  // "grubenv '/boot/efi/osu/grubenv'"
+  // What the reboot into a one-shot try passes to the reboot syscall: "" for a plain reboot
+  // (GRUB, U-Boot read OSU_TRY themselves); the Pi firmware needs its tryboot flag.
+  virtual std::string TrialRebootArgument() const { return ""; }
 };
 
 // GRUB: `path` is the primary grubenv (exactly 1024 bytes, "# GRUB Environment Block\n",

@@ -38,8 +38,8 @@ class RecordingActivator final : public Activator {
     log_.push_back("kexec");
     return {};
   }
-  Result Reboot() override {
-    log_.push_back("reboot");
+  Result Reboot(const std::string& argument) override {
+    log_.push_back(argument.empty() ? "reboot" : "reboot " + argument);
     return {};
   }
 
