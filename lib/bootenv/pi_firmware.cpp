@@ -95,12 +95,16 @@ class PiFirmwareEnv final : public BootEnv {
         return UsageError("OSU_TRY '" + *it->second + "' is not a slot for " + Describe());
       trial = *it->second == "A" ? SlotId::A : SlotId::B;
     }
-    // The copy first: a cut before the primary is written leaves the old primary, whose
-    // os_prefix wins; a primary cut to nothing leaves the copy's.
+    // tryboot.txt first: while the committed slot changes it already names the slot being
+    // committed (or the trial asked for), never the one being left. Then the copy: a cut
+    // before the primary is written leaves the old primary, whose os_prefix wins; a primary
+    // cut to nothing leaves the copy's.
+    const bool marked = trial && *trial != want;
+    if (auto r = PutTrial(marked ? *trial : want, marked); !r) return r;
     const std::string line = "os_prefix=" + SlotPrefix(want) + "\n";
     for (const char* name : {kPiCommittedCopy, kPiCommitted})
       if (auto r = Put(name, line); !r) return r;
-    return PutTrial(trial && *trial != want ? *trial : want, trial && *trial != want);
+    return {};
   }
 
   bool Exists() const override { return PathExists(boot_ + "/" + kPiConfigTxt); }

@@ -632,6 +632,7 @@ class World {
       if (call == "reboot") return PowerOn();
       if (call == std::string("reboot ") + osu::kTrybootRebootArgument) {
         if (backend_ != Backend::Pi) return "a tryboot reboot on " + BackendName(backend_) + "\n";
+        if (auto bad = CheckTryboot(); !bad.empty()) return "at the tryboot reboot: " + bad;
         return PowerOn(true);
       }
     }
@@ -688,9 +689,8 @@ class World {
   }
 
   // I1 on the Pi firmware: the next power-on (no tryboot flag) starts the committed slot,
-  // which has run to boot-complete with what it holds; a reboot with the tryboot flag starts
-  // the committed slot or a verified one whose bytes and boot files match its record, or a
-  // kernel that does not come up (then the reset reads config.txt).
+  // which has run to boot-complete with what it holds (nothing counts boots: a committed slot
+  // always boots, so a trial's fallback is always there).
   std::string CheckPiBoot() {
     auto sel = ReadSelection();
     if (!sel) return "I1: os-update cannot read the firmware's config\n";
@@ -708,6 +708,16 @@ class World {
       return "I1: config.txt starts slot " + osu::SlotName(slot) + (trial ? " as a trial" : "") +
              ", os-update's committed slot is " + osu::SlotName(committed) +
              "; it must be that one, run to boot-complete\n" + PiFiles();
+    return "";
+  }
+  // When os-update reboots with the tryboot flag, tryboot.txt starts the slot it activated:
+  // verified, its bytes and boot files as recorded, marked osu.trial=1. (Afterwards it may
+  // name that slot until the next write: the firmware reads it only with the flag, which only
+  // os-update's activation sets, after writing it anew.)
+  std::string CheckTryboot() {
+    const SlotId committed = ReadSelection()->committed();
+    SlotId slot = SlotId::A;
+    bool trial = false;
     const PiFirmwareBoot once = SimulatePiFirmware(d_.boot(), true);
     if (PiStart(once, slot, trial) == Kernel::Down || slot == committed) return "";
     osu::BootPartition boot(d_.boot());
