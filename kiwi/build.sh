@@ -41,7 +41,10 @@ keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 repos=()
 # bookworm last: kiwi-ng bootstraps from the last added apt repository (--add-repo cannot mark
 # one use_for_bootstrap).
-for suite in bookworm-updates bookworm; do
+suites="bookworm-updates bookworm"
+# rpi5: its kernel (config.kiwi) is from bookworm-backports.
+[ "$profile" = rpi5 ] && suites="bookworm-backports $suites"
+for suite in $suites; do
   uri=$("$here/build-host/apt-uri" "$suite") || die "the host's apt sources have no '$suite': add it, kiwi-ng takes its URI from there"
   # source,type,alias,priority,imageinclude,package_gpgcheck,{signing_keys},components,distribution,repo_gpgcheck
   repos+=(--add-repo "$uri,apt-deb,$suite,,false,false,{file://$keyring},$components,$suite,true")

@@ -4,7 +4,8 @@
 # It enables os-update's units and stages the boot partition in /boot/efi, which KIWI copies
 # onto the ESP (x86-kvm) or the Pi's FAT boot partition (rpi4, rpi5):
 #   x86-kvm  EFI/BOOT/BOOTX64.EFI (grub/grub.cfg inside), osu/grubenv + .bak, osu/A/...
-#   rpi4/5   Pi firmware, config.txt, u-boot.bin, boot.scr (uboot-scripts/boot.cmd), osu/A/...
+#   rpi4     Pi firmware, config.txt, u-boot.bin, boot.scr (uboot-scripts/boot.cmd), osu/A/...
+#   rpi5     Pi firmware files, pi-firmware/ (config.txt, tryboot.txt, osu/*.txt), osu/A/...
 # Slot A's kernel command line names its root by PARTLABEL; os-update writes PARTUUID= for the
 # slots it installs. Slot B (KIWI's clone) gets no boot files: the first update fills it.
 # KIWI's environment first: /.profile sets kiwi_profiles and kiwi_iversion (not -u clean).
@@ -72,12 +73,28 @@ if [ "$profile" = x86-kvm ]; then
   cp "$efi/osu/grubenv" "$efi/osu/grubenv.bak"
   # The format of GrubSlotConfig() (lib/bootenv/grub_slot_config.hpp).
   printf 'set osu_root="%s"\nset osu_cmdline="%s"\n' "$root_a" "$cmdline" > "$slot_a/grub.cfg"
+elif [ "$profile" = rpi5 ]; then
+  # No U-Boot: the firmware reads config.txt (or tryboot.txt after `reboot "0 tryboot"`) and
+  # starts osu/<slot>/vmlinuz with that directory's initrd, device tree and cmdline.txt
+  # (os_prefix). panic=10: a kernel that dies before systemd arms the watchdog still resets,
+  # and a reset reads config.txt: the committed slot.
+  cmdline="console=ttyAMA10,115200 console=tty1 ro rootwait panic=10"
+  dtb=bcm2712-rpi-5-b.dtb
+  fw=/usr/lib/raspi-firmware
+  [ -d "$fw" ] && cp -r "$fw"/. "$efi/"
+  dtb_src=$(find "/usr/lib/linux-image-$kver" -name "$dtb" | head -n1)
+  [ -n "$dtb_src" ] || die "kernel $kver has no $dtb: the rpi5 kernel comes from bookworm-backports"
+  cp "$dtb_src" "$slot_a/$dtb"
+  # The overlays the firmware applies (dtoverlay=): shared by both slots (no osu/<S>/overlays/README).
+  overlays=$(dirname "$dtb_src")/overlays
+  [ -d "$overlays" ] && cp -r "$overlays" "$efi/overlays"
+  cp -r /usr/share/os-update/pi-firmware/. "$efi/"
+  rm -f "$efi/README.md"
+  # The format of PiSlotCmdlineText() (lib/bootenv/pi_firmware.hpp).
+  printf 'root=%s osu.slot=A %s\n' "$root_a" "$cmdline" > "$slot_a/cmdline.txt"
 else
   cmdline="console=ttyS1,115200 console=tty1 ro rootwait"
-  case "$profile" in
-    rpi4) dtb=bcm2711-rpi-4-b.dtb ;;
-    rpi5) dtb=bcm2712-rpi-5-b.dtb ;;
-  esac
+  dtb=bcm2711-rpi-4-b.dtb
   # The Pi firmware reads config.txt from the FAT partition and starts U-Boot as the "kernel".
   fw=/usr/lib/raspi-firmware
   [ -d "$fw" ] || die "no Pi firmware in $fw (package raspi-firmware)"

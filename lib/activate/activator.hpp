@@ -22,7 +22,9 @@ class Activator {
   // the reboot syscall. Returns only on failure.
   virtual Result Kexec() = 0;
   // Reboots through firmware and bootloader (`systemctl reboot`, else the reboot syscall).
-  virtual Result Reboot() = 0;
+  // `argument` non-empty: passed to the firmware (LINUX_REBOOT_CMD_RESTART2; systemd passes
+  // `systemctl reboot ARG` on the same way), e.g. the Pi's "0 tryboot".
+  virtual Result Reboot(const std::string& argument) = 0;
 };
 
 // `systemd_runtime_dir` is /run/systemd/system on a device: present means systemd runs.
@@ -38,9 +40,10 @@ class FakeActivator final : public Activator {
   Result LoadKexec(const std::string& kernel, const std::string& initrd,
                    const std::string& cmdline) override;
   Result Kexec() override;
-  Result Reboot() override;
+  Result Reboot(const std::string& argument) override;
 
-  std::vector<std::string>& calls;  // "load <kernel> <initrd> <cmdline>", "kexec", "reboot"
+  // "load <kernel> <initrd> <cmdline>", "kexec", "reboot", "reboot <argument>"
+  std::vector<std::string>& calls;
   bool fail_load = false;
 
  private:

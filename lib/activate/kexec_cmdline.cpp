@@ -77,8 +77,8 @@ Result FakeActivator::Kexec() {
   return {};
 }
 
-Result FakeActivator::Reboot() {
-  calls.push_back("reboot");
+Result FakeActivator::Reboot(const std::string& argument) {
+  calls.push_back(argument.empty() ? "reboot" : "reboot " + argument);
   return {};
 }
 

@@ -36,6 +36,7 @@ class SelectionCopyEnv final : public BootEnv {
 
   bool Exists() const override { return env_->Exists(); }
   std::string Describe() const override { return env_->Describe(); }
+  std::string TrialRebootArgument() const override { return env_->TrialRebootArgument(); }
 
  private:
   std::unique_ptr<BootEnv> env_;

@@ -31,6 +31,10 @@ class BootEnv {
   // env only when told to).
   virtual bool Exists() const = 0;
   virtual std::string Describe() const = 0;  // "grubenv '/boot/efi/osu/grubenv'"
+  // What the reboot into a one-shot try passes to the reboot syscall: "" for a plain reboot
+  // (GRUB, U-Boot read OSU_TRY themselves); the Pi firmware needs its tryboot flag. Pure, so
+  // that a wrapper cannot drop it.
+  virtual std::string TrialRebootArgument() const = 0;
 };
 
 // GRUB: `path` is the primary grubenv (exactly 1024 bytes, "# GRUB Environment Block\n",
@@ -49,6 +53,7 @@ class FakeBootEnv final : public BootEnv {
   Result Apply(const EnvChanges& changes) override;
   bool Exists() const override { return exists; }
   std::string Describe() const override { return "fake boot env"; }
+  std::string TrialRebootArgument() const override { return ""; }
 
   EnvVars vars;
   bool exists = true;

@@ -71,6 +71,7 @@ class GrubEnv final : public BootEnv {
 
   bool Exists() const override { return PathExists(primary_) || PathExists(backup_); }
   std::string Describe() const override { return "grubenv '" + primary_ + "'"; }
+  std::string TrialRebootArgument() const override { return ""; }
 
  private:
   Expected<grubenv::Block> LoadBlock() const {

@@ -46,7 +46,7 @@ Expected<std::vector<FileEntry>> BootFiles(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name == "." || name == ".." || name == "record.yml" || name == "grub.cfg" ||
-        name == "boot.env")
+        name == "boot.env" || name == "cmdline.txt")
       continue;
     struct stat st {};
     if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) names.push_back(name);

@@ -25,7 +25,7 @@ std::string Lower(std::string s) {
 // What os-update itself keeps in a slot's directory or the bundle: a boot file of that name
 // would replace it, or be replaced by it.
 const std::set<std::string>& ReservedNames() {
-  static const std::set<std::string> names{"record.yml", "grub.cfg", "boot.env",
+  static const std::set<std::string> names{"record.yml", "grub.cfg", "boot.env", "cmdline.txt",
                                            kManifestMember, kSignatureMember};
   return names;
 }

@@ -30,7 +30,7 @@ inline constexpr size_t kMaxCmdlineLength = 1024;
 // names the field: "manifest: boot_files[1].name 'grub.cfg' is reserved: ...".
 //   - boot file and image names: one path component of A-Z a-z 0-9 . _ + ~ -, not starting
 //     with '.' (os-update's staging and temporary names do), not ending in '.' (FAT drops
-//     it), at most kMaxFileName bytes, not os-update's own (record.yml, grub.cfg, boot.env,
+//     it), at most kMaxFileName bytes, not os-update's own (record.yml, grub.cfg, boot.env, cmdline.txt,
 //     manifest.yaml, manifest.sig), no two the same ignoring case (FAT ignores it);
 //   - version, min_version, compatible: 1..kMaxVersionLength of A-Z a-z 0-9 . _ + ~ : , -,
 //     starting with a letter or digit;

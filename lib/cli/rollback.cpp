@@ -17,7 +17,7 @@ int RunRollback(const SystemState& st, const Context& c) {
        Json::MakeObject().Set("slot", SlotName(OtherSlot(st.booted))));
   if (c.opt.reboot) {
     auto activator = c.platform.make_activator(st.config.systemd_path);
-    if (auto rb = activator->Reboot(); !rb) return c.p.Fail(rb.error());
+    if (auto rb = activator->Reboot(""); !rb) return c.p.Fail(rb.error());
   }
   return kExitOk;
 }

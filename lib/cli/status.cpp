@@ -1,10 +1,37 @@
 // --status: the slots, their records, attempts, booted and committed slot.
+#include "bootenv/pi_firmware.hpp"
 #include "cli/actions.hpp"
 #include "common/text.hpp"
 
 namespace osu::cli {
 
 namespace {
+
+// The Pi firmware counts no boots: the committed slot always boots, so no attempts to show.
+bool CountsBoots(const SystemState& st) {
+  return st.selection && st.config.bootloader != Bootloader::PiFirmware;
+}
+
+Json OptionalSlot(const std::optional<SlotId>& s) { return s ? Json(SlotName(*s)) : Json(); }
+
+// What the Pi firmware reads: the slot config.txt and tryboot.txt select, and whether this
+// boot came through tryboot.
+Json PiFirmwareJson(const PiBootState& pi) {
+  Json j = Json::MakeObject();
+  j.Set("config_txt", OptionalSlot(pi.config_txt));
+  j.Set("tryboot_txt", OptionalSlot(pi.tryboot_txt));
+  j.Set("tryboot_flag", pi.tryboot_flag ? Json(*pi.tryboot_flag) : Json());
+  return j;
+}
+
+std::string PiFirmwareLine(const PiBootState& pi) {
+  auto slot = [](const std::optional<SlotId>& s) { return s ? SlotName(*s) : "no slot"; };
+  return "Pi firmware:    config.txt boots " + slot(pi.config_txt) + ", tryboot.txt " +
+         slot(pi.tryboot_txt) + "; this boot " +
+         (pi.tryboot_flag ? (*pi.tryboot_flag ? "came through tryboot" : "read config.txt")
+                          : "unknown (no chosen/bootloader/tryboot)") +
+         "\n";
+}
 
 Json SlotJson(const SystemState& st, SlotId id) {
   const Slot& slot = st.slots[id];
@@ -15,7 +42,7 @@ Json SlotJson(const SystemState& st, SlotId id) {
   j.Set("partuuid", slot.part.partuuid);
   j.Set("size", slot.part.size);
   j.Set("booted", st.booted == id);
-  j.Set("attempts_left", st.selection ? Json(st.selection->attempts(id)) : Json());
+  j.Set("attempts_left", CountsBoots(st) ? Json(st.selection->attempts(id)) : Json());
   if (const auto& r = st.record(id)) {
     j.Set("state", SlotStateName(r->state));
     if (!r->version.empty()) j.Set("version", r->version);
@@ -32,6 +59,9 @@ Json SlotJson(const SystemState& st, SlotId id) {
 int RunStatus(const SystemState& st, const Context& c) {
   const Streams& s = c.s;
   const bool json = c.opt.json;
+  std::optional<PiBootState> pi;
+  if (st.config.bootloader == Bootloader::PiFirmware)
+    pi = ReadPiBootState(st.config.boot_path, st.config.device_tree_path);
   if (json) {
     Json j = Json::MakeObject();
     j.Set("booted", SlotName(st.booted));
@@ -46,6 +76,7 @@ int RunStatus(const SystemState& st, const Context& c) {
     slots.Set("A", SlotJson(st, SlotId::A));
     slots.Set("B", SlotJson(st, SlotId::B));
     j.Set("slots", std::move(slots));
+    if (pi) j.Set("pi_firmware", PiFirmwareJson(*pi));
     s.out << j.Dump() << std::endl;
     return kExitOk;
   }
@@ -60,12 +91,13 @@ int RunStatus(const SystemState& st, const Context& c) {
                            " runs as a trial: --commit or --rollback"
                      : "")
         << "\n";
+  if (pi) s.out << PiFirmwareLine(*pi);
   for (SlotId id : {SlotId::A, SlotId::B}) {
     const Slot& slot = st.slots[id];
     const auto& r = st.record(id);
     s.out << "Slot " << SlotLetter(id) << (st.booted == id ? " (booted)" : "") << ": "
           << slot.part.label << " on " << slot.Describe() << ", " << slot.part.size << " bytes";
-    if (st.selection) s.out << ", " << st.selection->attempts(id) << " boot attempts left";
+    if (CountsBoots(st)) s.out << ", " << st.selection->attempts(id) << " boot attempts left";
     if (st.selection && st.selection->try_slot == id) s.out << ", one-shot try pending";
     s.out << "\n";
     if (!r) {

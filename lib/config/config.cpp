@@ -119,7 +119,7 @@ class ConfigReader {
         "update.ca_file", "update.pinned_pubkey", "update.connect_timeout",
         "update.low_speed_limit", "update.low_speed_time", "update.retries", "update.known_hosts",
         "update.allow_unsigned_ssh", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
-        "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd",
+        "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd", "system.device_tree",
         "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
         "install.threads"};
     for (const auto& section : root_) {
@@ -152,7 +152,14 @@ class ConfigReader {
 
 }  // namespace
 
-std::string BootloaderName(Bootloader b) { return b == Bootloader::Grub ? "grub" : "uboot"; }
+std::string BootloaderName(Bootloader b) {
+  switch (b) {
+    case Bootloader::Grub: return "grub";
+    case Bootloader::Uboot: return "uboot";
+    case Bootloader::PiFirmware: return "pi-firmware";
+  }
+  return "?";
+}
 std::string ActivationName(Activation a) { return a == Activation::Kexec ? "kexec" : "reboot"; }
 
 std::string Config::DefaultSource() const {
@@ -200,7 +207,8 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.String("slots", "b", config.labels.b),
                        r.String("boot", "path", config.boot_path),
                        r.Choice<Bootloader>("boot", "bootloader",
-                                            {{"grub", Bootloader::Grub}, {"uboot", Bootloader::Uboot}},
+                                            {{"grub", Bootloader::Grub}, {"uboot", Bootloader::Uboot},
+                                             {"pi-firmware", Bootloader::PiFirmware}},
                                             config.bootloader),
                        r.String("boot", "grubenv", config.grubenv),
                        r.String("boot", "fw_env_config", config.fw_env_config),
@@ -209,6 +217,7 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                                              {"reboot", Activation::Reboot}},
                                             config.activation),
                        r.String("system", "systemd", config.systemd_path),
+                       r.String("system", "device_tree", config.device_tree_path),
                        r.String("system", "cmdline", config.cmdline_path),
                        r.String("system", "mountinfo", config.mountinfo_path),
                        r.String("system", "lock", config.lock_path),

@@ -13,9 +13,11 @@ namespace osu {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/os-update.yml";
 
-enum class Bootloader { Grub, Uboot };
+// pi-firmware: the Raspberry Pi firmware itself (config.txt / tryboot.txt, bootenv/pi_firmware.hpp).
+enum class Bootloader { Grub, Uboot, PiFirmware };
 // kexec: kexec_file_load the new slot's kernel and jump (bootloader env untouched).
-// reboot: set the bootloader's one-shot OSU_TRY and reboot (Raspberry Pi: kexec unreliable).
+// reboot: set the bootloader's one-shot OSU_TRY and reboot (Raspberry Pi: kexec unreliable;
+// with the Pi firmware: tryboot.txt selects the slot, and the reboot carries "0 tryboot").
 enum class Activation { Kexec, Reboot };
 #if defined(__x86_64__)
 inline constexpr Bootloader kNativeBootloader = Bootloader::Grub;
@@ -51,7 +53,7 @@ struct Config {
 
   // boot:
   std::string boot_path = "/boot";   // boot.path: the mounted boot partition (ESP / RPi boot)
-  Bootloader bootloader = kNativeBootloader;        // boot.bootloader: grub | uboot
+  Bootloader bootloader = kNativeBootloader;        // boot.bootloader: grub | uboot | pi-firmware
   std::string grubenv;               // boot.grubenv: "" = <boot.path>/osu/grubenv
   std::string fw_env_config = "/etc/fw_env.config";  // boot.fw_env_config (U-Boot)
 
@@ -64,6 +66,7 @@ struct Config {
   std::string lock_path = "/run/os-update.lock";        // system.lock
   std::string os_release_path = "/etc/os-release";      // system.os_release
   std::string systemd_path = "/run/systemd/system";     // system.systemd: exists = systemd runs
+  std::string device_tree_path = "/proc/device-tree";   // system.device_tree: the Pi's tryboot flag
 
   // install:
   bool verify_readback = false;      // install.verify: read the slot back after writing

@@ -117,7 +117,7 @@ Result Activate(const SystemState& state, const ActivationPlan& plan, BootEnv& e
   sel.try_slot = plan.slot;
   if (auto r = WriteSelection(env, sel, "activate: boot env, OSU_TRY"); !r) return r;
   FaultPoint("activate: before reboot");
-  return activator.Reboot();
+  return activator.Reboot(env.TrialRebootArgument());
 }
 
 namespace {

@@ -5,6 +5,7 @@
 
 #include "boot/selection.hpp"
 #include "bootenv/grub_slot_config.hpp"
+#include "bootenv/pi_firmware.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
 #include "bundle/content_rules.hpp"
@@ -69,6 +70,11 @@ Expected<BootSnippet> SlotBootSnippet(const Config& config, const Slot& slot,
                       ") has no partition UUID for the bootloader's root=");
   if (config.bootloader == Bootloader::Grub)
     return BootSnippet{"grub.cfg", GrubSlotConfig(root, m.cmdline)};
+  if (config.bootloader == Bootloader::PiFirmware) {
+    auto text = PiSlotCmdlineText(root, slot.id, m.cmdline);
+    if (!text) return text.error().Context("bundle's cmdline");
+    return BootSnippet{kPiSlotCmdline, *text};
+  }
   auto text = UbootSlotEnv(root, m.cmdline);
   if (!text) return text.error().Context("bundle's cmdline");
   return BootSnippet{"boot.env", *text};

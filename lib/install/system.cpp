@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "boot/selection_copy.hpp"
+#include "bootenv/pi_firmware.hpp"
 #include "common/fd.hpp"
 
 namespace osu {
@@ -26,6 +27,7 @@ std::string VersionFromOsRelease(const std::string& text) {
 
 std::unique_ptr<BootEnv> MakeBootEnv(const Config& config) {
   if (config.bootloader == Bootloader::Grub) return MakeGrubEnv(config.GrubenvPath());
+  if (config.bootloader == Bootloader::PiFirmware) return MakePiFirmwareEnv(config.boot_path);
   return WithSelectionCopy(MakeUbootEnv(config.fw_env_config),
                            config.boot_path + kSelectionCopyPath);
 }

@@ -32,6 +32,8 @@ for f in /lib/systemd/system/os-update-commit.service /lib/systemd/system/os-upd
          /lib/systemd/system/os-update-trial-timeout.timer \
          /usr/lib/systemd/system.conf.d/os-update-watchdog.conf \
          /usr/share/os-update/grub/grub.cfg /usr/share/os-update/uboot/boot.cmd \
+         /usr/share/os-update/pi-firmware/config.txt /usr/share/os-update/pi-firmware/tryboot.txt \
+         /usr/share/os-update/pi-firmware/osu/committed.txt \
          /usr/share/os-update/partition-layouts/x86-kvm.sfdisk \
          /usr/share/os-update/partition-layouts/rpi4.sfdisk /usr/share/os-update/partition-layouts/rpi5.sfdisk \
          /usr/share/man/man8/os-update.8.gz /usr/share/man/man1/os-update-bundle.1.gz \

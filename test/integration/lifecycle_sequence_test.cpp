@@ -10,11 +10,13 @@
 //   I3 a verified record matches its slot's bytes and a signed manifest;
 //   I4 a refused command (non-zero exit, no power cut) changes nothing.
 // Boots follow lib/boot/selection's SimulateBoot, which grub_cfg_test holds to the real
-// grub.cfg in grub-emu and uboot_script_test to boot.cmd. Power cuts stop the command at any
+// grub.cfg in grub-emu and uboot_script_test to boot.cmd; on the Pi firmware backend they
+// follow a simulated Pi 5 firmware (support/pi_firmware_sim.hpp) that reads config.txt, or
+// tryboot.txt after a reboot with the tryboot flag, their includes and os_prefix. Power cuts stop the command at any
 // of its fault points (the page cache kept: issue 16's crash-state test covers torn writes).
 // A failure prints the sequence as the commands and events that reproduce it.
 //
-// Longer runs (the random walk's total steps over the three env backends, and its seed):
+// Longer runs (the random walk's total steps over the four env backends, and its seed):
 //   OSU_SEQUENCE_STEPS=1000000 OSU_SEQUENCE_SEED=7 build/test/osu-tests "*random walk*"
 #include <fcntl.h>
 #include <unistd.h>
@@ -31,11 +33,13 @@
 
 #include "boot/selection.hpp"
 #include "bootenv/boot_env.hpp"
+#include "bootenv/pi_firmware.hpp"
 #include "bootpart/boot_partition.hpp"
 #include "common/fault.hpp"
 #include "crypto/sha256.hpp"
 #include "record/record.hpp"
 #include "support/device.hpp"
+#include "support/pi_firmware_sim.hpp"
 #include "support/support.hpp"
 
 using namespace osu::test;
@@ -45,9 +49,15 @@ namespace {
 
 constexpr uint64_t kImageSize = 64 * 1024;
 
-enum class Backend { Fake, Grub, Uboot };
+enum class Backend { Fake, Grub, Uboot, Pi };
 std::string BackendName(Backend b) {
-  return b == Backend::Fake ? "FakeBootEnv" : b == Backend::Grub ? "grubenv" : "U-Boot env";
+  switch (b) {
+    case Backend::Fake: return "FakeBootEnv";
+    case Backend::Grub: return "grubenv";
+    case Backend::Uboot: return "U-Boot env";
+    case Backend::Pi: return "Pi firmware";
+  }
+  return "?";
 }
 
 enum class Event {
@@ -163,12 +173,15 @@ struct Bundles {
     const std::string initrd = "initrd " + version + "\n";
     WriteFile(kdir + "/vmlinuz", vmlinuz);
     WriteFile(kdir + "/initrd.img", initrd);
+    // The Pi firmware keeps a slot's os_prefix only when the board's device tree is there.
+    WriteFile(kdir + "/" + kPi5DeviceTree, "device tree " + version + "\n");
     Bundle b;
     b.path = dir / ("v" + version + ".osu");
     b.version = version;
     b.image_sha256 = Sha256OfFile(image);
     auto r = RunBundle({"create", "--image", image, "--compression", "zstd", "--boot-file",
-                        kdir + "/vmlinuz", "--boot-file", kdir + "/initrd.img", "--cmdline",
+                        kdir + "/vmlinuz", "--boot-file", kdir + "/initrd.img", "--boot-file",
+                        kdir + "/" + kPi5DeviceTree, "--cmdline",
                         "console=ttyS0", "--compatible", "demo-x86_64", "--version", version,
                         "--key", private_key, "--output", b.path});
     INFO(r.err);
@@ -196,7 +209,8 @@ struct Saved {
 
 class World {
  public:
-  explicit World(Backend backend) : backend_(backend) {
+  explicit World(Backend backend)
+      : backend_(backend), d_(backend == Backend::Pi ? "rpi5" : "x86-kvm") {
     const Bundles& bundles = SharedBundles();
     std::filesystem::copy_file(bundles.public_key, d_.public_key(),
                                std::filesystem::copy_options::overwrite_existing);
@@ -213,6 +227,7 @@ class World {
     record->sha256 = factory_sha_;
     record->size = kImageSize;
     REQUIRE(boot.SaveRecord(*record));
+    if (backend_ == Backend::Pi) d_.UsePiFirmware();
     if (backend_ == Backend::Uboot) UseUbootEnv();
     env_ = backend_ == Backend::Fake ? nullptr : MakeEnv();
     if (backend_ == Backend::Fake) {
@@ -347,6 +362,7 @@ class World {
   }
 
   std::unique_ptr<osu::BootEnv> MakeEnv() const {
+    if (backend_ == Backend::Pi) return osu::MakePiFirmwareEnv(d_.boot());
     if (backend_ == Backend::Grub) return osu::MakeGrubEnv(d_.grubenv());
     return osu::MakeUbootEnv(d_.path("fw_env.config"));
   }
@@ -355,6 +371,9 @@ class World {
   std::vector<std::string> EnvFiles() const {
     if (backend_ == Backend::Grub) return {d_.grubenv(), d_.grubenv() + ".bak"};
     if (backend_ == Backend::Uboot) return {d_.path("uboot.env"), d_.path("uboot-redund.env")};
+    // The primary first: the copy a cut write would tear (the copy is written before it).
+    if (backend_ == Backend::Pi)
+      return {d_.boot() + "/" + osu::kPiCommitted, d_.boot() + "/" + osu::kPiCommittedCopy};
     return {};
   }
 
@@ -433,7 +452,8 @@ class World {
 
   // Power on: the bootloader picks a slot (and saves its env) as grub.cfg/boot.cmd do; a kernel
   // that does not come up is reset by the watchdog, and the bootloader picks again.
-  std::string PowerOn() {
+  std::string PowerOn(bool tryboot = false) {
+    if (backend_ == Backend::Pi) return PiPowerOn(tryboot);
     for (int attempt = 0; attempt < 8; ++attempt) {
       ++boots;
       auto sel = ReadSelection();
@@ -443,6 +463,38 @@ class World {
         return "the bootloader's env save failed: " + r.error().message() + "\n";
       if (Start(out.slot) == Kernel::Down) continue;
       SetRunning(out.slot, out.trial);
+      return "";
+    }
+    return "STRANDED: 8 power-ons in a row started no kernel that comes up\n";
+  }
+
+  // The Pi firmware starts what config.txt (tryboot.txt with the flag) selects and writes
+  // nothing; a kernel that does not come up is reset by the watchdog, which clears the flag.
+  // The kernel comes up only from the files of the slot its command line names.
+  Kernel PiStart(const PiFirmwareBoot& fw, SlotId& slot, bool& trial) const {
+    if (!fw.started) return Kernel::Down;
+    const osu::KernelCmdline cmdline(fw.cmdline);
+    const auto letter = cmdline.Get("osu.slot");
+    if (!letter || (*letter != "A" && *letter != "B")) return Kernel::Down;
+    slot = *letter == "A" ? SlotId::A : SlotId::B;
+    trial = cmdline.Get("osu.trial").has_value();
+    const std::string dir = "osu/" + *letter + "/";
+    if (fw.kernel != dir + "vmlinuz" || fw.initrd != dir + "initrd.img" ||
+        fw.dtb != dir + kPi5DeviceTree)
+      return Kernel::Down;
+    return Start(slot);
+  }
+
+  std::string PiPowerOn(bool tryboot) {
+    for (int attempt = 0; attempt < 8; ++attempt, tryboot = false) {
+      ++boots;
+      const PiFirmwareBoot fw = SimulatePiFirmware(d_.boot(), tryboot);
+      SlotId slot = SlotId::A;
+      bool trial = false;
+      if (PiStart(fw, slot, trial) == Kernel::Down) continue;
+      running_ = slot;
+      trial_ = trial;
+      d_.SetCmdline(fw.cmdline);
       return "";
     }
     return "STRANDED: 8 power-ons in a row started no kernel that comes up\n";
@@ -587,6 +639,11 @@ class World {
         return Start(running_) == Kernel::Down ? PowerOn() : "";
       }
       if (call == "reboot") return PowerOn();
+      if (call == std::string("reboot ") + osu::kTrybootRebootArgument) {
+        if (backend_ != Backend::Pi) return "a tryboot reboot on " + BackendName(backend_) + "\n";
+        if (auto bad = CheckTryboot(); !bad.empty()) return "at the tryboot reboot: " + bad;
+        return PowerOn(true);
+      }
     }
     return "";
   }
@@ -605,6 +662,7 @@ class World {
       if (record->sha256 != factory_sha_ && !SharedBundles().signed_images.count(record->sha256))
         return "I3: slot " + osu::SlotName(s) + "'s record names an image no manifest signed\n";
     }
+    if (backend_ == Backend::Pi) return CheckPiBoot();
     // I1: the next power-on, on a copy of the env.
     auto sel = ReadSelection();
     if (!sel) return "I1: the env cannot be read\n";
@@ -637,6 +695,54 @@ class World {
       chain = next.env_after;
     }
     return "I1: STRANDED: 8 power-ons in a row would start no kernel that comes up\n" + Env(*sel);
+  }
+
+  // I1 on the Pi firmware: the next power-on (no tryboot flag) starts the committed slot,
+  // which has run to boot-complete with what it holds (nothing counts boots: a committed slot
+  // always boots, so a trial's fallback is always there).
+  std::string CheckPiBoot() {
+    auto sel = ReadSelection();
+    if (!sel) return "I1: os-update cannot read the firmware's config\n";
+    const SlotId committed = sel->committed();
+    auto proven = [&](SlotId s) {
+      return proven_.count(s) && proven_[s] == SlotSha(s) && Start(s) != Kernel::Down;
+    };
+    SlotId slot = SlotId::A;
+    bool trial = false;
+    const PiFirmwareBoot cold = SimulatePiFirmware(d_.boot(), false);
+    if (PiStart(cold, slot, trial) == Kernel::Down)
+      return "I1: STRANDED: the firmware starts no kernel that comes up from config.txt (" +
+             (cold.started ? "cmdline '" + cold.cmdline + "'" : cold.why) + ")\n" + PiFiles();
+    if (slot != committed || trial || !proven(slot))
+      return "I1: config.txt starts slot " + osu::SlotName(slot) + (trial ? " as a trial" : "") +
+             ", os-update's committed slot is " + osu::SlotName(committed) +
+             "; it must be that one, run to boot-complete\n" + PiFiles();
+    return "";
+  }
+  // When os-update reboots with the tryboot flag, tryboot.txt starts the slot it activated:
+  // verified, its bytes and boot files as recorded, marked osu.trial=1. (Afterwards it may
+  // name that slot until the next write: the firmware reads it only with the flag, which only
+  // os-update's activation sets, after writing it anew.)
+  std::string CheckTryboot() {
+    const SlotId committed = ReadSelection()->committed();
+    SlotId slot = SlotId::A;
+    bool trial = false;
+    const PiFirmwareBoot once = SimulatePiFirmware(d_.boot(), true);
+    if (PiStart(once, slot, trial) == Kernel::Down || slot == committed) return "";
+    osu::BootPartition boot(d_.boot());
+    const auto record = boot.LoadRecord(slot);
+    if (!boot.CheckBootable(slot, record).ok() || record->sha256 != SlotSha(slot))
+      return "I1: tryboot.txt starts slot " + osu::SlotName(slot) + ", whose bytes or boot " +
+             "files do not match a verified record\n" + PiFiles();
+    if (!trial) return "I1: tryboot.txt starts slot " + osu::SlotName(slot) +
+                       " without osu.trial=1\n" + PiFiles();
+    return "";
+  }
+  std::string PiFiles() const {
+    std::string out;
+    for (const char* f : {osu::kPiCommittedCopy, osu::kPiCommitted, osu::kPiTrial})
+      out += std::string("  ") + f + ": " + ReadFile(d_.boot() + "/" + f);
+    return out;
   }
 
   static std::string Env(const osu::BootSelection& s) {
@@ -676,9 +782,10 @@ constexpr bool kSanitized = false;
 
 }  // namespace
 
-TEST_CASE("lifecycle: every sequence of up to 4 events keeps the invariants", "[sequence]") {
-  const int depth = static_cast<int>(EnvLong("OSU_SEQUENCE_DEPTH", kSanitized ? 3 : 4));
-  const Backend backend = Backend::Grub;
+namespace {
+
+void Exhaustive(Backend backend, int default_depth) {
+  const int depth = static_cast<int>(EnvLong("OSU_SEQUENCE_DEPTH", kSanitized ? 3 : default_depth));
   setenv("TMPDIR", "/dev/shm", 1);  // fsync on tmpfs costs nothing: the test is CPU-bound
   World world(backend);
   // Each level: the 16 events, and each of the 12 commands cut by a power cut once more.
@@ -695,10 +802,22 @@ TEST_CASE("lifecycle: every sequence of up to 4 events keeps the invariants", "[
        << " simulated power-ons");
 }
 
+}  // namespace
+
+TEST_CASE("lifecycle: every sequence of up to 4 events keeps the invariants", "[sequence]") {
+  Exhaustive(Backend::Grub, 4);
+}
+
+// Depth 3 by default: depth 4 costs as much again as the grubenv run (OSU_SEQUENCE_DEPTH=4).
+TEST_CASE("lifecycle: every sequence of up to 3 events keeps the invariants (Pi firmware)",
+          "[sequence]") {
+  Exhaustive(Backend::Pi, 3);
+}
+
 namespace {
 
 void RandomWalk(Backend backend) {
-  const long steps = EnvLong("OSU_SEQUENCE_STEPS", kSanitized ? 12000 : 100000) / 3;
+  const long steps = EnvLong("OSU_SEQUENCE_STEPS", kSanitized ? 16000 : 100000) / 4;
   const unsigned seed = static_cast<unsigned>(EnvLong("OSU_SEQUENCE_SEED", 20261206));
   setenv("TMPDIR", "/dev/shm", 1);
   World world(backend);
@@ -723,7 +842,7 @@ void RandomWalk(Backend backend) {
 
 }  // namespace
 
-// A third of the steps on each env backend; OSU_SEQUENCE_STEPS is the total.
+// A quarter of the steps on each env backend; OSU_SEQUENCE_STEPS is the total.
 TEST_CASE("lifecycle: a seeded random walk keeps the invariants (FakeBootEnv)", "[sequence]") {
   RandomWalk(Backend::Fake);
 }
@@ -732,4 +851,7 @@ TEST_CASE("lifecycle: a seeded random walk keeps the invariants (grubenv)", "[se
 }
 TEST_CASE("lifecycle: a seeded random walk keeps the invariants (U-Boot env)", "[sequence]") {
   RandomWalk(Backend::Uboot);
+}
+TEST_CASE("lifecycle: a seeded random walk keeps the invariants (Pi firmware)", "[sequence]") {
+  RandomWalk(Backend::Pi);
 }

@@ -11,6 +11,7 @@
 
 #include "crypto/sha256.hpp"
 #include "record/record.hpp"
+#include "support/pi_firmware_sim.hpp"
 
 namespace osu::test {
 
@@ -53,6 +54,29 @@ FakeDevice::FakeDevice(const std::string& layout) : layout_(layout) {
   MustRun("grub-editenv '" + grubenv() + "' create && grub-editenv '" + grubenv() +
           "' set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=0 && cp '" + grubenv() + "' '" +
           grubenv() + ".bak'");
+}
+
+void FakeDevice::UsePiFirmware() {
+  std::filesystem::copy(SourceDir() + "/pi-firmware", boot(),
+                        std::filesystem::copy_options::recursive |
+                            std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::remove(boot() + "/README.md");
+  std::filesystem::remove(grubenv());
+  std::filesystem::remove(grubenv() + ".bak");
+  const std::string dtb = "factory device tree\n";
+  WriteFile(boot() + "/osu/A/" + kPi5DeviceTree, dtb);
+  WriteFile(boot() + "/osu/A/cmdline.txt", "root=PARTLABEL=p.lxreadonly osu.slot=A console=ttyS0\n");
+  auto record = osu::ParseRecord(ReadFile(boot() + "/osu/A/record.yml"));
+  REQUIRE(record);
+  record->boot_files.push_back({kPi5DeviceTree, dtb.size(), osu::Sha256Hex(dtb)});
+  WriteFile(boot() + "/osu/A/record.yml", osu::SerializeRecord(*record));
+  // Into the one boot: section (YAML keeps the first of two).
+  std::string config_text = ReadFile(config());
+  const std::string boot_line = "  path: " + boot() + "\n";
+  config_text.replace(config_text.find(boot_line), boot_line.size(),
+                      boot_line + "  bootloader: pi-firmware\n");
+  WriteFile(config(), config_text);
+  SetCmdline("root=PARTLABEL=p.lxreadonly osu.slot=A console=ttyS0");
 }
 
 std::string FakeDevice::Env() const {

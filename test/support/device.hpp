@@ -42,6 +42,10 @@ class FakeDevice {
   void WriteConfig(const std::string& extra = "", const std::string& compatible = "demo-x86_64",
                    const std::string& update_extra = "");
   void SetCmdline(const std::string& cmdline);
+  // The boot partition of a Pi image on the Pi firmware backend: pi-firmware/'s files as
+  // kiwi/config.sh installs them, slot A's device tree and cmdline.txt (the device tree listed
+  // in A's record, as an install lists it), no grubenv, boot.bootloader: pi-firmware.
+  void UsePiFirmware();
 
   // A root image of `size` bytes: pseudo-random blocks mixed with zero runs (compressible,
   // but not trivially). Returns its path.

@@ -43,6 +43,7 @@ class SharedEnv final : public BootEnv {
   Result Apply(const EnvChanges& changes) override { return env_.Apply(changes); }
   bool Exists() const override { return env_.Exists(); }
   std::string Describe() const override { return env_.Describe(); }
+  std::string TrialRebootArgument() const override { return env_.TrialRebootArgument(); }
 
  private:
   BootEnv& env_;

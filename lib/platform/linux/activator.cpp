@@ -59,10 +59,20 @@ class SystemActivator final : public Activator {
     return {};
   }
 
-  Result Reboot() override {
+  Result Reboot(const std::string& argument) override {
     ::sync();
-    if (SystemdRuns()) return RunProgram({"systemctl", "reboot"});
-    if (::reboot(RB_AUTOBOOT) != 0) return ErrnoError("reboot failed");
+    if (SystemdRuns()) {
+      // systemd stops the units, then hands the argument to reboot(2) as RESTART2 itself.
+      if (argument.empty()) return RunProgram({"systemctl", "reboot"});
+      return RunProgram({"systemctl", "reboot", argument});
+    }
+    if (argument.empty()) {
+      if (::reboot(RB_AUTOBOOT) != 0) return ErrnoError("reboot failed");
+      return {};
+    }
+    if (::syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
+                  LINUX_REBOOT_CMD_RESTART2, argument.c_str()) != 0)
+      return ErrnoError("reboot(RESTART2, '" + argument + "') failed");
     return {};
   }
 

@@ -79,6 +79,7 @@ class UbootEnv final : public BootEnv {
   }
 
   std::string Describe() const override { return "U-Boot env (" + config_ + ")"; }
+  std::string TrialRebootArgument() const override { return ""; }
 
  private:
   Expected<Context> Initialize() const {

@@ -19,7 +19,7 @@ class VmRebootActivator final : public osu::Activator {
     return osu::UsageError("kexec into a QEMU disk image from the host is not possible");
   }
   // The env already holds OSU_TRY: the next power-on of the VM is the reboot.
-  osu::Result Reboot() override {
+  osu::Result Reboot(const std::string&) override {
     std::cerr << "os-update (qemu host): reboot requested; the scenario powers the VM on\n";
     return {};
   }
