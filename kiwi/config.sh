@@ -37,6 +37,10 @@ echo "IMAGE_VERSION=${kiwi_iversion:-1.0.0}" >> /usr/lib/os-release
 # Read-only root: an empty machine-id makes systemd use a transient one; mount points.
 : > /etc/machine-id
 mkdir -p /boot/efi /data
+# Nothing installs packages on a read-only root: apt's lists and downloaded .debs (~100 MB)
+# stay out of the squashfs.
+apt-get clean
+rm -rf /var/lib/apt/lists/*
 
 # kexec-tools (for os-update's kexec) would otherwise load /vmlinuz at boot and turn every
 # reboot into a kexec of it: a reboot must go through the firmware and GRUB's slot choice.

@@ -40,7 +40,9 @@ e=$(esp "$VM_DISK")
 # The agent: systemd.run (systemd-run-generator) runs osu-test/agent-start from the ESP in a
 # normal multi-user boot; it starts the agent as a unit that waits for /boot/efi. No spaces:
 # GRUB's linux command escapes quotes, so a kernel argument cannot hold a quoted value.
-AGENT_ARGS='systemd.run=/boot/efi/osu-test/agent-start systemd.run_success_action=none systemd.run_failure_action=none systemd.unit=multi-user.target systemd.wants=kernel-command-line.service console=ttyS0,115200'
+# systemd.mask: the image's getty on ttyS0 hangs up the console when it starts (vhangup), and
+# the agent's output with it (the test disks mask it in their root file system).
+AGENT_ARGS='systemd.run=/boot/efi/osu-test/agent-start systemd.run_success_action=none systemd.run_failure_action=none systemd.unit=multi-user.target systemd.wants=kernel-command-line.service systemd.mask=serial-getty@ttyS0.service console=ttyS0,115200'
 printf '#!/bin/sh\nexec systemd-run --no-block --unit=osu-test-agent --property=RequiresMountsFor=/boot/efi /bin/bash /boot/efi/osu-test/agent\n' > "$VM_DIR/agent-start"
 mmd -i "$e" ::osu-test
 mcopy -i "$e" "$QEMU_DIR/guest/osu-test-agent" ::osu-test/agent
@@ -82,10 +84,10 @@ echo "BOOT-COMPLETE-AGO $(awk -v bc="$bc" '{ printf "%.2f", $1 - bc / 1e6 }' /pr
 systemd-analyze | head -n1 | sed 's/^/ANALYZE /'
 systemd-analyze blame --no-pager | head -n 8 | sed 's/^/BLAME /'
 systemd-analyze critical-chain --no-pager boot-complete.target 2>/dev/null | tail -n +3 | head -n 12 | sed 's/^/CHAIN /'
+# The test's network, by hand: the image configures none (no networkd .network, no DHCP client).
 net() {
-  mkdir -p /run/systemd/network
-  printf '[Match]\nName=en*\n[Network]\nAddress=10.0.2.15/24\n' > /run/systemd/network/50-osu-test.network
-  systemctl start systemd-networkd
+  local dev; dev=$(ls /sys/class/net | grep -m1 '^en')
+  ip link set "$dev" up && ip addr add 10.0.2.15/24 dev "$dev"
   for i in $(seq 60); do timeout 2 bash -c 'exec 3<>/dev/tcp/10.0.2.100/80' 2>/dev/null && break; sleep 1; done
 }
 os-update --status --json
@@ -150,10 +152,10 @@ bc_time() { # host time of boot N's boot-complete.target
   ago=$(agent_output "$1" | sed -n 's/^BOOT-COMPLETE-AGO //p' | head -n1)
   awk -v t="$t" -v a="$ago" 'BEGIN { printf "%.3f", t - a }'
 }
-phases() { # name boot from-regex reset-regex: activation, reset, kernel, userspace, complete
-  local n=$1 t0 t1 tk tu tc
-  t0=$(line_time "$3" "OSU-AGENT-BEGIN boot=$n ")
-  t1=$(line_time "$4" "OSU-AGENT-BEGIN boot=$n ")
+phases() { # boot from-regex reset-regex: total, shutdown, firmware+GRUB, kernel+initrd, systemd
+  local n=$1 t0 t1 tk tu ts tc
+  t0=$(line_time "$2" "OSU-AGENT-BEGIN boot=$n ")
+  t1=$(line_time "$3" "OSU-AGENT-BEGIN boot=$n ")
   tk=$(line_time 'Linux version [0-9]' "OSU-AGENT-BEGIN boot=$n ")
   tu=$(line_time 'Run /init as init process|Freeing unused kernel' "OSU-AGENT-BEGIN boot=$n ")
   ts=$(line_time 'systemd[[]1[]]: .*(running in system mode|Detected virtualization)|^Welcome to ' "OSU-AGENT-BEGIN boot=$n ")
@@ -164,12 +166,18 @@ phases() { # name boot from-regex reset-regex: activation, reset, kernel, usersp
 }
 read -r k_total k_down k_fw k_kern k_sysd _ < <(phases 1 '"message":"kexec into slot B' 'kexec_core: Starting new kernel')
 read -r r_total r_down r_fw r_kern r_sysd _ < <(phases 3 '"action":"rollback"' 'reboot: Restarting system')
+# The image's cold boot: power-on 1 (QEMU started) to its boot-complete.target.
+c_on=$(line_time '^=== run-vm ') c_kern=$(line_time 'Linux version [0-9]')
+c_sysd=$(line_time 'systemd[[]1[]]: .*(running in system mode|Detected virtualization)|^Welcome to ')
+c_done=$(bc_time 1)
 {
   echo "K1 (KIWI image) activation, os-update's message to boot-complete.target (s):"
   printf '  %-8s %7s %9s %14s %16s %9s\n' path total shutdown "firmware+GRUB" "kernel+initrd" systemd
   printf '  %-8s %7s %9s %14s %16s %9s\n' kexec "$k_total" "$k_down" "$k_fw" "$k_kern" "$k_sysd"
   printf '  %-8s %7s %9s %14s %16s %9s\n' reboot "$r_total" "$r_down" "$r_fw" "$r_kern" "$r_sysd"
   echo "  RATIO kexec/reboot (KIWI image) = $(awk -v k="$k_total" -v r="$r_total" 'BEGIN { printf "%.2f", k / r }')"
+  echo "  cold boot (power-on to boot-complete.target): $(seconds "$c_on" "$c_done") s =" \
+       "firmware+GRUB $(seconds "$c_on" "$c_kern") + kernel+initrd $(seconds "$c_kern" "$c_sysd") + systemd $(seconds "$c_sysd" "$c_done")"
   for n in 2 4; do agent_output "$n" | sed -n "s/^ANALYZE /  boot $n systemd-analyze: /p"; done
   agent_output 2 | sed -n 's/^BLAME /  boot 2 blame: /p' | head -n 5
 } | tee -a "$CACHE/figures.txt"
