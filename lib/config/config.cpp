@@ -122,14 +122,19 @@ class ConfigReader {
         "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd", "system.device_tree",
         "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
         "install.threads"};
+    // yaml-cpp keeps a repeated key and answers lookups with the first: a second `boot:`
+    // section would be silently ignored, so a repeat is an error like an unknown key.
+    std::set<std::string> seen;
     for (const auto& section : root_) {
       const std::string name = section.first.Scalar();
+      if (!seen.insert(name).second) return Bad(section.first, name, "appears twice");
       if (name == "activation") continue;  // the one top-level scalar
       if (!kSections.count(name)) return Bad(section.first, name, "is not a known section");
       if (section.second.IsNull()) continue;
       if (!section.second.IsMap()) return Bad(section.second, name, "must be a mapping");
       for (const auto& entry : section.second) {
         const std::string full = name + "." + entry.first.Scalar();
+        if (!seen.insert(full).second) return Bad(entry.first, full, "appears twice");
         if (!kKeys.count(full)) return Bad(entry.first, full, "is not a known key");
       }
     }

@@ -358,7 +358,7 @@ class World {
     MustRun("printf 'OSU_ORDER=A B\\nOSU_A_LEFT=3\\nOSU_B_LEFT=0\\n' | mkenvimage -r -s 0x4000 "
             "-o '" + d_.path("uboot.env") + "' - && cp '" + d_.path("uboot.env") + "' '" +
             d_.path("uboot-redund.env") + "'");
-    d_.WriteConfig("boot:\n  bootloader: uboot\n  fw_env_config: " + cfg + "\n");
+    d_.AddToBootSection("  bootloader: uboot\n  fw_env_config: " + cfg + "\n");
   }
 
   std::unique_ptr<osu::BootEnv> MakeEnv() const {

@@ -70,13 +70,18 @@ void FakeDevice::UsePiFirmware() {
   REQUIRE(record);
   record->boot_files.push_back({kPi5DeviceTree, dtb.size(), osu::Sha256Hex(dtb)});
   WriteFile(boot() + "/osu/A/record.yml", osu::SerializeRecord(*record));
-  // Into the one boot: section (YAML keeps the first of two).
+  AddToBootSection("  bootloader: pi-firmware\n");
+  SetCmdline("root=PARTLABEL=p.lxreadonly osu.slot=A console=ttyS0");
+}
+
+// Into the config's one boot: section (a second one is an error).
+void FakeDevice::AddToBootSection(const std::string& lines) {
   std::string config_text = ReadFile(config());
   const std::string boot_line = "  path: " + boot() + "\n";
-  config_text.replace(config_text.find(boot_line), boot_line.size(),
-                      boot_line + "  bootloader: pi-firmware\n");
+  const auto at = config_text.find(boot_line);
+  REQUIRE(at != std::string::npos);
+  config_text.replace(at, boot_line.size(), boot_line + lines);
   WriteFile(config(), config_text);
-  SetCmdline("root=PARTLABEL=p.lxreadonly osu.slot=A console=ttyS0");
 }
 
 std::string FakeDevice::Env() const {

@@ -46,6 +46,8 @@ class FakeDevice {
   // kiwi/config.sh installs them, slot A's device tree and cmdline.txt (the device tree listed
   // in A's record, as an install lists it), no grubenv, boot.bootloader: pi-firmware.
   void UsePiFirmware();
+  // Lines (indented by two) added to the config's boot: section.
+  void AddToBootSection(const std::string& lines);
 
   // A root image of `size` bytes: pseudo-random blocks mixed with zero runs (compressible,
   // but not trivially). Returns its path.

@@ -83,6 +83,11 @@ TEST_CASE("config: errors name the file, the line and the key", "[config]") {
   CHECK_THAT(bad("install:\n  threads: -1\n"), Catch::Contains("install.threads"));
   CHECK_THAT(bad("slots:\n  a: same\n  b: same\n"), Catch::Contains("both 'same'"));
   CHECK_THAT(bad("- a\n- b\n"), Catch::Contains("mapping"));
+  // yaml-cpp would answer with the first of two: the second must not be silently ignored.
+  CHECK_THAT(bad("boot:\n  path: /boot\nboot:\n  bootloader: uboot\n"),
+             Catch::Contains("line 3") && Catch::Contains("boot appears twice"));
+  CHECK_THAT(bad("boot:\n  bootloader: grub\n  bootloader: uboot\n"),
+             Catch::Contains("line 3") && Catch::Contains("boot.bootloader appears twice"));
 }
 
 TEST_CASE("config: the default path may be missing, an explicit one may not", "[config]") {
