@@ -88,7 +88,7 @@ Result Drain(Reader& r) {
 
 struct CreateArgs {
   CreateOptions options;
-  std::string compression = "xz";
+  std::string compression = "zstd";
   bool unsigned_ = false;
   std::string min_version;
 };
@@ -122,6 +122,7 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
     for (const auto& f : m.boot_files) boot.Push(entry(f));
     Json members = Json::MakeArray();
     members.Push(kManifestMember).Push(kSignatureMember);
+    if (m.index) members.Push(m.index->name);
     for (const auto& f : m.boot_files) members.Push(f.name);
     members.Push(m.image.name);
     Json o = Json::MakeObject();
@@ -305,6 +306,12 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   c->add_option("--output", create.options.output, "Bundle file to write")->required();
   c->add_option("--threads", create.options.encode.threads, "Compression threads (0 = all CPUs)");
   c->add_option("--level", create.options.encode.level, "Compression level (codec default)");
+  c->add_flag("!--no-chunks", create.options.chunks,
+              "One zstd stream, no chunk index: devices always download the whole bundle "
+              "(chunks and index are made only with zstd)");
+  c->add_option("--chunk-size", create.options.chunk_avg,
+                "Average chunk size in bytes, a power of two (default 16384; min/max a quarter "
+                "and four times it)");
   c->callback([&] { action = [&] { return RunCreate(create); }; });
 
   std::string file;

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "common/error.hpp"
@@ -32,5 +33,12 @@ struct EncodeOptions {
 };
 Result CompressFile(Compression c, const std::string& input, const std::string& output,
                     const EncodeOptions& options);
+
+// One chunk of a partial-fetch bundle as one zstd frame (level -1 = 19: each chunk is
+// compressed once at build time and fetched by many devices). `out` is replaced.
+Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out);
+// Decodes exactly one zstd frame into `out`, which must be exactly its size: a frame that
+// decodes to any other length, or corrupt input, is a Verification error.
+Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out);
 
 }  // namespace osu
