@@ -1,6 +1,7 @@
 #include "delta/range_source.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,12 @@ class FileRanges final : public RangeSource {
     }
     bytes_ += done;
     return {};
+  }
+  Expected<uint64_t> Size() override {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0)
+      return ErrnoError("Failed to stat bundle '" + path_ + "'", errno, ErrorKind::Source);
+    return static_cast<uint64_t>(st.st_size);
   }
   uint64_t requests() const override { return requests_; }
   uint64_t bytes() const override { return bytes_; }

@@ -22,6 +22,8 @@ class RangeSource {
   // the download) or too few is a Source error; interrupted transfers are retried and resumed
   // as options.retries says.
   virtual Result Read(uint64_t offset, std::span<uint8_t> out) = 0;
+  // The bundle's size (http: from a one-byte range's Content-Range).
+  virtual Expected<uint64_t> Size() = 0;
   virtual uint64_t requests() const = 0;  // requests made so far (retries count)
   virtual uint64_t bytes() const = 0;     // bytes received so far
 };

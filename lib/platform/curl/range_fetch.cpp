@@ -44,6 +44,14 @@ class HttpRanges final : public RangeSource {
     }
   }
 
+  Expected<uint64_t> Size() override {
+    if (!total_) {
+      uint8_t first;
+      if (auto r = Read(0, std::span<uint8_t>(&first, 1)); !r) return r.error();
+      if (!total_) return SourceError("'" + display_ + "' did not say its size in Content-Range");
+    }
+    return *total_;
+  }
   uint64_t requests() const override { return requests_; }
   uint64_t bytes() const override { return bytes_; }
 
