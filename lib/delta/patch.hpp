@@ -35,7 +35,10 @@ struct PatchExpectation {
 // Reads the patch header from `patch` and checks it (signature, format, base and target equal
 // to `expect`) before returning; nothing past the header is read yet. `base_fd` (not owned)
 // must stay open and unchanged while the reader lives; its first expect.base_size bytes are
-// mapped read-only. The reader yields the target image's expect.target_size bytes.
+// mapped read-only. It must not be the slot the output is written to: every segment may
+// read any byte of the base, so a base overwritten while decoding breaks later segments
+// (caught by their hashes, but the patch is then wasted). The reader yields the target
+// image's expect.target_size bytes; memory: one segment and one frame (at most 32 MiB each).
 // Errors: a patch for another base or target, a bad signature, a malformed, truncated or
 // tampered header or segment, trailing bytes: Verification error naming `where` (the caller
 // falls back to the next way); errors of `patch` itself (network, 404) keep their kind.

@@ -178,22 +178,39 @@ TEST_CASE("patch: os-update-bundle delta turns a real ext4 or squashfs image int
   CHECK(a.patch_bytes_read == patch_size);
 }
 
-TEST_CASE("patch: for another base, another target or by another key: refused at the header") {
+// A 2 MiB base of random bytes; a target with spans replaced all along it and 300 KB
+// appended; the patch between them in small segments, so that there are many (18).
+struct SmallPatch {
   osu::test::bundle::Fixture f;
   osu::test::TempDir d;
-  const std::string base = d / "base.img", target = d / "target.img", other = d / "other.img";
-  std::string bytes = osu::test::bundle::RandomBytes(3u << 20, 7);
-  WriteFile(base, bytes);
-  bytes.replace(100000, 5000, osu::test::bundle::RandomBytes(5000, 8));
-  WriteFile(target, bytes + osu::test::bundle::RandomBytes(300000, 9));
-  WriteFile(other, osu::test::bundle::RandomBytes(3u << 20, 10));
-  const std::string patch = d / "p.delta";
-  osu::PatchOptions options;
-  options.segment_size = 256u << 10;
-  auto made = osu::CreatePatch(base, target, f.key, patch, options);
-  INFO((made ? "" : made.error().message()));
-  REQUIRE(made.ok());
-  const osu::PatchExpectation good = Expect(base, target, f.pub);
+  std::string base = d / "base.img", target = d / "target.img", patch = d / "p.delta";
+  osu::PatchExpectation good;
+  std::string full;  // the patch's bytes
+  static constexpr uint32_t kSegment = 128u << 10;
+
+  SmallPatch() {
+    std::string bytes = osu::test::bundle::RandomBytes(2u << 20, 11);
+    WriteFile(base, bytes);
+    for (size_t at = 0; at < bytes.size(); at += 300000) {
+      bytes.replace(at, 2000, osu::test::bundle::RandomBytes(2000, static_cast<unsigned>(at)));
+    }
+    WriteFile(target, bytes + osu::test::bundle::RandomBytes(300000, 12));
+    osu::PatchOptions options;
+    options.segment_size = kSegment;
+    auto made = osu::CreatePatch(base, target, f.key, patch, options);
+    INFO((made ? "" : made.error().message()));
+    REQUIRE(made.ok());
+    good = Expect(base, target, f.pub);
+    full = ReadFile(patch);
+    REQUIRE(Apply(base, patch, good).bytes == ReadFile(target));
+  }
+};
+
+TEST_CASE("patch: for another base, another target or by another key: refused at the header") {
+  SmallPatch s;
+  auto& [f, d, base, target, patch, good, full] = s;
+  const std::string other = d / "other.img";
+  WriteFile(other, osu::test::bundle::RandomBytes(2u << 20, 10));
 
   SECTION("the device holds another base") {
     Applied a = Apply(other, patch, Expect(other, target, f.pub));
@@ -230,7 +247,7 @@ TEST_CASE("patch: for another base, another target or by another key: refused at
     CHECK(a.error.find("patch signature") != std::string::npos);
   }
   SECTION("a base file shorter than the image") {
-    WriteFile(d / "short.img", bytes.substr(0, 1u << 20));
+    WriteFile(d / "short.img", ReadFile(base).substr(0, 1u << 20));
     Applied a = Apply(d / "short.img", patch, good);
     CHECK_FALSE(a.opened);
     CHECK(a.error.find("holds 1048576 bytes") != std::string::npos);
@@ -238,25 +255,13 @@ TEST_CASE("patch: for another base, another target or by another key: refused at
 }
 
 TEST_CASE("patch: truncated, tampered, with trailing bytes, or on a changed base: an error, no wrong byte") {
-  osu::test::bundle::Fixture f;
-  osu::test::TempDir d;
-  const std::string base = d / "base.img", target = d / "target.img", patch = d / "p.delta";
-  std::string bytes = osu::test::bundle::RandomBytes(2u << 20, 11);
-  WriteFile(base, bytes);
-  for (size_t at = 0; at < bytes.size(); at += 300000) {
-    bytes.replace(at, 2000, osu::test::bundle::RandomBytes(2000, static_cast<unsigned>(at)));
-  }
-  WriteFile(target, bytes);
-  osu::PatchOptions options;
-  options.segment_size = 128u << 10;
-  REQUIRE(osu::CreatePatch(base, target, f.key, patch, options).ok());
-  const osu::PatchExpectation good = Expect(base, target, f.pub);
-  const std::string full = ReadFile(patch);
-  REQUIRE(Apply(base, patch, good).bytes == ReadFile(target));
+  SmallPatch s;
+  auto& [f, d, base, target, patch, good, full] = s;
+  const size_t table_end = 172 + 68 * ((good.target_size + s.kSegment - 1) / s.kSegment);
 
   SECTION("truncated anywhere") {
     // In the header, its table, its signature, a frame, before the last frame, 1 byte short.
-    for (size_t cut : {size_t{100}, size_t{200}, size_t{172 + 16 * 68 + 10}, full.size() / 2,
+    for (size_t cut : {size_t{100}, size_t{200}, table_end + 10, full.size() / 2,
                        full.size() - 40, full.size() - 1}) {
       INFO("cut at " << cut << " of " << full.size());
       WriteFile(patch, full.substr(0, cut));
