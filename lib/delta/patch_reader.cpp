@@ -22,22 +22,7 @@ std::string PatchFileName(const std::string& bundle_name, const std::string& bas
 
 namespace {
 
-// Reads exactly `size` bytes; fewer (end of stream) is a truncated patch.
-Expected<std::string> ReadExact(Reader& in, size_t size, const std::string& what) {
-  std::string out(size, '\0');
-  size_t got = 0;
-  while (got < size) {
-    auto n = in.Read(std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()) + got, size - got));
-    if (!n) return n.error();
-    if (*n == 0) {
-      return VerificationError("patch is truncated in " + what + " (" + std::to_string(got) +
-                               " of " + std::to_string(size) + " bytes)");
-    }
-    got += *n;
-  }
-  return out;
-}
-
+// Reads exactly out.size() bytes; fewer (end of stream) is a truncated patch.
 Result ReadExactInto(Reader& in, std::span<uint8_t> out, const std::string& what) {
   size_t got = 0;
   while (got < out.size()) {
@@ -50,6 +35,13 @@ Result ReadExactInto(Reader& in, std::span<uint8_t> out, const std::string& what
     got += *n;
   }
   return {};
+}
+
+Expected<std::string> ReadExact(Reader& in, size_t size, const std::string& what) {
+  std::string out(size, '\0');
+  auto r = ReadExactInto(in, std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()), size), what);
+  if (!r) return r.error();
+  return out;
 }
 
 std::string Short(const std::string& sha) { return sha.substr(0, 16); }
