@@ -88,13 +88,14 @@ int RunApply(const SystemState& st, const Context& c) {
   const Activation mode = ActivationMode(opt, st.config);
   if (result->dry_run) {
     Json plan = Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true);
-    if (d) plan.Set("way", "chunks").Set("download_bytes", d->planned).Set("ranges", d->ranges);
+    if (d) plan.Set("way", d->way).Set("download_bytes", d->planned).Set("ranges", d->ranges);
     else plan.Set("way", "full");
     return Done(s, opt.json, "apply",
                 "Dry run: would install " + result->manifest.version + " into slot " + letter +
-                    (d ? " by partial fetch, downloading " + std::to_string(d->planned) +
-                             " bytes of the image in " + std::to_string(d->ranges) + " ranges"
-                       : std::string(" by a full download")) +
+                    (d && d->way == "patch" ? " from a patch against the booted slot"
+                     : d ? " by partial fetch, downloading " + std::to_string(d->planned) +
+                               " bytes of the image in " + std::to_string(d->ranges) + " ranges"
+                         : std::string(" by a full download")) +
                     (opt.no_activate ? "" : ", then " + ActivationName(mode) + " into it") +
                     "; nothing was written.",
                 plan);
@@ -110,7 +111,7 @@ int RunApply(const SystemState& st, const Context& c) {
                      .Set("bytes", result->copy.bytes)
                      .Set("bytes_written", result->copy.bytes_written)
                      .Set("seconds", result->seconds)
-                     .Set("way", d ? "chunks" : "full");
+                     .Set("way", d ? d->way : "full");
   if (d) details.Set("fetched_bytes", d->fetched).Set("reused_bytes", d->reused).Set("requests", d->requests);
   std::string message = "Installed " + result->manifest.version + " into slot " + letter + " (" +
                         std::to_string(result->copy.bytes) + " bytes, sha256 " +

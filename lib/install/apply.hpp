@@ -36,6 +36,7 @@ struct ApplyRequest {
 
 // What a partial fetch did (install/apply_delta.hpp).
 struct DeltaSummary {
+  std::string way;        // "patch" or "chunks"
   uint64_t planned = 0;   // compressed bytes of the image the plan fetches
   uint64_t fetched = 0;   // bytes received, front (manifest, index) and boot files included
   uint64_t requests = 0;  // range requests, retries included

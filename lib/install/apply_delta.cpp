@@ -8,6 +8,7 @@
 #include "common/text.hpp"
 #include "crypto/sha256.hpp"
 #include "delta/chunk_index.hpp"
+#include "delta/patch.hpp"
 #include "delta/plan.hpp"
 
 namespace osu {
@@ -60,9 +61,14 @@ Expected<std::string> FileSha256(const std::string& path) {
 class DeltaContent final : public SlotContent {
  public:
   DeltaContent(const SystemState& state, const BundleReader& b, ChunkIndex index,
-               RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset)
+               RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
+               std::string uri, SourceOptions options)
       : state_(state), b_(b), index_(std::move(index)), source_(source),
-        boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset) {}
+        boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
+        uri_(std::move(uri)), options_(std::move(options)) {}
+
+  bool patched() const { return patched_; }
+  uint64_t patch_bytes() const { return patch_counter_ ? patch_counter_->total() : 0; }
 
   bool failed() const { return failed_; }
   const DeltaPlan& plan() const { return plan_; }
@@ -71,6 +77,7 @@ class DeltaContent final : public SlotContent {
   uint64_t boot_reused() const { return boot_reused_; }
 
   Result Prepare(const Reporter& reporter) override {
+    if (TryPatch(reporter)) return {};
     const SlotId target = OtherSlot(state_.booted);
     for (SlotId id : {state_.booted, target}) {
       const Slot& slot = state_.slots[id];
@@ -123,7 +130,8 @@ class DeltaContent final : public SlotContent {
   }
 
   Expected<Reader*> Image() override {
-    image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_, &counters_);
+    if (patch_) image_ = std::move(patch_);
+    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_, &counters_);
     failing_ = std::make_unique<Marker>(*image_, *this);
     return failing_.get();
   }
@@ -150,6 +158,56 @@ class DeltaContent final : public SlotContent {
     return e;
   }
 
+  // The first choice: `<bundle>.delta-<base>` beside the bundle, for the booted slot's
+  // verified image (lib/delta/patch.hpp). A missing one is normal; a bad one is a warning.
+  bool TryPatch(const Reporter& reporter) {
+    const Slot& slot = state_.slots[state_.booted];
+    const auto& rec = state_.record(state_.booted);
+    // The patch reader maps the base from byte 0 of what it is given: a partition node.
+    if (!rec || rec->state != SlotState::Verified || rec->sha256.empty() || slot.WriteOffset() != 0)
+      return false;
+    const std::string uri = PatchFileName(uri_, rec->sha256);
+    const std::string where = DescribeSource(uri);
+    auto source = OpenSource(uri, options_);
+    if (!source) {
+      const std::string& why = source.error().message();
+      if (why.find("404") == std::string::npos && why.find("not found") == std::string::npos)
+        reporter.Info("warning: patch " + where + " not used: " + why);
+      return false;
+    }
+    patch_source_ = std::move(source).value();
+    patch_counter_ = std::make_unique<CountingReader>(*patch_source_, [](uint64_t) {});
+    auto base = Fd::Open(slot.WritePath(), O_RDONLY);
+    if (!base) {
+      reporter.Info("warning: patch " + where + " not used: " + base.error().message());
+      return false;
+    }
+    base_ = std::make_unique<Fd>(std::move(base).value());
+    PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
+                            b_.manifest().image.size, state_.config.keys};
+    auto reader = OpenPatchedImage(base_->get(), std::make_unique<Forward>(*patch_counter_),
+                                   expect, where);
+    if (!reader) {
+      reporter.Info("warning: patch " + where + " not used: " + reader.error().message());
+      return false;
+    }
+    patch_ = std::move(reader).value();
+    patched_ = true;
+    reporter.Info("Patch " + where + " against slot " + SlotName(state_.booted) + " (" +
+                  rec->version + ")");
+    return true;
+  }
+
+  // Hands a reader the caller keeps to an API that takes ownership.
+  class Forward final : public Reader {
+   public:
+    explicit Forward(Reader& inner) : inner_(inner) {}
+    Expected<size_t> Read(std::span<uint8_t> out) override { return inner_.Read(out); }
+
+   private:
+    Reader& inner_;
+  };
+
   // A boot file with the same sha256 in a slot's directory whose record lists it, checked
   // again now (a record is what was true once).
   std::optional<std::string> HeldBootFile(const FileEntry& f) const {
@@ -175,9 +233,13 @@ class DeltaContent final : public SlotContent {
   std::vector<LocalImage> locals_;
   DeltaPlan plan_;
   DeltaCounters counters_;
-  std::unique_ptr<Reader> image_, failing_;
+  std::unique_ptr<Reader> image_, failing_, patch_, patch_source_;
+  std::unique_ptr<CountingReader> patch_counter_;
+  std::unique_ptr<Fd> base_;
+  std::string uri_;
+  SourceOptions options_;
   uint64_t boot_fetched_ = 0, boot_reused_ = 0;
-  bool failed_ = false;
+  bool failed_ = false, patched_ = false;
 };
 
 }  // namespace
@@ -230,7 +292,8 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   if (image_offset + index->compressed_size > *size)
     return fall_back("the bundle is " + std::to_string(*size) + " bytes, too short for its chunk index");
 
-  DeltaContent content(state, b, std::move(index).value(), ranges, boot_offsets, image_offset);
+  DeltaContent content(state, b, std::move(index).value(), ranges, boot_offsets, image_offset,
+                       uri, options);
   auto result = InstallContent(state, env, b, content, request, reporter);
   if (!result) {
     if (content.failed() || result.error().kind() == ErrorKind::Verification ||
@@ -239,8 +302,9 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     return result.error();
   }
   DeltaSummary d;
+  d.way = content.patched() ? "patch" : "chunks";
   d.planned = content.plan().fetch_bytes;
-  d.fetched = ranges.bytes();
+  d.fetched = ranges.bytes() + content.patch_bytes();
   d.requests = ranges.requests();
   d.reused = content.counters().reused + content.boot_reused();
   d.ranges = content.plan().ranges.size();
