@@ -34,8 +34,9 @@ struct EncodeOptions {
 Result CompressFile(Compression c, const std::string& input, const std::string& output,
                     const EncodeOptions& options);
 
-// One chunk of a partial-fetch bundle as one zstd frame (level -1 = 19: each chunk is
-// compressed once at build time and fetched by many devices). `out` is replaced.
+// One chunk of a partial-fetch bundle as one zstd frame. Level -1 = 12: on a 96 MiB ext4 of
+// /usr/share/doc, 19 made a 0.6% smaller bundle in 8 times the time (41 s against 5 s).
+// `out` is replaced.
 Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out);
 // Decodes exactly one zstd frame into `out`, which must be exactly its size: a frame that
 // decodes to any other length, or corrupt input, is a Verification error.

@@ -125,7 +125,7 @@ Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& 
   if (!cctx) return DeviceError("Failed to start the zstd encoder: out of memory");
   out.resize(ZSTD_compressBound(data.size()));
   const size_t n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
-                                     level < 0 ? 19 : level);
+                                     level < 0 ? 12 : level);
   if (ZSTD_isError(n)) return DeviceError(std::string("zstd encoder failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return {};
