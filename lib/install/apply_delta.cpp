@@ -271,10 +271,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   }
   const BundleReader& b = **bundle;
   const Manifest& m = b.manifest();
-  if (!m.index) {
-    reporter.Info("Bundle has no chunk index (made with --no-chunks or before them): full download");
-    return None();
-  }
+  if (!m.index) return None();  // made with --no-chunks or before chunks: the full path
   auto index = ParseChunkIndex(b.index_bytes(), request.where);
   if (!index) return fall_back(index.error().message());
   if (index->image_size != m.image.size)
