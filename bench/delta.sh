@@ -142,6 +142,7 @@ CFG
 }
 
 NGINX_PID=
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_nginx() {  # rate ("0" = unlimited)
   stop_nginx
   mkdir -p nginx/logs www
@@ -152,12 +153,12 @@ events { worker_connections 64; }
 http {
   log_format bench '\$request_method \$status \$body_bytes_sent';
   access_log $WORK/nginx/access.log bench;
-  server { listen 127.0.0.1:18931; root $WORK/www; limit_rate $1; }
+  server { listen 127.0.0.1:$PORT; root $WORK/www; limit_rate $1; }
 }
 NG
   nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -e "$WORK/nginx/error.log" &
   NGINX_PID=$!
-  for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:18931/ && return; sleep 0.1; done
+  for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$PORT/ && return; sleep 0.1; done
   die "nginx did not start"
 }
 stop_nginx() { [[ -n $NGINX_PID ]] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null; NGINX_PID=; true; }
@@ -168,7 +169,7 @@ run_apply() {  # dev way -> "bytes reqs seconds rss_kib"
   [[ $way == full ]] && args=(--no-delta)
   : > nginx/access.log
   /usr/bin/time -f "%e %M" -o time.out "$OSU" --config "$dev/os-update.yml" --apply \
-    http://127.0.0.1:18931/v2.osu --no-activate --json "${args[@]}" > apply.out 2> apply.err \
+    http://127.0.0.1:$PORT/v2.osu --no-activate --json "${args[@]}" > apply.out 2> apply.err \
     || { cat apply.err >&2; die "apply ($way) failed"; }
   grep -q "\"way\":\"$way\"" apply.out || { tail -3 apply.out >&2; die "apply took another way than $way"; }
   sleep 0.3  # nginx logs a request when it notices the client left
