@@ -15,6 +15,7 @@
 #include "common/text.hpp"
 #include "crypto/sha256.hpp"
 #include "crypto/signature.hpp"
+#include "delta/chunked_image.hpp"
 
 namespace osu {
 
@@ -23,6 +24,8 @@ namespace {
 // Generous for any real manifest, small enough that a hostile header cannot exhaust memory.
 constexpr uint64_t kManifestLimit = 1u << 20;
 constexpr uint64_t kSignatureLimit = 16u << 10;
+// 40 bytes per chunk of at least 4 KiB: room for images of 6 GiB.
+constexpr uint64_t kIndexLimit = 64u << 20;
 
 // Names from the bundle, and the source as given: escaped, one line (common/text.hpp).
 std::string Q(const std::string& s) { return InQuotes(s); }
@@ -250,6 +253,19 @@ struct BundleOpener {
     auto parsed = ParseManifest(b->manifest_bytes_);
     if (!parsed) return parsed.error().Context(Q(where));
     b->manifest_ = std::move(parsed).value();
+    if (const auto& index = b->manifest_.index) {
+      auto e = Expect(*b, "chunk index", index->name);
+      if (!e) return e.error();
+      if (e->size != index->size || e->size > kIndexLimit)
+        return VerificationError(Q(where) + ": chunk index " + Q(index->name) + " is " +
+                                 std::to_string(e->size) + " bytes, the manifest says " +
+                                 std::to_string(index->size));
+      auto checked = MakeCheckedReader(b->tar_->Data(), index->size, index->sha256,
+                                       Q(where) + ": chunk index " + Q(index->name));
+      auto bytes = ReadSmallMember(*checked, index->size + 1);
+      if (!bytes) return bytes.error();
+      b->index_ = std::move(bytes).value();
+    }
     return b;
   }
 
@@ -369,6 +385,9 @@ Result BundleWriter::Close() { return impl_->out->Install(); }
 
 Result CreateBundle(const CreateOptions& o) {
   if (o.output.empty()) return UsageError("--output must not be empty");
+  if (o.chunk_avg && (o.chunk_avg < 1024 || o.chunk_avg > (1u << 20) ||
+                      (o.chunk_avg & (o.chunk_avg - 1)) != 0))
+    return UsageError("--chunk-size must be a power of two from 1024 to 1048576");
 
   Manifest m;
   m.compatible = o.compatible;
@@ -403,11 +422,21 @@ Result CreateBundle(const CreateOptions& o) {
   // on two cores.
   TempFile compressed;
   std::string image_member_path = o.image;
+  const bool chunked = o.chunks && o.compression == Compression::Zstd;
+  std::string index_bytes;
   Expected<FileEntry> image = UsageError("not hashed");
   {
     std::thread hasher([&] { image = HashFile(o.image, image_name); });
     Result r;
-    if (o.compression != Compression::None) {
+    if (chunked) {
+      compressed.path = o.output + ".image.tmp";
+      ChunkSizes sizes;
+      if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
+      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes);
+      if (built) index_bytes = SerializeChunkIndex(*built);
+      else r = built.error();
+      image_member_path = compressed.path;
+    } else if (o.compression != Compression::None) {
       compressed.path = o.output + ".image.tmp";
       r = CompressFile(o.compression, o.image, compressed.path, o.encode);
       image_member_path = compressed.path;
@@ -417,6 +446,8 @@ Result CreateBundle(const CreateOptions& o) {
   }
   if (!image) return image.error();
   m.image = *image;
+  if (chunked)
+    m.index = FileEntry{ChunkIndexName(image_name), index_bytes.size(), Sha256Hex(index_bytes)};
 
   const std::string manifest = SerializeManifest(m);
   auto check = ParseManifest(manifest);
@@ -434,6 +465,8 @@ Result CreateBundle(const CreateOptions& o) {
   if (auto r = (*w)->AddBytes(kManifestMember, manifest); !r) return r;
   // Unsigned bundles still have the member, empty: the layout never changes.
   if (auto r = (*w)->AddBytes(kSignatureMember, signature); !r) return r;
+  if (m.index)
+    if (auto r = (*w)->AddBytes(m.index->name, index_bytes); !r) return r;
   for (size_t i = 0; i < o.boot_files.size(); ++i) {
     if (auto r = (*w)->AddFile(m.boot_files[i].name, o.boot_files[i]); !r) return r;
   }

@@ -31,6 +31,9 @@ class BundleReader {
   const std::string& manifest_bytes() const { return manifest_bytes_; }
   const std::string& signature() const { return signature_; }  // empty if unsigned
   const std::string& key_used() const { return key_used_; }    // empty if unverified
+  // Format 2: the chunk index member, already checked against the manifest's size and
+  // sha256 (delta/chunk_index.hpp parses it). Empty for format 1.
+  const std::string& index_bytes() const { return index_; }
 
   // The next boot file, in manifest order. The returned reader fails at its end if the
   // member's bytes do not match the manifest's size and sha256 (Verification error).
@@ -51,7 +54,7 @@ class BundleReader {
   BundleReader() = default;
   std::unique_ptr<TarReader> tar_;
   Manifest manifest_;
-  std::string manifest_bytes_, signature_, key_used_;
+  std::string manifest_bytes_, signature_, key_used_, index_;
   std::unique_ptr<Reader> current_;
   size_t next_boot_ = 0;
   std::string where_;
@@ -90,6 +93,10 @@ struct CreateOptions {
   std::string private_key;              // empty: unsigned
   std::string output;
   EncodeOptions encode;
+  // zstd only: the image as one frame per content-defined chunk plus an index, so that
+  // devices can fetch only the chunks they lack (format 2). The full path reads it as before.
+  bool chunks = true;
+  uint32_t chunk_avg = 0;  // average chunk size (a power of two); 0: ChunkSizes' default
 };
 Result CreateBundle(const CreateOptions& options);
 

@@ -110,6 +110,11 @@ Result CheckBundleContent(const Manifest& m) {
     if (!names.insert(Lower(name)).second)
       return Bad(field, name, "is used twice (ignoring case, as FAT does; the image counts too)");
   }
+  if (m.index) {
+    if (auto r = CheckFileName("index.name", m.index->name); !r) return r;
+    if (!names.insert(Lower(m.index->name)).second)
+      return Bad("index.name", m.index->name, "is also the name of the image or a boot file");
+  }
   return {};
 }
 

@@ -10,6 +10,7 @@
 //   image: {name: "rootfs.img.xz", compression: xz, size: 1073741824, sha256: "<64 hex>"}
 //   boot_files:
 //     - {name: "vmlinuz", size: 123, sha256: "<64 hex>"}
+//   index: {name: "rootfs.img.zst.index", size: 4096, sha256: "<64 hex>"}   (format 2 only)
 //
 // ParseManifest accepts any YAML with these keys (block or flow style), and nothing else:
 // the manifest is signed data, so an unknown or duplicated key is an error, not ignored.
@@ -131,18 +132,20 @@ std::string EntryLine(const FileEntry& e, const std::string& compression) {
 Expected<Manifest> Parse(const YAML::Node& root) {
   if (!root.IsMap()) return Bad("not a YAML mapping");
   if (auto r = CheckKeys(root, "", {"format", "compatible", "version", "min_version", "cmdline",
-                                    "image", "boot_files"});
+                                    "image", "boot_files", "index"});
       !r) {
     return r.error();
   }
   Manifest m;
   auto format = Unsigned(root, "format", "format");
   if (!format) return format.error();
-  if (*format != static_cast<uint64_t>(kManifestFormat)) {
-    return Bad("unsupported format " + std::to_string(*format) + " (this os-update reads format " +
-               std::to_string(kManifestFormat) + ")");
+  if (*format != static_cast<uint64_t>(kManifestFormat) &&
+      *format != static_cast<uint64_t>(kManifestFormatIndexed)) {
+    return Bad("unsupported format " + std::to_string(*format) + " (this os-update reads formats " +
+               std::to_string(kManifestFormat) + " and " + std::to_string(kManifestFormatIndexed) +
+               ")");
   }
-  m.format = kManifestFormat;
+  m.format = static_cast<int>(*format);
 
   auto compatible = String(root, "compatible", "compatible");
   if (!compatible) return compatible.error();
@@ -183,6 +186,16 @@ Expected<Manifest> Parse(const YAML::Node& root) {
     if (!entry) return entry.error();
     m.boot_files.push_back(*entry);
   }
+
+  const bool has_index = root["index"].IsDefined() && !root["index"].IsNull();
+  if (has_index != (m.format == kManifestFormatIndexed))
+    return Bad(has_index ? "index needs format 2" : "format 2 needs an index");
+  if (has_index) {
+    auto index = Entry(root["index"], "index", false);
+    if (!index) return index.error();
+    if (m.compression != Compression::Zstd) return Bad("an index needs image.compression zstd");
+    m.index = *index;
+  }
   return m;
 }
 
@@ -198,7 +211,7 @@ Expected<Manifest> ParseManifest(const std::string& yaml) {
 
 std::string SerializeManifest(const Manifest& m) {
   std::string s;
-  s += "format: " + std::to_string(m.format) + "\n";
+  s += "format: " + std::to_string(m.index ? kManifestFormatIndexed : kManifestFormat) + "\n";
   s += "compatible: " + Quote(m.compatible) + "\n";
   s += "version: " + Quote(m.version) + "\n";
   if (m.min_version) s += "min_version: " + Quote(*m.min_version) + "\n";
@@ -210,6 +223,7 @@ std::string SerializeManifest(const Manifest& m) {
     s += "boot_files:\n";
     for (const auto& f : m.boot_files) s += "  - " + EntryLine(f, "") + "\n";
   }
+  if (m.index) s += "index: " + EntryLine(*m.index, "") + "\n";
   return s;
 }
 

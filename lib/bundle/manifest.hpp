@@ -21,9 +21,14 @@ struct Manifest {
   Compression compression = Compression::Xz;
   FileEntry image;                         // image.name is the tar member of the root image
   std::vector<FileEntry> boot_files;       // in bundle order
+  // Format 2: the image is stored as zstd frames, one per chunk, and this member (right
+  // after the signature) indexes them for a partial fetch (delta/chunk_index.hpp).
+  std::optional<FileEntry> index;
 };
 
+// The format written: 1 without an index (devices before partial fetch read those), 2 with.
 inline constexpr int kManifestFormat = 1;
+inline constexpr int kManifestFormatIndexed = 2;
 inline constexpr const char* kManifestMember = "manifest.yaml";
 inline constexpr const char* kSignatureMember = "manifest.sig";
 

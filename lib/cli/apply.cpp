@@ -3,6 +3,7 @@
 #include "cli/actions.hpp"
 #include "common/text.hpp"
 #include "install/apply.hpp"
+#include "install/apply_delta.hpp"
 #include "install/raw_image.hpp"
 
 namespace osu::cli {
@@ -63,21 +64,41 @@ int RunApply(const SystemState& st, const Context& c) {
   request.where = DescribeSource(uri);
   request.dry_run = opt.dry_run;
   request.allow_downgrade = opt.allow_downgrade;
-  auto result = ConsumeSource<ApplyResult>(
-      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); },
-      MakeSourceOptions(st.config, &printer), request.where,
-      [&](Reader& source) { return Apply(st, c.env, source, request, printer.MakeReporter()); });
+  // The cheapest verified way first: the chunks the device lacks; else the whole bundle.
+  Expected<std::optional<ApplyResult>> delta = std::optional<ApplyResult>();
+  if (!opt.no_delta)
+    delta = ApplyDelta(st, c.env, uri, MakeSourceOptions(st.config, &printer), request,
+                       printer.MakeReporter());
+  if (!delta) {
+    printer.Finish();
+    return c.p.Fail(delta.error());
+  }
+  auto result = *delta ? Expected<ApplyResult>(std::move(**delta))
+                       : ConsumeSource<ApplyResult>(
+                             [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); },
+                             MakeSourceOptions(st.config, &printer), request.where,
+                             [&](Reader& source) {
+                               return Apply(st, c.env, source, request, printer.MakeReporter());
+                             });
   printer.Finish();
   if (!result) return c.p.Fail(result.error());
+  const auto& d = result->delta;
 
   const char letter = SlotLetter(result->target);
   const Activation mode = ActivationMode(opt, st.config);
   if (result->dry_run) {
+    Json plan = Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true);
+    if (d) plan.Set("way", d->way).Set("download_bytes", d->planned).Set("ranges", d->ranges);
+    else plan.Set("way", "full");
     return Done(s, opt.json, "apply",
                 "Dry run: would install " + result->manifest.version + " into slot " + letter +
+                    (d && d->way == "patch" ? " from a patch against the booted slot"
+                     : d ? " by partial fetch, downloading " + std::to_string(d->planned) +
+                               " bytes of the image in " + std::to_string(d->ranges) + " ranges"
+                         : std::string(" by a full download")) +
                     (opt.no_activate ? "" : ", then " + ActivationName(mode) + " into it") +
                     "; nothing was written.",
-                Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true));
+                plan);
   }
   const double mb = static_cast<double>(result->copy.bytes) / 1e6;
   char rate[64];
@@ -89,7 +110,9 @@ int RunApply(const SystemState& st, const Context& c) {
                      .Set("sha256", result->copy.sha256)
                      .Set("bytes", result->copy.bytes)
                      .Set("bytes_written", result->copy.bytes_written)
-                     .Set("seconds", result->seconds);
+                     .Set("seconds", result->seconds)
+                     .Set("way", d ? d->way : "full");
+  if (d) details.Set("fetched_bytes", d->fetched).Set("reused_bytes", d->reused).Set("requests", d->requests);
   std::string message = "Installed " + result->manifest.version + " into slot " + letter + " (" +
                         std::to_string(result->copy.bytes) + " bytes, sha256 " +
                         result->copy.sha256 + ", " + rate + "). Slot " + letter + " is verified.";

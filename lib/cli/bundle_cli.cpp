@@ -15,6 +15,7 @@
 #include "common/json.hpp"
 #include "common/text.hpp"
 #include "crypto/signature.hpp"
+#include "delta/patch.hpp"
 #include "bootpart/boot_partition.hpp"
 #include "bootpart/factory_record.hpp"
 
@@ -88,7 +89,7 @@ Result Drain(Reader& r) {
 
 struct CreateArgs {
   CreateOptions options;
-  std::string compression = "xz";
+  std::string compression = "zstd";
   bool unsigned_ = false;
   std::string min_version;
 };
@@ -122,6 +123,7 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
     for (const auto& f : m.boot_files) boot.Push(entry(f));
     Json members = Json::MakeArray();
     members.Push(kManifestMember).Push(kSignatureMember);
+    if (m.index) members.Push(m.index->name);
     for (const auto& f : m.boot_files) members.Push(f.name);
     members.Push(m.image.name);
     Json o = Json::MakeObject();
@@ -225,6 +227,19 @@ Result RunSign(const std::string& file, const std::string& key, const std::strin
   return AttachSignature(file, signature, output);
 }
 
+struct DeltaArgs {
+  std::string from, to, key, output;
+  PatchOptions options;
+};
+
+Result RunDelta(const DeltaArgs& a, const Streams& s) {
+  auto written = CreateBundlePatch(a.from, a.to, a.key, a.output, a.options);
+  if (!written) return written.error();
+  s.out << InQuotes(*written) << ": patch from " << InQuotes(a.from) << " to " << InQuotes(a.to)
+        << "\n";
+  return {};
+}
+
 struct RecordArgs {
   FactoryRecordRequest request;
   std::string slot = "A";
@@ -256,6 +271,7 @@ constexpr const char* kFooter = R"(Examples:
       --version 2.0.0 --key signing.pem --output update-2.0.0.bundle
   os-update-bundle info update-2.0.0.bundle
   os-update-bundle verify update-2.0.0.bundle --key signing.pub.pem
+  os-update-bundle delta --from update-1.0.0.bundle --to update-2.0.0.bundle --key signing.pem
   os-update-bundle record --disk image.raw --slot A --boot-path esp --version 1.0.0 \
       --compatible eos-x86_64-kvm
 
@@ -305,6 +321,12 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   c->add_option("--output", create.options.output, "Bundle file to write")->required();
   c->add_option("--threads", create.options.encode.threads, "Compression threads (0 = all CPUs)");
   c->add_option("--level", create.options.encode.level, "Compression level (codec default)");
+  c->add_flag("!--no-chunks", create.options.chunks,
+              "One zstd stream, no chunk index: devices always download the whole bundle "
+              "(chunks and index are made only with zstd)");
+  c->add_option("--chunk-size", create.options.chunk_avg,
+                "Average chunk size in bytes, a power of two (default 16384; min/max a quarter "
+                "and four times it)");
   c->callback([&] { action = [&] { return RunCreate(create); }; });
 
   std::string file;
@@ -343,6 +365,25 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   sign->callback([&] {
     action = [&] { return RunSign(file, sign_key, sig_file, output, streams); };
   });
+
+  DeltaArgs delta;
+  auto* del = app.add_subcommand(
+      "delta", "Write a patch turning OLD's image into NEW's, for devices that hold OLD.");
+  del->footer(
+      "Example: os-update-bundle delta --from update-1.0.0.bundle --to update-2.0.0.bundle "
+      "--key signing.pem\n"
+      "writes update-2.0.0.bundle.delta-<first 16 hex of 1.0.0's image sha256> beside NEW, "
+      "where devices look for it.");
+  del->add_option("--from", delta.from, "Bundle the devices hold (OLD)")->required();
+  del->add_option("--to", delta.to, "Bundle to update to (NEW)")->required();
+  del->add_option("--key", delta.key, "PEM private key to sign the patch with")->required();
+  del->add_option("--output", delta.output, "Patch file (default: beside NEW, named for OLD)");
+  del->add_option("--level", delta.options.level, "zstd level")->capture_default_str();
+  del->add_option("--threads", delta.options.threads, "Compression threads (0 = all CPUs)");
+  del->add_option("--segment-size", delta.options.segment_size,
+                  "Bytes of the new image per frame: a device holds one (64 KiB-32 MiB)")
+      ->capture_default_str();
+  del->callback([&] { action = [&] { return RunDelta(delta, streams); }; });
 
   RecordArgs record;
   auto* rec = app.add_subcommand(

@@ -109,6 +109,8 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
       ->excludes(kexec);
   app.add_flag("--no-activate", opt.no_activate,
                "--apply: stop after the slot is verified and recorded");
+  app.add_flag("--no-delta", opt.no_delta,
+               "--apply: download the whole bundle, even where the device holds most of it");
   app.set_version_flag("--version", std::string("os-update ") + OSU_VERSION);
 
   std::vector<const char*> argv;

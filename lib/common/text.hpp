@@ -31,4 +31,7 @@ std::optional<CodePoint> DecodeUtf8(std::string_view s, size_t pos);
 // DEL, U+2028/U+2029 and the bidi embeddings, overrides and isolates.
 bool IsUnsafeCodePoint(uint32_t c);
 
+// "1.5 MiB": binary units, one decimal.
+std::string HumanBytes(uint64_t n);
+
 }  // namespace osu

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "common/error.hpp"
@@ -32,5 +33,13 @@ struct EncodeOptions {
 };
 Result CompressFile(Compression c, const std::string& input, const std::string& output,
                     const EncodeOptions& options);
+
+// One chunk of a partial-fetch bundle as one zstd frame. Level -1 = 12: on a 96 MiB ext4 of
+// /usr/share/doc, 19 made a 0.6% smaller bundle in 8 times the time (41 s against 5 s).
+// `out` is replaced.
+Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out);
+// Decodes exactly one zstd frame into `out`, which must be exactly its size: a frame that
+// decodes to any other length, or corrupt input, is a Verification error.
+Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out);
 
 }  // namespace osu

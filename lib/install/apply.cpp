@@ -19,16 +19,6 @@
 namespace osu {
 namespace {
 
-std::string HumanBytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
 // Why this device may not take the bundle yet because of its min_version (" needs at least
 // ..."), or nothing. A device whose installed version is unknown does not meet a floor either:
 // the floor stands for a migration the running system must already have made.
@@ -165,8 +155,54 @@ void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Repo
                   "; the rest was unchanged");
 }
 
+namespace {
+
+// The bundle read front to back: today's full download.
+class StreamedContent final : public SlotContent {
+ public:
+  StreamedContent(BundleReader& b, unsigned threads) : b_(b), threads_(threads) {}
+  Result StageBootFiles(SlotInstall& install, const Reporter& reporter) override {
+    for (;;) {
+      auto member = b_.NextBootFile();
+      if (!member) return member.error();
+      if (!*member) return {};
+      reporter.Info("Boot file " + (*member)->entry->name + " (" +
+                    HumanBytes((*member)->entry->size) + ")");
+      if (auto r = install.StageBootFile(*(*member)->entry, *(*member)->data); !r)
+        return r.error().Context("boot file '" + (*member)->entry->name + "'");
+    }
+  }
+  Expected<Reader*> Image() override {
+    auto image = b_.Image();
+    if (!image) return image.error();
+    auto decoder = MakeDecoder(b_.manifest().compression, **image, threads_);
+    if (!decoder) return decoder.error();
+    decoder_ = std::move(decoder).value();
+    return decoder_.get();
+  }
+  Result Finish() override { return b_.Finish(); }
+
+ private:
+  BundleReader& b_;
+  unsigned threads_;
+  std::unique_ptr<Reader> decoder_;
+};
+
+}  // namespace
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter) {
+  // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
+  if (auto r = CheckInstallAllowed(state); !r) return r.error();
+  auto bundle = BundleReader::Open(source, request.where, state.config.keys);
+  if (!bundle) return bundle.error();
+  StreamedContent content(**bundle, state.config.threads);
+  return InstallContent(state, env, **bundle, content, request, reporter);
+}
+
+Expected<ApplyResult> InstallContent(const SystemState& state, BootEnv& env,
+                                     const BundleReader& b, SlotContent& content,
+                                     const ApplyRequest& request, const Reporter& reporter) {
   const auto start = std::chrono::steady_clock::now();
   const Config& config = state.config;
   ApplyResult result;
@@ -175,14 +211,9 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   const Slot& target = state.slots[result.target];
   const char letter = SlotLetter(result.target);
 
-  // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
   if (auto r = CheckInstallAllowed(state); !r) return r.error();
-
-  auto bundle = BundleReader::Open(source, request.where, config.keys);
-  if (!bundle) return bundle.error();
-  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+  if (auto r = CheckBundleContent(b.manifest()); !r)
     return r.error().Context(InQuotes(request.where));
-  BundleReader& b = **bundle;
   const Manifest& m = b.manifest();
   result.manifest = m;
   reporter.Info("Bundle " + m.version + " for " + m.compatible + ", signed by " + b.key_used());
@@ -201,6 +232,7 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
                 HumanBytes(target.part.size) + "; image " + HumanBytes(m.image.size) + " " +
                 CompressionName(m.compression) + ", " + std::to_string(m.boot_files.size()) +
                 " boot files");
+  if (auto r = content.Prepare(reporter); !r) return r.error();
   if (request.dry_run) return result;
 
   auto device = OpenTargetSlot(state, env, result.target);
@@ -217,30 +249,19 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   if (!install) return install.error();
   auto fail = [&](const Error& error) { return install->Fail(error); };
 
-  for (;;) {
-    auto member = b.NextBootFile();
-    if (!member) return fail(member.error());
-    if (!*member) break;
-    reporter.Info("Boot file " + (*member)->entry->name + " (" +
-                  HumanBytes((*member)->entry->size) + ")");
-    if (auto r = install->StageBootFile(*(*member)->entry, *(*member)->data); !r)
-      return fail(r.error().Context("boot file '" + (*member)->entry->name + "'"));
-  }
-
-  auto image = b.Image();
-  if (!image) return fail(image.error());
-  auto decoder = MakeDecoder(m.compression, **image, config.threads);
-  if (!decoder) return fail(decoder.error());
+  if (auto r = content.StageBootFiles(*install, reporter); !r) return fail(r.error());
+  auto decoded = content.Image();
+  if (!decoded) return fail(decoded.error());
 
   CopyOptions copy = SlotCopyOptions(config, target, reporter, m.image.size);
   copy.expected_size = m.image.size;
   copy.expected_sha256 = m.image.sha256;
-  auto copied = StreamToDevice(**decoder, **device, copy);
+  auto copied = StreamToDevice(**decoded, **device, copy);
   if (!copied) return fail(copied.error().Context(std::string("slot ") + letter));
   result.copy = *copied;
   ReportUnchanged(copy, *copied, reporter);
   FaultPoint("apply: image written and synced");
-  if (auto r = b.Finish(); !r) return fail(r.error());
+  if (auto r = content.Finish(); !r) return fail(r.error());
   if (auto r = install->Finish(*snippet, copied->sha256, copied->bytes); !r)
     return fail(r.error());
 

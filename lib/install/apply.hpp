@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bootenv/boot_env.hpp"
+#include "bootpart/boot_partition.hpp"
 #include "bundle/manifest.hpp"
 #include "device/block_device.hpp"
 #include "install/stream_copy.hpp"
@@ -13,6 +14,8 @@
 #include "io/stream.hpp"
 
 namespace osu {
+
+class BundleReader;
 
 struct CheckResult {
   std::string source;
@@ -31,12 +34,23 @@ struct ApplyRequest {
   bool allow_downgrade = false;  // also: a version this device rolled back from
 };
 
+// What a partial fetch did (install/apply_delta.hpp).
+struct DeltaSummary {
+  std::string way;        // "patch" or "chunks"
+  uint64_t planned = 0;   // compressed bytes of the image the plan fetches
+  uint64_t fetched = 0;   // bytes received, front (manifest, index) and boot files included
+  uint64_t requests = 0;  // range requests, retries included
+  uint64_t reused = 0;    // image and boot file bytes the device already held
+  uint64_t ranges = 0;
+};
+
 struct ApplyResult {
   SlotId target = SlotId::B;
   Manifest manifest;
   CopyStats copy;
   double seconds = 0;
   bool dry_run = false;
+  std::optional<DeltaSummary> delta;  // set when a partial fetch filled the slot
 };
 
 // Whether the device may install into the inactive slot at all: not during a trial (invariant
@@ -75,5 +89,22 @@ void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Repo
 // On failure after the record says "installing", the record is set to "invalid" with the reason.
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter);
+
+// Where a slot's boot files and decoded image come from: the bundle streamed front to back
+// (Apply), or a partial fetch (install/apply_delta.hpp). The install around it is the same.
+class SlotContent {
+ public:
+  virtual ~SlotContent() = default;
+  // After the manifest checks, before --dry-run returns: say the plan (nothing written yet).
+  virtual Result Prepare(const Reporter&) { return {}; }
+  virtual Result StageBootFiles(SlotInstall& install, const Reporter& reporter) = 0;
+  virtual Expected<Reader*> Image() = 0;  // the decoded image, checked by the install
+  virtual Result Finish() = 0;            // after the image was read to its end
+};
+
+// Apply's steps after the bundle's manifest and signature were read and verified.
+Expected<ApplyResult> InstallContent(const SystemState& state, BootEnv& env,
+                                     const BundleReader& bundle, SlotContent& content,
+                                     const ApplyRequest& request, const Reporter& reporter);
 
 }  // namespace osu

@@ -75,6 +75,21 @@ Expected<std::unique_ptr<Reader>> OpenFileSource(const std::string& path) {
 
 }  // namespace
 
+std::optional<std::string> LocalSourcePath(const std::string& uri) {
+  if (uri.empty() || uri == "-") return std::nullopt;
+  const std::string scheme = SchemeOf(uri);
+  if (scheme.empty()) return uri;
+  if (scheme != "file") return std::nullopt;
+  auto path = FileUrlPath(uri);
+  if (!path) return std::nullopt;
+  return *path;
+}
+
+bool IsHttpSource(const std::string& uri) {
+  const std::string scheme = SchemeOf(uri);
+  return scheme == "http" || scheme == "https";
+}
+
 Expected<std::unique_ptr<Reader>> OpenSource(const std::string& uri, const SourceOptions& options) {
   if (uri.empty())
     return UsageError("No bundle source given (a path, file://, -, http://, https:// or ssh://)");

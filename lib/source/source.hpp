@@ -66,6 +66,11 @@ Expected<T> ConsumeSource(const SourceOpener& open, const SourceOptions& options
 // ssh://...: not a bundle but an unsigned raw partition image (see install/raw_image.hpp).
 bool IsSshSource(const std::string& uri);
 
+// The file a path or file:// URL names; nullopt for "-", other schemes and bad file:// URLs.
+std::optional<std::string> LocalSourcePath(const std::string& uri);
+// Whether the URI is http:// or https://.
+bool IsHttpSource(const std::string& uri);
+
 // A short display name: the path, or the URL without credentials.
 std::string DescribeSource(const std::string& uri);
 

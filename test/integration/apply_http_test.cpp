@@ -1,4 +1,5 @@
-// --apply and --check over HTTP(S) from a real nginx on 127.0.0.1: TLS with a test CA and a
+// --apply and --check over HTTP(S) from a real nginx on 127.0.0.1 (the full download; --no-delta
+// where a test counts connections: the partial fetch is delta_test.cpp): TLS with a test CA and a
 // pinned key, resume after a cut, a trickle below the low-speed limit, an http_proxy; a
 // resume that joined two bundles earns one download from byte 0; --check of any manifest
 // size the local --check reads.
@@ -153,7 +154,8 @@ TEST_CASE("a cut download is resumed and the retry shows with its offset", "[htt
   std::filesystem::copy_file(d.MakeBundle("v2.osu", image, "2.0", "gzip"), nginx.root() + "/eos.osu");
   FaultProxy proxy(nginx.port(), 1u << 20);
   ScopedEnv no_proxy("no_proxy", "127.0.0.1");
-  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate",
+                       "--no-delta"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK_THAT(r.err, Catch::Matches("(.|\n)*retry 1/3 at byte [1-9][0-9]*: (.|\n)*"));
@@ -180,7 +182,8 @@ TEST_CASE("a trickle below update.low_speed_limit aborts after the retries (exit
   FaultProxy proxy(nginx.port(), trickle);
   ScopedEnv no_proxy("no_proxy", "127.0.0.1");
   const auto start = std::chrono::steady_clock::now();
-  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate",
+                       "--no-delta"});
   const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   INFO(r.err);
   CHECK(r.code == 3);
@@ -238,7 +241,8 @@ TEST_CASE("a resume that joined two bundles with the same ETag is downloaded onc
         ".new' && mv '" + served + ".new' '" + served + "'");
   });
   ScopedEnv no_proxy("no_proxy", "127.0.0.1");
-  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+  auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate",
+                       "--no-delta"});
   INFO(r.err << nginx.AccessLog());
   REQUIRE(r.code == 0);
   CHECK(CountOf(r.err, "once more from byte 0") == 1);
@@ -267,7 +271,8 @@ TEST_CASE("a bundle corrupt on the server is reported after at most one download
 
   SECTION("resumed after a cut: one more download, then exit 2") {
     FaultProxy proxy(nginx.port(), 2u << 20);
-    auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate"});
+    auto r = RunUpdate({"--config", d.config(), "--apply", proxy.Url("/eos.osu"), "--no-activate",
+                       "--no-delta"});
     INFO(r.err << nginx.AccessLog());
     CHECK(r.code == 2);
     CHECK(CountOf(r.err, "once more from byte 0") == 1);
@@ -276,7 +281,8 @@ TEST_CASE("a bundle corrupt on the server is reported after at most one download
     CHECK(CountOf(r.err, "os-update: ") == 1);
   }
   SECTION("not resumed: exit 2 at once") {
-    auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"});
+    auto r = RunUpdate({"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate",
+                        "--no-delta"});
     INFO(r.err << nginx.AccessLog());
     CHECK(r.code == 2);
     CHECK(HasOneErrorLine(r.err));

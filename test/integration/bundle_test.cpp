@@ -109,7 +109,7 @@ TEST_CASE("bundle: signed with plain openssl (create --unsigned, manifest, sign 
   REQUIRE(sign.code == 0);
   CHECK(Verify(signed_bundle, f.pub).code == 0);
   CHECK(MustRun("tar -tf " + signed_bundle) ==
-        "manifest.yaml\nmanifest.sig\nvmlinuz\ninitrd.img\nrootfs.img.zst\n");
+        "manifest.yaml\nmanifest.sig\nrootfs.img.zst.index\nvmlinuz\ninitrd.img\nrootfs.img.zst\n");
   RequireRefused(Verify(signed_bundle, f.other_pub), "does not match");
 
   // An EC key, signed the `openssl dgst` way, verifies as well.

@@ -13,109 +13,12 @@
 #include <vector>
 
 #include "crypto/sha256.hpp"
-
-#ifndef OSU_VERSION
-#define OSU_VERSION "dev"
-#endif
+#include "platform/curl/curl_common.hpp"
 
 namespace osu {
 namespace {
 
 constexpr size_t kMaxBuffered = size_t{4} << 20;
-constexpr long kMaxRedirects = 5;
-
-struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
-using MultiPtr = std::unique_ptr<CURLM, MultiDeleter>;
-using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
-
-Result InitCurlOnce() {
-  static std::once_flag once;
-  static CURLcode rc = CURLE_OK;
-  std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (rc != CURLE_OK) return SourceError(std::string("Failed to initialize libcurl: ") + curl_easy_strerror(rc));
-  return {};
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-  return s.substr(i);
-}
-
-bool StartsWithNoCase(const std::string& s, const char* prefix) {
-  size_t n = std::strlen(prefix);
-  return s.size() >= n && strncasecmp(s.c_str(), prefix, n) == 0;
-}
-
-// HTTP/2 has no reason phrase: name the common codes ourselves.
-std::string ReasonFor(long code) {
-  switch (code) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 410: return "Gone";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
-  }
-}
-
-bool IsRetriableCode(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
-  }
-}
-
-struct ContentRange {
-  std::optional<uint64_t> first, last;  // absent in a 416's "bytes */1000"
-  std::optional<uint64_t> total;        // absent in "bytes 100-199/*"
-};
-
-// "bytes 100-199/1000", "bytes 100-199/*" or "bytes */1000".
-std::optional<ContentRange> ParseContentRange(const std::string& v) {
-  unsigned long long first = 0, last = 0, total = 0;
-  char star = 0;
-  ContentRange r;
-  if (std::sscanf(v.c_str(), "bytes */%llu", &total) == 1) {
-    r.total = total;
-    return r;
-  }
-  if (std::sscanf(v.c_str(), "bytes %llu-%llu/", &first, &last) != 2 || last < first) return std::nullopt;
-  r.first = first;
-  r.last = last;
-  auto slash = v.find('/');
-  if (std::sscanf(v.c_str() + slash + 1, "%llu", &total) == 1) r.total = total;
-  else if (std::sscanf(v.c_str() + slash + 1, "%c", &star) != 1 || star != '*') return std::nullopt;
-  return r;
-}
 
 // What the headers of the current response said; reset at every status line (redirects).
 struct ResponseHeaders {
@@ -450,23 +353,7 @@ class HttpSource final : public Reader {
       }
     }
 
-    bool ok = curl_easy_setopt(e, CURLOPT_URL, url_.c_str()) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_FAILONERROR, 0L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-    if (!options_.ca_file.empty()) ok &= curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
-    if (!options_.pinned_pubkey.empty())
-      ok &= curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, options_.pinned_pubkey.c_str()) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_limit) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, "os-update/" OSU_VERSION) == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf_) == CURLE_OK;
+    bool ok = SetRequestOptions(e, url_, options_, errbuf_);
     ok &= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &HttpSource::OnHeader) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_HEADERDATA, this) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &HttpSource::OnWrite) == CURLE_OK;

@@ -15,6 +15,9 @@ struct DStreamFree {
 struct CCtxFree {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
 
 class ZstdDecoder final : public Reader {
  public:
@@ -113,3 +116,30 @@ Result ZstdEncode(Reader& input, const ChunkSink& out, const EncodeOptions& opti
 }
 
 }  // namespace osu::codec
+
+namespace osu {
+
+Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out) {
+  // One context per thread: chunks are compressed on all cores, each context reused.
+  thread_local std::unique_ptr<ZSTD_CCtx, codec::CCtxFree> cctx(ZSTD_createCCtx());
+  if (!cctx) return DeviceError("Failed to start the zstd encoder: out of memory");
+  out.resize(ZSTD_compressBound(data.size()));
+  const size_t n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
+                                     level < 0 ? 12 : level);
+  if (ZSTD_isError(n)) return DeviceError(std::string("zstd encoder failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return {};
+}
+
+Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out) {
+  thread_local std::unique_ptr<ZSTD_DCtx, codec::DCtxFree> dctx(ZSTD_createDCtx());
+  if (!dctx) return DeviceError("Failed to start the zstd decoder: out of memory");
+  const size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n)) return VerificationError(std::string("corrupt zstd frame: ") + ZSTD_getErrorName(n));
+  if (n != out.size())
+    return VerificationError("zstd frame decodes to " + std::to_string(n) + " bytes, expected " +
+                             std::to_string(out.size()));
+  return {};
+}
+
+}  // namespace osu

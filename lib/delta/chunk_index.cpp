@@ -1,0 +1,100 @@
+#include "delta/chunk_index.hpp"
+
+#include <cstring>
+
+#include "common/text.hpp"
+#include "crypto/sha256.hpp"
+
+namespace osu {
+namespace {
+
+constexpr char kMagic[8] = {'O', 'S', 'U', 'C', 'H', 'I', 'D', 'X'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeader = 8 + 4 * 4 + 8 + 8;
+constexpr size_t kEntry = 4 + 4 + 32;
+// No chunker setting outside these bounds is ever written; a wider one is a forged index.
+constexpr uint32_t kMaxChunk = 4u << 20;
+
+void Put(std::string& s, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t Get(const std::string& s, size_t pos, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(s[pos + static_cast<size_t>(i)])) << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+std::string ChunkIndexName(const std::string& image_member) { return image_member + ".index"; }
+
+Digest DigestOf(std::span<const uint8_t> data) {
+  const std::string hex = Sha256Hex(data);
+  Digest d{};
+  for (size_t i = 0; i < d.size(); ++i)
+    d[i] = static_cast<uint8_t>(std::stoul(hex.substr(i * 2, 2), nullptr, 16));
+  return d;
+}
+
+std::string SerializeChunkIndex(const ChunkIndex& index) {
+  std::string s(kMagic, sizeof kMagic);
+  Put(s, kVersion, 4);
+  Put(s, index.sizes.min, 4);
+  Put(s, index.sizes.avg, 4);
+  Put(s, index.sizes.max, 4);
+  Put(s, index.image_size, 8);
+  Put(s, index.chunks.size(), 8);
+  for (const auto& c : index.chunks) {
+    Put(s, c.size, 4);
+    Put(s, c.compressed_size, 4);
+    s.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
+  }
+  return s;
+}
+
+Expected<ChunkIndex> ParseChunkIndex(const std::string& b, const std::string& where) {
+  auto bad = [&](const std::string& why) {
+    return VerificationError("chunk index of " + InQuotes(where) + ": " + why);
+  };
+  if (b.size() < kHeader || std::memcmp(b.data(), kMagic, sizeof kMagic) != 0)
+    return bad("not an os-update chunk index");
+  if (Get(b, 8, 4) != kVersion) return bad("unsupported version " + std::to_string(Get(b, 8, 4)));
+  ChunkIndex idx;
+  idx.sizes.min = static_cast<uint32_t>(Get(b, 12, 4));
+  idx.sizes.avg = static_cast<uint32_t>(Get(b, 16, 4));
+  idx.sizes.max = static_cast<uint32_t>(Get(b, 20, 4));
+  if (idx.sizes.min == 0 || idx.sizes.min > idx.sizes.avg || idx.sizes.avg > idx.sizes.max ||
+      idx.sizes.max > kMaxChunk || (idx.sizes.avg & (idx.sizes.avg - 1)) != 0 ||
+      idx.sizes.avg < 64)
+    return bad("chunk sizes out of range");
+  idx.image_size = Get(b, 24, 8);
+  const uint64_t count = Get(b, 32, 8);
+  if (count > (b.size() - kHeader) / kEntry || b.size() != kHeader + count * kEntry)
+    return bad("size " + std::to_string(b.size()) + " does not match its " +
+               std::to_string(count) + " chunks");
+  idx.chunks.resize(count);
+  uint64_t offset = 0, compressed = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t p = kHeader + i * kEntry;
+    ChunkEntry& c = idx.chunks[i];
+    c.size = static_cast<uint32_t>(Get(b, p, 4));
+    c.compressed_size = static_cast<uint32_t>(Get(b, p + 4, 4));
+    std::memcpy(c.sha256.data(), b.data() + p + 8, 32);
+    if (c.size == 0 || c.size > idx.sizes.max || c.compressed_size == 0 ||
+        c.compressed_size > kMaxChunk + (kMaxChunk >> 7) + 1024)
+      return bad("chunk " + std::to_string(i) + " has an impossible size");
+    c.offset = offset;
+    c.compressed_offset = compressed;
+    offset += c.size;
+    compressed += c.compressed_size;
+  }
+  if (offset != idx.image_size)
+    return bad("chunks add up to " + std::to_string(offset) + " bytes, the image is " +
+               std::to_string(idx.image_size));
+  idx.compressed_size = compressed;
+  return idx;
+}
+
+}  // namespace osu

@@ -1,0 +1,175 @@
+// The device side: a patch and the base slot in, the new image's bytes out, one verified
+// segment at a time.
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "common/text.hpp"
+#include "crypto/sha256.hpp"
+#include "crypto/signature.hpp"
+#include "delta/mapping.hpp"
+#include "delta/patch.hpp"
+#include "delta/patch_codec.hpp"
+#include "delta/patch_format.hpp"
+
+namespace osu {
+
+using delta::PatchHeader;
+
+std::string PatchFileName(const std::string& bundle_name, const std::string& base_sha256) {
+  return bundle_name + ".delta-" + base_sha256.substr(0, 16);
+}
+
+namespace {
+
+// Reads exactly out.size() bytes; fewer (end of stream) is a truncated patch.
+Result ReadExactInto(Reader& in, std::span<uint8_t> out, const std::string& what) {
+  size_t got = 0;
+  while (got < out.size()) {
+    auto n = in.Read(out.subspan(got));
+    if (!n) return n.error();
+    if (*n == 0) {
+      return VerificationError("patch is truncated in " + what + " (" + std::to_string(got) +
+                               " of " + std::to_string(out.size()) + " bytes)");
+    }
+    got += *n;
+  }
+  return {};
+}
+
+Expected<std::string> ReadExact(Reader& in, size_t size, const std::string& what) {
+  std::string out(size, '\0');
+  auto r = ReadExactInto(in, std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()), size), what);
+  if (!r) return r.error();
+  return out;
+}
+
+std::string Short(const std::string& sha) { return sha.substr(0, 16); }
+
+// Reads and checks everything before the first frame. Is the patch for this base and this
+// target? Answered from the fixed fields before the rest is read; the signature then covers
+// all of them and the segment table.
+Expected<PatchHeader> ReadHeader(Reader& patch, const PatchExpectation& expect) {
+  auto fixed = ReadExact(patch, delta::kFixedSize, "its header");
+  if (!fixed) return fixed.error();
+  uint32_t count = 0;
+  auto h = delta::ParseFixed(*fixed, &count);
+  if (!h) return h.error();
+  if (h->base_sha256 != expect.base_sha256 || h->base_size != expect.base_size) {
+    return VerificationError("patch is for base image " + Short(h->base_sha256) + " (" +
+                             std::to_string(h->base_size) + " bytes), not for " +
+                             Short(expect.base_sha256) + " (" +
+                             std::to_string(expect.base_size) + " bytes)");
+  }
+  if (h->target_sha256 != expect.target_sha256 || h->target_size != expect.target_size) {
+    return VerificationError("patch makes image " + Short(h->target_sha256) +
+                             ", not the bundle's " + Short(expect.target_sha256));
+  }
+  auto entries = ReadExact(patch, size_t{count} * delta::kEntrySize, "its segment table");
+  if (!entries) return entries.error();
+  auto sig_size = ReadExact(patch, 4, "its signature");
+  if (!sig_size) return sig_size.error();
+  uint32_t n = 0;
+  for (int i = 3; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>((*sig_size)[static_cast<size_t>(i)]);
+  if (n == 0 || n > delta::kSignatureLimit) {
+    return VerificationError("patch signature of " + std::to_string(n) + " bytes");
+  }
+  auto sig = ReadExact(patch, n, "its signature");
+  if (!sig) return sig.error();
+  auto key = VerifyWithAnyKey(*fixed + *entries, *sig, expect.keys);
+  if (!key) return key.error().Context("patch signature");
+  if (auto r = delta::ParseEntries(*entries, *h); !r) return r.error();
+  return h;
+}
+
+class PatchedImageReader final : public Reader {
+ public:
+  PatchedImageReader(delta::Mapping base, std::unique_ptr<Reader> patch, PatchHeader header,
+                     std::unique_ptr<delta::SegmentDecoder> decoder, std::string where)
+      : base_(std::move(base)), patch_(std::move(patch)), header_(std::move(header)),
+        decoder_(std::move(decoder)), where_(std::move(where)) {}
+
+  Expected<size_t> Read(std::span<uint8_t> buf) override {
+    if (failed_) return *failed_;
+    if (buf.empty()) return size_t{0};
+    if (pos_ == segment_.size()) {
+      if (next_ == header_.segments.size()) {
+        if (auto r = CheckEnd(); !r) return Fail(r.error());
+        return size_t{0};
+      }
+      if (auto r = LoadSegment(); !r) return Fail(r.error());
+    }
+    const size_t n = std::min(buf.size(), segment_.size() - pos_);
+    std::memcpy(buf.data(), segment_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  Result LoadSegment() {
+    const size_t i = next_++;
+    const delta::SegmentEntry& e = header_.segments[i];
+    const std::string what = "segment " + std::to_string(i);
+    // Sized to this segment: the buffers never outgrow one segment and one frame.
+    frame_.resize(e.frame_size);
+    segment_.resize(header_.SegmentLength(i));
+    pos_ = 0;
+    if (auto r = ReadExactInto(*patch_, frame_, what); !r) return r;
+    if (auto r = decoder_->Decode(frame_, segment_); !r) return r.error().Context(what);
+    const std::string got = Sha256Hex(segment_);
+    if (got != e.sha256) {
+      // Either the patch was altered or the base slot no longer holds the base image.
+      return VerificationError(what + ": sha256 mismatch (expected " + e.sha256 + ", got " +
+                               got + "); the patch or the base slot is not what it claims");
+    }
+    return {};
+  }
+
+  Result CheckEnd() {
+    uint8_t extra;
+    auto n = patch_->Read(std::span<uint8_t>(&extra, 1));
+    if (!n) return n.error();
+    if (*n != 0) return VerificationError("trailing bytes after the last segment");
+    return {};
+  }
+
+  Error Fail(const Error& e) {
+    // Errors of the patch source (network) name themselves; ours get the patch's name.
+    failed_ = e.kind() == ErrorKind::Verification ? e.Context(where_) : e;
+    segment_.clear();
+    pos_ = 0;
+    return *failed_;
+  }
+
+  delta::Mapping base_;
+  std::unique_ptr<Reader> patch_;
+  PatchHeader header_;
+  std::unique_ptr<delta::SegmentDecoder> decoder_;
+  std::string where_;
+  std::vector<uint8_t> frame_, segment_;
+  size_t next_ = 0, pos_ = 0;
+  std::optional<Error> failed_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Reader>> OpenPatchedImage(int base_fd, std::unique_ptr<Reader> patch,
+                                                   const PatchExpectation& expect,
+                                                   const std::string& where) {
+  auto header = ReadHeader(*patch, expect);
+  if (!header) {
+    const Error& e = header.error();
+    return e.kind() == ErrorKind::Verification || e.kind() == ErrorKind::Usage
+               ? e.Context(where)
+               : e;
+  }
+  auto base = delta::Mapping::Create(base_fd, expect.base_size, "the base image");
+  if (!base) return base.error();
+  auto decoder = delta::MakeSegmentDecoder(base->bytes());
+  if (!decoder) return decoder.error();
+  return std::unique_ptr<Reader>(std::make_unique<PatchedImageReader>(
+      std::move(base).value(), std::move(patch), std::move(header).value(),
+      std::move(decoder).value(), where));
+}
+
+}  // namespace osu

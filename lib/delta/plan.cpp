@@ -1,0 +1,237 @@
+#include "delta/plan.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <unordered_map>
+
+#include "common/fd.hpp"
+#include "common/text.hpp"
+#include "compress/compression.hpp"
+
+namespace osu {
+namespace {
+
+struct DigestHash {
+  size_t operator()(const Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
+Result PreadAll(int fd, uint64_t offset, std::span<uint8_t> out, const std::string& what) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("Failed to read " + what);
+    if (n == 0) return DeviceError("Failed to read " + what + ": it ends early");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// [offset, offset + size) of an fd, for the chunker.
+class RegionReader final : public Reader {
+ public:
+  RegionReader(int fd, uint64_t offset, uint64_t size, std::string what)
+      : fd_(fd), pos_(offset), end_(offset + size), what_(std::move(what)) {}
+  Expected<size_t> Read(std::span<uint8_t> out) override {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), end_ - pos_));
+    if (n == 0) return size_t{0};
+    if (auto r = PreadAll(fd_, pos_, out.first(n), what_); !r) return r.error();
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  int fd_;
+  uint64_t pos_, end_;
+  std::string what_;
+};
+
+}  // namespace
+
+DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& locals,
+                    uint64_t merge_gap, uint64_t max_range,
+                    const std::function<void(const std::string&)>& warn) {
+  DeltaPlan plan;
+  plan.sources.resize(index.chunks.size());
+  plan.reused.assign(locals.size(), 0);
+  // Each distinct chunk the image needs, with the first chunk that has it.
+  std::unordered_map<Digest, size_t, DigestHash> wanted;
+  wanted.reserve(index.chunks.size());
+  for (size_t i = 0; i < index.chunks.size(); ++i) wanted.emplace(index.chunks[i].sha256, i);
+  // Where each wanted digest was found: (local, offset); the booted slot is scanned first.
+  struct Found {
+    uint8_t local;
+    uint64_t offset;
+  };
+  std::unordered_map<Digest, std::vector<Found>, DigestHash> found;
+
+  for (size_t l = 0; l < locals.size(); ++l) {
+    const LocalImage& li = locals[l];
+    auto fd = Fd::Open(li.path, O_RDONLY);
+    if (!fd) {
+      if (warn) warn("Not looking for chunks in " + li.name + ": " + fd.error().message());
+      continue;
+    }
+    RegionReader reader(fd->get(), li.offset, li.size, li.name);
+    auto r = ForEachChunk(reader, li.size, index.sizes,
+                          [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
+                            const Digest d = DigestOf(data);
+                            if (wanted.count(d)) {
+                              auto& v = found[d];
+                              if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(l), offset});
+                            }
+                            return {};
+                          });
+    if (!r && warn) warn("Stopped looking for chunks in " + li.name + ": " + r.error().message());
+  }
+
+  // Zeros: a frame of a few bytes that decodes to a whole chunk is worth one check.
+  std::unordered_map<uint32_t, Digest> zero_digest;
+  for (size_t i = 0; i < index.chunks.size(); ++i) {
+    const ChunkEntry& c = index.chunks[i];
+    DeltaPlan::Source& s = plan.sources[i];
+    if (auto it = found.find(c.sha256); it != found.end()) {
+      for (const Found& f : it->second) {
+        if (locals[f.local].is_target && f.offset < c.offset) continue;
+        s = DeltaPlan::Source{DeltaPlan::From::Local, f.local, f.offset};
+        plan.reused[f.local] += c.size;
+        break;
+      }
+      if (s.from == DeltaPlan::From::Local) continue;
+    }
+    if (c.compressed_size < 64) {
+      auto z = zero_digest.find(c.size);
+      if (z == zero_digest.end()) {
+        std::vector<uint8_t> zeros(c.size, 0);
+        z = zero_digest.emplace(c.size, DigestOf(zeros)).first;
+      }
+      if (z->second == c.sha256) {
+        s.from = DeltaPlan::From::Zero;
+        plan.zero_bytes += c.size;
+        continue;
+      }
+    }
+    // Fetched: extend the last range or start one.
+    if (!plan.ranges.empty()) {
+      DeltaPlan::Range& last = plan.ranges.back();
+      const uint64_t end = last.offset + last.length;
+      if (c.compressed_offset - end <= merge_gap &&
+          c.compressed_offset + c.compressed_size - last.offset <= max_range) {
+        plan.fetch_bytes += c.compressed_offset + c.compressed_size - end;
+        last.length = c.compressed_offset + c.compressed_size - last.offset;
+        continue;
+      }
+    }
+    plan.ranges.push_back(DeltaPlan::Range{c.compressed_offset, c.compressed_size});
+    plan.fetch_bytes += c.compressed_size;
+  }
+  return plan;
+}
+
+namespace {
+
+class PlannedImage final : public Reader {
+ public:
+  PlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
+               const std::vector<LocalImage>& locals, RangeSource& bundle, uint64_t member_offset,
+               DeltaCounters* counters)
+      : index_(index), plan_(plan), locals_(locals), bundle_(bundle),
+        member_offset_(member_offset), counters_(counters) {}
+
+  Expected<size_t> Read(std::span<uint8_t> out) override {
+    if (pos_ == chunk_.size()) {
+      if (next_ == index_.chunks.size()) return size_t{0};
+      if (auto r = Fill(next_); !r) return r.error();
+      ++next_;
+      pos_ = 0;
+    }
+    const size_t n = std::min(out.size(), chunk_.size() - pos_);
+    std::memcpy(out.data(), chunk_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  Result Fill(size_t i) {
+    const ChunkEntry& c = index_.chunks[i];
+    const DeltaPlan::Source& s = plan_.sources[i];
+    chunk_.resize(c.size);
+    const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
+                             std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
+    switch (s.from) {
+      case DeltaPlan::From::Zero:
+        std::fill(chunk_.begin(), chunk_.end(), 0);
+        break;
+      case DeltaPlan::From::Local: {
+        const LocalImage& li = locals_[s.local];
+        auto& fd = fds_[s.local];
+        if (!fd) {
+          auto opened = Fd::Open(li.path, O_RDONLY);
+          if (!opened) return opened.error();
+          fd = std::make_unique<Fd>(std::move(opened).value());
+        }
+        if (auto r = PreadAll(fd->get(), li.offset + s.offset, chunk_, li.name); !r) return r;
+        if (DigestOf(chunk_) != c.sha256)
+          return VerificationError(what + ": " + li.name + " no longer holds it at byte " +
+                                   std::to_string(s.offset) + " (the slot changed)");
+        break;
+      }
+      case DeltaPlan::From::Fetch: {
+        if (auto r = Frame(c, what); !r) return r;
+        break;
+      }
+    }
+    if (counters_) {
+      if (s.from != DeltaPlan::From::Fetch) counters_->reused += c.size;
+      counters_->fetched = bundle_.bytes();
+    }
+    return {};
+  }
+
+  // The chunk's frame from the range that holds it, fetched when first needed.
+  Result Frame(const ChunkEntry& c, const std::string& what) {
+    while (!range_ || c.compressed_offset + c.compressed_size > range_->offset + range_->length) {
+      if (next_range_ == plan_.ranges.size())
+        return VerificationError(what + ": not in the planned ranges");
+      range_ = &plan_.ranges[next_range_++];
+      if (c.compressed_offset < range_->offset) return VerificationError(what + ": ranges out of order");
+      buf_.resize(static_cast<size_t>(range_->length));
+      if (auto r = bundle_.Read(member_offset_ + range_->offset, buf_); !r) return r;
+    }
+    const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
+                                         c.compressed_size);
+    if (auto r = ZstdDecompressFrame(frame, chunk_); !r) return r.error().Context(what);
+    if (DigestOf(chunk_) != c.sha256)
+      return VerificationError(what + ": the fetched bytes do not match the signed index");
+    return {};
+  }
+
+  const ChunkIndex& index_;
+  const DeltaPlan& plan_;
+  const std::vector<LocalImage>& locals_;
+  RangeSource& bundle_;
+  uint64_t member_offset_;
+  DeltaCounters* counters_;
+  std::vector<uint8_t> chunk_, buf_;
+  size_t pos_ = 0, next_ = 0, next_range_ = 0;
+  const DeltaPlan::Range* range_ = nullptr;
+  std::unordered_map<uint8_t, std::unique_ptr<Fd>> fds_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reader> MakePlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
+                                         const std::vector<LocalImage>& locals,
+                                         RangeSource& bundle, uint64_t member_offset,
+                                         DeltaCounters* counters) {
+  return std::make_unique<PlannedImage>(index, plan, locals, bundle, member_offset, counters);
+}
+
+}  // namespace osu

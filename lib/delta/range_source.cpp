@@ -1,0 +1,92 @@
+#include "delta/range_source.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "common/fd.hpp"
+#include "platform/curl/range_fetch.hpp"
+
+namespace osu {
+namespace {
+
+class FileRanges final : public RangeSource {
+ public:
+  FileRanges(Fd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
+  Result Read(uint64_t offset, std::span<uint8_t> out) override {
+    ++requests_;
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done,
+                                static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("Failed to read bundle '" + path_ + "'", errno, ErrorKind::Source);
+      if (n == 0)
+        return SourceError("bundle '" + path_ + "' ends at byte " + std::to_string(offset + done) +
+                           ", before the range asked");
+      done += static_cast<size_t>(n);
+    }
+    bytes_ += done;
+    return {};
+  }
+  Expected<uint64_t> Size() override {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0)
+      return ErrnoError("Failed to stat bundle '" + path_ + "'", errno, ErrorKind::Source);
+    return static_cast<uint64_t>(st.st_size);
+  }
+  uint64_t requests() const override { return requests_; }
+  uint64_t bytes() const override { return bytes_; }
+
+ private:
+  Fd fd_;
+  std::string path_;
+  uint64_t requests_ = 0, bytes_ = 0;
+};
+
+class RangeReader final : public Reader {
+ public:
+  RangeReader(RangeSource& source, uint64_t offset, uint64_t length, size_t piece)
+      : source_(source), next_(offset), end_(offset + length), piece_(piece) {}
+  Expected<size_t> Read(std::span<uint8_t> out) override {
+    if (pos_ == buf_.size()) {
+      if (next_ == end_) return size_t{0};
+      buf_.resize(static_cast<size_t>(std::min<uint64_t>(piece_, end_ - next_)));
+      if (auto r = source_.Read(next_, buf_); !r) return r.error();
+      next_ += buf_.size();
+      pos_ = 0;
+    }
+    const size_t n = std::min(out.size(), buf_.size() - pos_);
+    std::copy_n(buf_.data() + pos_, n, out.data());
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  RangeSource& source_;
+  uint64_t next_, end_;
+  size_t piece_, pos_ = 0;
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
+                                                       const SourceOptions& options) {
+  if (IsHttpSource(uri)) return OpenHttpRanges(uri, options);
+  auto path = LocalSourcePath(uri);
+  if (!path) return std::unique_ptr<RangeSource>();
+  auto fd = Fd::Open(*path, O_RDONLY);
+  if (!fd) return Error(ErrorKind::Source, fd.error().message());
+  return std::unique_ptr<RangeSource>(std::make_unique<FileRanges>(std::move(fd).value(), *path));
+}
+
+std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
+                                        size_t piece) {
+  return std::make_unique<RangeReader>(source, offset, length, piece);
+}
+
+}  // namespace osu

@@ -1,0 +1,40 @@
+// Byte ranges of a bundle, for a partial fetch: a local file (pread) or an http(s) URL (one
+// single-range GET per call: S3 and many CDNs serve no multi-range requests). The bytes are
+// not trusted: the caller checks every piece against the signed chunk index.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/error.hpp"
+#include "io/stream.hpp"
+#include "source/source.hpp"
+
+namespace osu {
+
+class RangeSource {
+ public:
+  virtual ~RangeSource() = default;
+  // Fills `out` with the bytes at [offset, offset + out.size()). A server that answers with
+  // other bytes than asked (ignores Range, another Content-Range, a file that changed under
+  // the download) or too few is a Source error; interrupted transfers are retried and resumed
+  // as options.retries says.
+  virtual Result Read(uint64_t offset, std::span<uint8_t> out) = 0;
+  // The bundle's size (http: from a one-byte range's Content-Range).
+  virtual Expected<uint64_t> Size() = 0;
+  virtual uint64_t requests() const = 0;  // requests made so far (retries count)
+  virtual uint64_t bytes() const = 0;     // bytes received so far
+};
+
+// A path, file://PATH or http(s)://; nullptr for other sources (stdin, ssh://), which are read
+// front to back only.
+Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
+                                                       const SourceOptions& options);
+
+// Reads [offset, offset + length) of `source` front to back, `piece` bytes per request.
+std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
+                                        size_t piece);
+
+}  // namespace osu

@@ -1,0 +1,315 @@
+#include "install/apply_delta.hpp"
+
+#include <fcntl.h>
+
+#include "bundle/bundle.hpp"
+#include "bundle/checked_reader.hpp"
+#include "common/fd.hpp"
+#include "common/text.hpp"
+#include "crypto/sha256.hpp"
+#include "delta/chunk_index.hpp"
+#include "delta/patch.hpp"
+#include "delta/plan.hpp"
+
+namespace osu {
+namespace {
+
+// Every tar member before the image has a 512-byte ustar header (the bundle writer uses
+// short names and sizes below 8 GiB) and data padded to 512 bytes.
+uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
+
+// Reads the front of the bundle in growing ranges (64 KiB, then 4 times more each time).
+class FrontReader final : public Reader {
+ public:
+  FrontReader(RangeSource& source, uint64_t size) : source_(source), size_(size) {}
+  Expected<size_t> Read(std::span<uint8_t> out) override {
+    if (pos_ == buf_.size()) {
+      if (next_ == size_) return size_t{0};
+      buf_.resize(static_cast<size_t>(std::min<uint64_t>(piece_, size_ - next_)));
+      if (auto r = source_.Read(next_, buf_); !r) return r.error();
+      next_ += buf_.size();
+      pos_ = 0;
+      piece_ = std::min<uint64_t>(piece_ * 4, 16u << 20);
+    }
+    const size_t n = std::min(out.size(), buf_.size() - pos_);
+    std::copy_n(buf_.data() + pos_, n, out.data());
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  RangeSource& source_;
+  uint64_t size_, next_ = 0, piece_ = 64u << 10;
+  size_t pos_ = 0;
+  std::vector<uint8_t> buf_;
+};
+
+Expected<std::string> FileSha256(const std::string& path) {
+  auto fd = Fd::Open(path, O_RDONLY);
+  if (!fd) return fd.error();
+  auto reader = MakeFdReader(fd->Release(), true, path);
+  Sha256 hash;
+  std::vector<uint8_t> buf(1u << 20);
+  for (;;) {
+    auto n = reader->Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return hash.HexDigest();
+    hash.Update(std::span<const uint8_t>(buf.data(), *n));
+  }
+}
+
+class DeltaContent final : public SlotContent {
+ public:
+  DeltaContent(const SystemState& state, const BundleReader& b, ChunkIndex index,
+               RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
+               std::string uri, SourceOptions options)
+      : state_(state), b_(b), index_(std::move(index)), source_(source),
+        boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
+        uri_(std::move(uri)), options_(std::move(options)) {}
+
+  bool patched() const { return patched_; }
+  uint64_t patch_bytes() const { return patch_counter_ ? patch_counter_->total() : 0; }
+
+  bool failed() const { return failed_; }
+  const DeltaPlan& plan() const { return plan_; }
+  const DeltaCounters& counters() const { return counters_; }
+  uint64_t boot_fetched() const { return boot_fetched_; }
+  uint64_t boot_reused() const { return boot_reused_; }
+
+  Result Prepare(const Reporter& reporter) override {
+    if (TryPatch(reporter)) return {};
+    const SlotId target = OtherSlot(state_.booted);
+    for (SlotId id : {state_.booted, target}) {
+      const Slot& slot = state_.slots[id];
+      const auto& rec = state_.record(id);
+      LocalImage li{"slot " + SlotName(id), slot.WritePath(), slot.WriteOffset(), 0, id == target};
+      // The booted slot: its verified image. The target: whatever it holds, every chunk is
+      // checked anyway.
+      if (id == state_.booted && rec && rec->state == SlotState::Verified) li.size = rec->size;
+      if (id == target) li.size = std::min(slot.part.size, index_.image_size);
+      if (li.size > 0) locals_.push_back(li);
+    }
+    plan_ = PlanDelta(index_, locals_, 64u << 10, 8u << 20,
+                      [&](const std::string& line) { reporter.Info(line); });
+    std::string reused;
+    for (size_t i = 0; i < locals_.size(); ++i)
+      reused += ", " + HumanBytes(plan_.reused[i]) + " from " + locals_[i].name;
+    reporter.Info("Partial fetch: " + std::to_string(plan_.fetch_bytes) + " bytes (" +
+                  HumanBytes(plan_.fetch_bytes) + ") of the image's " +
+                  HumanBytes(index_.compressed_size) + " to download in " +
+                  std::to_string(plan_.ranges.size()) + " ranges; reusing" + reused.substr(1) +
+                  ", " + HumanBytes(plan_.zero_bytes) + " of zeros");
+    // Past this share, merged ranges and a later fallback could cost more than the whole.
+    if (plan_.fetch_bytes > index_.compressed_size / 10 * 9)
+      return Fail(SourceError("the device holds too little of the new image: a full download is cheaper"));
+    return {};
+  }
+
+  Result StageBootFiles(SlotInstall& install, const Reporter& reporter) override {
+    const auto& files = b_.manifest().boot_files;
+    for (size_t i = 0; i < files.size(); ++i) {
+      const FileEntry& f = files[i];
+      const std::string what = InQuotes(b_.manifest().image.name) + ": boot file " + InQuotes(f.name);
+      std::unique_ptr<Reader> data;
+      std::optional<std::string> held = HeldBootFile(f);
+      if (held) {
+        auto fd = Fd::Open(*held, O_RDONLY);
+        if (!fd) return Fail(fd.error());
+        data = MakeFdReader(fd->Release(), true, *held);
+        reporter.Info("Boot file " + f.name + " (" + HumanBytes(f.size) + "): copied from " + *held);
+        boot_reused_ += f.size;
+      } else {
+        data = MakeRangeReader(source_, boot_offsets_[i], f.size, 4u << 20);
+        reporter.Info("Boot file " + f.name + " (" + HumanBytes(f.size) + "): fetched");
+        boot_fetched_ += f.size;
+      }
+      auto checked = MakeCheckedReader(*data, f.size, f.sha256, what);
+      if (auto r = install.StageBootFile(f, *checked); !r) return Fail(r.error());
+    }
+    return {};
+  }
+
+  Expected<Reader*> Image() override {
+    if (patch_) image_ = std::move(patch_);
+    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_, &counters_);
+    failing_ = std::make_unique<Marker>(*image_, *this);
+    return failing_.get();
+  }
+  Result Finish() override { return {}; }
+
+ private:
+  // Marks the content failed when the image's own reading fails.
+  class Marker final : public Reader {
+   public:
+    Marker(Reader& inner, DeltaContent& owner) : inner_(inner), owner_(owner) {}
+    Expected<size_t> Read(std::span<uint8_t> out) override {
+      auto n = inner_.Read(out);
+      if (!n) owner_.failed_ = true;
+      return n;
+    }
+
+   private:
+    Reader& inner_;
+    DeltaContent& owner_;
+  };
+
+  Error Fail(const Error& e) {
+    failed_ = true;
+    return e;
+  }
+
+  // The first choice: `<bundle>.delta-<base>` beside the bundle, for the booted slot's
+  // verified image (lib/delta/patch.hpp). A missing one is normal; a bad one is a warning.
+  bool TryPatch(const Reporter& reporter) {
+    const Slot& slot = state_.slots[state_.booted];
+    const auto& rec = state_.record(state_.booted);
+    // The patch reader maps the base from byte 0 of what it is given: a partition node.
+    if (!rec || rec->state != SlotState::Verified || rec->sha256.empty() || slot.WriteOffset() != 0)
+      return false;
+    const std::string uri = PatchFileName(uri_, rec->sha256);
+    const std::string where = DescribeSource(uri);
+    auto source = OpenSource(uri, options_);
+    if (!source) {
+      const std::string& why = source.error().message();
+      if (why.find("404") == std::string::npos && why.find("not found") == std::string::npos)
+        reporter.Info("warning: patch " + where + " not used: " + why);
+      return false;
+    }
+    patch_source_ = std::move(source).value();
+    patch_counter_ = std::make_unique<CountingReader>(*patch_source_, [](uint64_t) {});
+    auto base = Fd::Open(slot.WritePath(), O_RDONLY);
+    if (!base) {
+      reporter.Info("warning: patch " + where + " not used: " + base.error().message());
+      return false;
+    }
+    base_ = std::make_unique<Fd>(std::move(base).value());
+    PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
+                            b_.manifest().image.size, state_.config.keys};
+    auto reader = OpenPatchedImage(base_->get(), std::make_unique<Forward>(*patch_counter_),
+                                   expect, where);
+    if (!reader) {
+      reporter.Info("warning: patch " + where + " not used: " + reader.error().message());
+      return false;
+    }
+    patch_ = std::move(reader).value();
+    patched_ = true;
+    reporter.Info("Patch " + where + " against slot " + SlotName(state_.booted) + " (" +
+                  rec->version + ")");
+    return true;
+  }
+
+  // Hands a reader the caller keeps to an API that takes ownership.
+  class Forward final : public Reader {
+   public:
+    explicit Forward(Reader& inner) : inner_(inner) {}
+    Expected<size_t> Read(std::span<uint8_t> out) override { return inner_.Read(out); }
+
+   private:
+    Reader& inner_;
+  };
+
+  // A boot file with the same sha256 in a slot's directory whose record lists it, checked
+  // again now (a record is what was true once).
+  std::optional<std::string> HeldBootFile(const FileEntry& f) const {
+    for (SlotId id : {state_.booted, OtherSlot(state_.booted)}) {
+      const auto& rec = state_.record(id);
+      if (!rec || rec->state != SlotState::Verified) continue;
+      for (const auto& held : rec->boot_files) {
+        if (held.sha256 != f.sha256 || held.size != f.size) continue;
+        const std::string path = state_.boot().SlotDirectory(id) + "/" + held.name;
+        auto sha = FileSha256(path);
+        if (sha && *sha == f.sha256) return path;
+      }
+    }
+    return std::nullopt;
+  }
+
+  const SystemState& state_;
+  const BundleReader& b_;
+  ChunkIndex index_;
+  RangeSource& source_;
+  std::vector<uint64_t> boot_offsets_;
+  uint64_t image_offset_;
+  std::vector<LocalImage> locals_;
+  DeltaPlan plan_;
+  DeltaCounters counters_;
+  std::unique_ptr<Reader> image_, failing_, patch_, patch_source_;
+  std::unique_ptr<CountingReader> patch_counter_;
+  std::unique_ptr<Fd> base_;
+  std::string uri_;
+  SourceOptions options_;
+  uint64_t boot_fetched_ = 0, boot_reused_ = 0;
+  bool failed_ = false, patched_ = false;
+};
+
+}  // namespace
+
+Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEnv& env,
+                                                const std::string& uri,
+                                                const SourceOptions& options,
+                                                const ApplyRequest& request,
+                                                const Reporter& reporter) {
+  using None = std::optional<ApplyResult>;
+  auto fall_back = [&](const std::string& why) -> Expected<None> {
+    reporter.Info("warning: partial fetch not possible, downloading the whole bundle: " + why);
+    return None();
+  };
+  if (auto r = CheckInstallAllowed(state); !r) return r.error();
+  auto source = OpenRangeSource(uri, options);
+  if (!source) return fall_back(source.error().message());
+  if (!*source) return None();
+  RangeSource& ranges = **source;
+  auto size = ranges.Size();
+  if (!size) return fall_back(size.error().message());
+
+  FrontReader front(ranges, *size);
+  auto bundle = BundleReader::Open(front, request.where, state.config.keys);
+  if (!bundle) {
+    // Signature and manifest errors are the same in a full download: no point in one.
+    if (bundle.error().kind() == ErrorKind::Verification) return bundle.error();
+    return fall_back(bundle.error().message());
+  }
+  const BundleReader& b = **bundle;
+  const Manifest& m = b.manifest();
+  if (!m.index) return None();  // made with --no-chunks or before chunks: the full path
+  auto index = ParseChunkIndex(b.index_bytes(), request.where);
+  if (!index) return fall_back(index.error().message());
+  if (index->image_size != m.image.size)
+    return fall_back("the chunk index describes an image of " + std::to_string(index->image_size) +
+                     " bytes, the manifest one of " + std::to_string(m.image.size));
+
+  uint64_t at = MemberSpan(b.manifest_bytes().size()) + MemberSpan(b.signature().size()) +
+                MemberSpan(b.index_bytes().size());
+  std::vector<uint64_t> boot_offsets;
+  for (const auto& f : m.boot_files) {
+    boot_offsets.push_back(at + 512);
+    at += MemberSpan(f.size);
+  }
+  const uint64_t image_offset = at + 512;
+  if (image_offset + index->compressed_size > *size)
+    return fall_back("the bundle is " + std::to_string(*size) + " bytes, too short for its chunk index");
+
+  DeltaContent content(state, b, std::move(index).value(), ranges, boot_offsets, image_offset,
+                       uri, options);
+  auto result = InstallContent(state, env, b, content, request, reporter);
+  if (!result) {
+    if (content.failed() || result.error().kind() == ErrorKind::Verification ||
+        result.error().kind() == ErrorKind::Source)
+      if (!request.dry_run || content.failed()) return fall_back(result.error().message());
+    return result.error();
+  }
+  DeltaSummary d;
+  d.way = content.patched() ? "patch" : "chunks";
+  d.planned = content.plan().fetch_bytes;
+  d.fetched = ranges.bytes() + content.patch_bytes();
+  d.requests = ranges.requests();
+  d.reused = content.counters().reused + content.boot_reused();
+  d.ranges = content.plan().ranges.size();
+  result->delta = d;
+  if (!request.dry_run)
+    reporter.Info("Fetched " + HumanBytes(d.fetched) + " in " + std::to_string(d.requests) +
+                  " requests; reused " + HumanBytes(d.reused) + " held by the device");
+  return None(std::move(result).value());
+}
+
+}  // namespace osu

@@ -1,0 +1,318 @@
+// Patches against a known base (lib/delta): round trips on real ext4 and squashfs images
+// rebuilt from changed trees of real files, and every way a patch can be wrong refused
+// without a wrong byte handed out.
+#include <fcntl.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "common/fd.hpp"
+#include "common/text.hpp"
+#include "delta/patch.hpp"
+#include "integration/bundle_fixture.hpp"
+#include "support/support.hpp"
+
+namespace {
+
+using osu::test::MustRun;
+using osu::test::ReadFile;
+using osu::test::RunBundle;
+using osu::test::Sha256OfFile;
+using osu::test::WriteFile;
+
+// A tree of about `mib` MiB of real files from /usr (sorted, so the same every run) and the
+// same tree with every 20th file replaced by a program's bytes (other content, a little longer)
+// and a small directory added: the change between two releases, about 5% of the bytes.
+void MakeTrees(const osu::test::TempDir& d, int mib) {
+  WriteFile(d / "trees.sh", R"(set -eu  # no pipefail: awk stops reading at the budget
+cd /
+find usr/share usr/lib -type f -size -2M -printf '%s\t%p\n' 2>/dev/null | LC_ALL=C sort -t$'\t' -k2 |
+  awk -F'\t' -v limit=$(($2 << 20)) '{ s += $1; if (s > limit) exit; print $2 }' > "$1/files.list"
+mkdir -p "$1/old"
+tar -cf - --no-recursion -T "$1/files.list" 2>/dev/null | tar -xf - -C "$1/old"
+cp -a "$1/old" "$1/new"
+cd "$1/new"
+programs=(/usr/bin/*)
+i=0
+while IFS= read -r f; do
+  i=$((i + 1))
+  [ $((i % 20)) -eq 0 ] || continue
+  head -c $(( $(stat -c %s "$f") + i % 1000 )) "${programs[$((i % ${#programs[@]}))]}" > "$f"
+done < "$1/files.list"
+mkdir -p usr/new
+find /usr/bin -maxdepth 1 -type f -size -50k | LC_ALL=C sort | head -n 5 | xargs cp -t usr/new
+)");
+  MustRun("bash " + d / "trees.sh" + " " + d.path() + " " + std::to_string(mib));
+}
+
+void MakeImages(const osu::test::TempDir& d, const std::string& kind) {
+  for (const char* tree : {"old", "new"}) {
+    const std::string image = d / (std::string(tree) + "." + kind);
+    if (kind == "ext4") {
+      MustRun("E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -b 4096 "
+              "-U 2a7c1a4e-0f5b-4d7e-9a41-6a3c5e8f0b11 "
+              "-E hash_seed=7d0c6f27-4f0e-4a51-8d3e-3b2f9c1d5e60,root_owner=0:0 -d " +
+              d / tree + " " + image + " 48M");
+    } else {
+      MustRun("mksquashfs " + d / tree + " " + image + " -comp zstd -noappend -quiet "
+              "-mkfs-time 1700000000 -all-time 1700000000 -all-root > /dev/null");
+    }
+  }
+}
+
+std::string MakeBundle(osu::test::bundle::Fixture& f, const std::string& image,
+                       const std::string& version) {
+  const std::string out = image + ".osu";
+  auto r = RunBundle({"create", "--image", image, "--compression", "zstd", "--compatible",
+                      "eos-x86_64-kvm", "--version", version, "--key", f.key, "--output", out});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  return out;
+}
+
+uint64_t SizeOf(const std::string& path) { return std::stoull(MustRun("stat -c %s " + path)); }
+
+osu::PatchExpectation Expect(const std::string& base, const std::string& target,
+                             const std::string& pub) {
+  osu::PatchExpectation e;
+  e.base_sha256 = Sha256OfFile(base);
+  e.base_size = SizeOf(base);
+  e.target_sha256 = Sha256OfFile(target);
+  e.target_size = SizeOf(target);
+  e.keys = {pub};
+  return e;
+}
+
+// A patch as a device reads it, counting the bytes taken from it.
+class CountedFile final : public osu::Reader {
+ public:
+  CountedFile(const std::string& path, uint64_t* taken)
+      : inner_(osu::MakeFdReader(osu::Fd::Open(path, O_RDONLY)->Release(), true, path)),
+        taken_(taken) {}
+  osu::Expected<size_t> Read(std::span<uint8_t> buf) override {
+    auto n = inner_->Read(buf);
+    if (n) *taken_ += *n;
+    return n;
+  }
+
+ private:
+  std::unique_ptr<osu::Reader> inner_;
+  uint64_t* taken_;
+};
+
+struct Applied {
+  bool opened = false;
+  std::string bytes;  // what the reader handed out before its end or its error
+  std::string error;
+  osu::ErrorKind kind = osu::ErrorKind::Device;
+  uint64_t patch_bytes_read = 0;
+};
+
+Applied Apply(const std::string& base, const std::string& patch,
+              const osu::PatchExpectation& expect) {
+  Applied a;
+  auto base_fd = osu::Fd::Open(base, O_RDONLY);
+  REQUIRE(base_fd.ok());
+  auto reader = osu::OpenPatchedImage(
+      base_fd->get(), std::make_unique<CountedFile>(patch, &a.patch_bytes_read), expect,
+      osu::InQuotes(patch));
+  if (!reader) {
+    a.error = reader.error().message();
+    a.kind = reader.error().kind();
+    return a;
+  }
+  a.opened = true;
+  std::vector<uint8_t> buf(1u << 20);
+  for (;;) {
+    auto n = (*reader)->Read(buf);
+    if (!n) {
+      a.error = n.error().message();
+      a.kind = n.error().kind();
+      return a;
+    }
+    if (*n == 0) return a;
+    a.bytes.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+}
+
+// Every byte handed out is the new image's: a bad patch stops early, never lies.
+void CheckOnlyTrueBytes(const Applied& a, const std::string& target) {
+  const std::string truth = ReadFile(target);
+  REQUIRE(a.bytes.size() < truth.size());
+  CHECK(truth.compare(0, a.bytes.size(), a.bytes) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("patch: os-update-bundle delta turns a real ext4 or squashfs image into the next") {
+  const std::string kind = GENERATE(std::string("ext4"), std::string("squashfs"));
+  osu::test::RequireTool(kind == "ext4" ? "mkfs.ext4" : "mksquashfs");
+  osu::test::bundle::Fixture f;
+  osu::test::TempDir d;
+  MakeTrees(d, 24);
+  MakeImages(d, kind);
+  const std::string old_image = d / ("old." + kind), new_image = d / ("new." + kind);
+  const std::string old_bundle = MakeBundle(f, old_image, "1.0.0");
+  const std::string new_bundle = MakeBundle(f, new_image, "2.0.0");
+
+  auto r = RunBundle({"delta", "--from", old_bundle, "--to", new_bundle, "--key", f.key,
+                      "--segment-size", std::to_string(4u << 20)});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  // Named for the base it needs, beside the bundle: where a device looks.
+  const std::string patch = new_bundle + ".delta-" + Sha256OfFile(old_image).substr(0, 16);
+  REQUIRE(osu::test::FileExists(patch));
+  CHECK(r.out.find(patch) != std::string::npos);
+  CHECK_FALSE(osu::test::FileExists(patch + ".tmp"));
+  // Far smaller than the full bundle (bench/patch.sh measures how much).
+  const uint64_t patch_size = SizeOf(patch), bundle_size = SizeOf(new_bundle);
+  INFO(kind << ": patch " << patch_size << " bytes, bundle " << bundle_size);
+  CHECK(patch_size * 4 < bundle_size);
+
+  Applied a = Apply(old_image, patch, Expect(old_image, new_image, f.pub));
+  INFO(a.error);
+  REQUIRE(a.opened);
+  REQUIRE(a.error.empty());
+  WriteFile(d / "out.img", a.bytes);
+  MustRun("cmp " + d / "out.img" + " " + new_image);  // cmp: the oracle
+  CHECK(a.patch_bytes_read == patch_size);
+}
+
+// A 2 MiB base of random bytes; a target with spans replaced all along it and 300 KB
+// appended; the patch between them in small segments, so that there are many (18).
+struct SmallPatch {
+  osu::test::bundle::Fixture f;
+  osu::test::TempDir d;
+  std::string base = d / "base.img", target = d / "target.img", patch = d / "p.delta";
+  osu::PatchExpectation good;
+  std::string full;  // the patch's bytes
+  static constexpr uint32_t kSegment = 128u << 10;
+
+  SmallPatch() {
+    std::string bytes = osu::test::bundle::RandomBytes(2u << 20, 11);
+    WriteFile(base, bytes);
+    for (size_t at = 0; at < bytes.size(); at += 300000) {
+      bytes.replace(at, 2000, osu::test::bundle::RandomBytes(2000, static_cast<unsigned>(at)));
+    }
+    WriteFile(target, bytes + osu::test::bundle::RandomBytes(300000, 12));
+    osu::PatchOptions options;
+    options.segment_size = kSegment;
+    auto made = osu::CreatePatch(base, target, f.key, patch, options);
+    INFO((made ? "" : made.error().message()));
+    REQUIRE(made.ok());
+    good = Expect(base, target, f.pub);
+    full = ReadFile(patch);
+    REQUIRE(Apply(base, patch, good).bytes == ReadFile(target));
+  }
+};
+
+TEST_CASE("patch: for another base, another target or by another key: refused at the header") {
+  SmallPatch s;
+  auto& [f, d, base, target, patch, good, full] = s;
+  const std::string other = d / "other.img";
+  WriteFile(other, osu::test::bundle::RandomBytes(2u << 20, 10));
+
+  SECTION("the device holds another base") {
+    Applied a = Apply(other, patch, Expect(other, target, f.pub));
+    CHECK_FALSE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CHECK(a.error.find("patch is for base image " + good.base_sha256.substr(0, 16)) !=
+          std::string::npos);
+    CHECK(a.error.find(patch) != std::string::npos);
+    CHECK(a.patch_bytes_read < 1024);  // the fixed header only
+  }
+  SECTION("the bundle's image is another") {
+    osu::PatchExpectation e = good;
+    e.target_sha256 = Sha256OfFile(other);
+    Applied a = Apply(base, patch, e);
+    CHECK_FALSE(a.opened);
+    CHECK(a.error.find("patch makes image") != std::string::npos);
+    CHECK(a.patch_bytes_read < 1024);
+  }
+  SECTION("signed by a key the device does not trust") {
+    osu::PatchExpectation e = good;
+    e.keys = {f.other_pub};
+    Applied a = Apply(base, patch, e);
+    CHECK_FALSE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CHECK(a.error.find("patch signature") != std::string::npos);
+  }
+  SECTION("a segment hash in the header altered") {
+    std::string p = ReadFile(patch);
+    const size_t first_entry_hash = 172 + 4;
+    p[first_entry_hash] = p[first_entry_hash] == 'a' ? 'b' : 'a';
+    WriteFile(patch, p);
+    Applied a = Apply(base, patch, good);
+    CHECK_FALSE(a.opened);
+    CHECK(a.error.find("patch signature") != std::string::npos);
+  }
+  SECTION("a base file shorter than the image") {
+    WriteFile(d / "short.img", ReadFile(base).substr(0, 1u << 20));
+    Applied a = Apply(d / "short.img", patch, good);
+    CHECK_FALSE(a.opened);
+    CHECK(a.error.find("holds 1048576 bytes") != std::string::npos);
+  }
+}
+
+TEST_CASE("patch: truncated, tampered, with trailing bytes, or on a changed base: an error, no wrong byte") {
+  SmallPatch s;
+  auto& [f, d, base, target, patch, good, full] = s;
+  const size_t table_end = 172 + 68 * ((good.target_size + s.kSegment - 1) / s.kSegment);
+
+  SECTION("truncated anywhere") {
+    // In the header, its table, its signature, a frame, before the last frame, 1 byte short.
+    for (size_t cut : {size_t{100}, size_t{200}, table_end + 10, full.size() / 2,
+                       full.size() - 40, full.size() - 1}) {
+      INFO("cut at " << cut << " of " << full.size());
+      WriteFile(patch, full.substr(0, cut));
+      Applied a = Apply(base, patch, good);
+      CHECK(a.kind == osu::ErrorKind::Verification);
+      CHECK(a.error.find("truncated") != std::string::npos);
+      if (a.opened) CheckOnlyTrueBytes(a, target);
+    }
+  }
+  SECTION("a byte of a frame altered") {
+    for (size_t at : {full.size() / 2, full.size() - 10}) {
+      std::string p = full;
+      p[at] = static_cast<char>(p[at] ^ 0x40);
+      WriteFile(patch, p);
+      Applied a = Apply(base, patch, good);
+      INFO(a.error);
+      REQUIRE(a.opened);
+      CHECK(a.kind == osu::ErrorKind::Verification);
+      CHECK(a.error.find("segment ") != std::string::npos);
+      CheckOnlyTrueBytes(a, target);
+    }
+  }
+  SECTION("trailing bytes") {
+    WriteFile(patch, full + "x");
+    Applied a = Apply(base, patch, good);
+    CHECK(a.error.find("trailing bytes") != std::string::npos);
+  }
+  SECTION("the base slot changed since its record was written") {
+    std::string changed = ReadFile(base);
+    changed[1000000] = static_cast<char>(changed[1000000] ^ 1);
+    WriteFile(base, changed);
+    Applied a = Apply(base, patch, good);
+    REQUIRE(a.opened);
+    CHECK(a.error.find("sha256 mismatch") != std::string::npos);
+    CheckOnlyTrueBytes(a, target);
+  }
+}
+
+TEST_CASE("patch: os-update-bundle delta refuses bundles for other devices, and a missing key") {
+  osu::test::bundle::Fixture f;
+  const std::string old_bundle = f.Create("old.bundle", "zstd");
+  auto args = f.CreateArgs(f.dir / "other.bundle", "zstd");
+  *(std::find(args.begin(), args.end(), "--compatible") + 1) = "rpi4";
+  args.insert(args.end(), {"--key", f.key});
+  REQUIRE(RunBundle(args).code == 0);
+
+  auto r = RunBundle({"delta", "--from", old_bundle, "--to", f.dir / "other.bundle", "--key",
+                      f.key});
+  osu::test::bundle::RequireRefused(r, "no device moves from one to the other",
+                                    osu::cli::kExitUsage);
+  r = RunBundle({"delta", "--from", old_bundle, "--to", old_bundle, "--key", f.dir / "none.pem"});
+  osu::test::bundle::RequireRefused(r, "none.pem", osu::cli::kExitUsage);
+  CHECK(MustRun("ls " + f.dir.path()).find("delta") == std::string::npos);
+}
