@@ -32,3 +32,9 @@ std::optional<CodePoint> DecodeUtf8(std::string_view s, size_t pos);
 bool IsUnsafeCodePoint(uint32_t c);
 
 }  // namespace osu
+
+namespace osu {
+// Lower-case hex of bytes, and back (nullopt: odd length or a non-hex digit).
+std::string HexOf(std::string_view bytes);
+std::optional<std::string> BytesOfHex(std::string_view hex);
+}  // namespace osu
