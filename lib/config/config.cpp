@@ -113,7 +113,7 @@ class ConfigReader {
   // Unknown sections and keys are errors: a typo must not silently fall back to a default.
   Result CheckKnown() const {
     static const std::set<std::string> kSections = {"update", "slots", "boot", "system",
-                                                    "install"};
+                                                    "install", "tuf"};
     static const std::set<std::string> kKeys = {
         "update.server", "update.name", "update.pkey", "update.keys", "update.compatible",
         "update.ca_file", "update.pinned_pubkey", "update.connect_timeout",
@@ -121,7 +121,7 @@ class ConfigReader {
         "update.allow_unsigned_ssh", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
         "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd",
         "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
-        "install.threads"};
+        "install.threads", "tuf.root", "tuf.state_dir", "tuf.build_time"};
     for (const auto& section : root_) {
       const std::string name = section.first.Scalar();
       if (name == "activation") continue;  // the one top-level scalar
@@ -215,7 +215,10 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.String("system", "os_release", config.os_release_path),
                        r.Bool("install", "verify", config.verify_readback),
                        r.Bool("install", "skip_unchanged", config.skip_unchanged),
-                       r.Unsigned("install", "threads", config.threads)}) {
+                       r.Unsigned("install", "threads", config.threads),
+                       r.String("tuf", "root", config.tuf_root),
+                       r.String("tuf", "state_dir", config.tuf_state_dir),
+                       r.String("tuf", "build_time", config.tuf_build_time)}) {
       if (!res) return res.error();
     }
   } catch (const YAML::Exception& e) {

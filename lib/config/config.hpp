@@ -70,6 +70,11 @@ struct Config {
   std::optional<bool> skip_unchanged;  // install.skip_unchanged: unset = on for flash media
   unsigned threads = 0;              // install.threads: decoder threads, 0 = all CPUs
 
+  // tuf: (README "Trust"): set tuf.root and bundles are TUF targets of update.server.
+  std::string tuf_root;              // tuf.root: the root.json shipped in the image
+  std::string tuf_state_dir = "/var/lib/os-update/tuf";  // tuf.state_dir: outside both slots
+  std::string tuf_build_time;        // tuf.build_time: "2026-01-31T00:00:00Z"; "" = tuf.root's mtime
+
   // The bundle URL: update.server + "/" + update.name + ".osu" ("" when not configured).
   // An ssh server (ssh://user@host[:port] or EOS's user@host) serves update.name + ".raw.dev".
   std::string DefaultSource() const;

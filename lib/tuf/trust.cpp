@@ -275,6 +275,15 @@ Expected<TargetFile> FindTarget(const Trusted& trusted, const std::string& name)
   return it->second;
 }
 
+Result CheckTargetBytes(const TargetFile& target, const std::string& bytes, const std::string& what) {
+  if (bytes.size() != target.length)
+    return VerificationError(what + ": " + std::to_string(bytes.size()) + " bytes, its target entry says " +
+                             std::to_string(target.length));
+  if (Sha256Hex(bytes) != target.hashes.at("sha256"))
+    return VerificationError(what + ": sha256 does not match its target entry");
+  return {};
+}
+
 std::string TargetFileName(const Trusted& trusted, const std::string& name, const TargetFile& t) {
   if (!trusted.root.signed_.consistent_snapshot) return name;
   auto slash = name.find_last_of('/');

@@ -76,6 +76,9 @@ Expected<Trusted> Refresh(MetadataSource& source, const TrustOptions& options);
 // The target `name` of the trusted targets; Verification error when it is not listed.
 Expected<TargetFile> FindTarget(const Trusted& trusted, const std::string& name);
 
+// A target's bytes against its entry: length, then sha256 (section 5.7.3). Verification error.
+Result CheckTargetBytes(const TargetFile& target, const std::string& bytes, const std::string& what);
+
 // Where a target is fetched from, relative to the metadata base: HASH.NAME under consistent
 // snapshots (section 5.7.3), else NAME.
 std::string TargetFileName(const Trusted& trusted, const std::string& name, const TargetFile& t);
