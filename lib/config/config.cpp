@@ -120,7 +120,7 @@ class ConfigReader {
         "update.low_speed_limit", "update.low_speed_time", "update.retries", "update.known_hosts",
         "update.allow_unsigned_ssh", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
         "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd",
-        "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
+        "system.mountinfo", "system.lock", "system.os_release", "system.machine_id", "install.verify", "install.skip_unchanged",
         "install.threads", "tuf.root", "tuf.state_dir", "tuf.build_time"};
     for (const auto& section : root_) {
       const std::string name = section.first.Scalar();
@@ -213,6 +213,7 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.String("system", "mountinfo", config.mountinfo_path),
                        r.String("system", "lock", config.lock_path),
                        r.String("system", "os_release", config.os_release_path),
+                       r.String("system", "machine_id", config.machine_id_path),
                        r.Bool("install", "verify", config.verify_readback),
                        r.Bool("install", "skip_unchanged", config.skip_unchanged),
                        r.Unsigned("install", "threads", config.threads),

@@ -64,6 +64,7 @@ struct Config {
   std::string lock_path = "/run/os-update.lock";        // system.lock
   std::string os_release_path = "/etc/os-release";      // system.os_release
   std::string systemd_path = "/run/systemd/system";     // system.systemd: exists = systemd runs
+  std::string machine_id_path = "/etc/machine-id";      // system.machine_id: rollout's device id
 
   // install:
   bool verify_readback = false;      // install.verify: read the slot back after writing

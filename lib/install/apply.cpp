@@ -88,16 +88,12 @@ Result CheckVersionFloor(const SystemState& state, const std::string& what,
   return {};
 }
 
-Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
-  auto bundle = BundleReader::Open(source, where, state.config.keys);
-  if (!bundle) return bundle.error();
-  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
-    return r.error().Context(InQuotes(where));
+Expected<CheckResult> JudgeRelease(const SystemState& state, const Manifest& m,
+                                   const std::string& where) {
   CheckResult result;
   result.source = where;
   result.installed_version = state.installed_version;
-  result.manifest = (*bundle)->manifest();
-  const Manifest& m = result.manifest;
+  result.manifest = m;
   if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              state.config.compatible + "' (update.compatible)");
@@ -116,6 +112,14 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
     result.reason = "up to date";
   }
   return result;
+}
+
+Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
+  auto bundle = BundleReader::Open(source, where, state.config.keys);
+  if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(where));
+  return JudgeRelease(state, (*bundle)->manifest(), where);
 }
 
 Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,

@@ -20,10 +20,14 @@ struct CheckResult {
   Manifest manifest;
   bool update_available = false;
   std::string reason;  // why (not) available, one line
+  std::string warning;  // said beside the answer (TUF: the clock used, no machine id)
 };
 
 // Reads only manifest and signature from `source` (which should be opened with a read limit).
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where);
+// What --check says of a release (a verified manifest, or a TUF target's signed fields).
+Expected<CheckResult> JudgeRelease(const SystemState& state, const Manifest& m,
+                                   const std::string& where);
 
 struct ApplyRequest {
   std::string where;            // the source, for messages
