@@ -176,7 +176,9 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
   // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
   if (auto r = CheckInstallAllowed(state); !r) return r.error();
 
-  auto bundle = BundleReader::Open(source, request.where, config.keys);
+  auto bundle = request.manifest_sha256.empty()
+                    ? BundleReader::Open(source, request.where, config.keys)
+                    : BundleReader::OpenWithManifestSha256(source, request.where, request.manifest_sha256);
   if (!bundle) return bundle.error();
   if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
     return r.error().Context(InQuotes(request.where));

@@ -33,6 +33,7 @@ struct ApplyRequest {
   std::string where;            // the source, for messages
   bool dry_run = false;         // verify manifest and signature, print the plan, write nothing
   bool allow_downgrade = false;  // also: a version this device rolled back from
+  std::string manifest_sha256;  // TUF mode: the target's; trusted instead of update.keys
 };
 
 struct ApplyResult {

@@ -183,6 +183,49 @@ TEST_CASE("tuf: --check over http reads only metadata and answers from the signe
   }
 }
 
+TEST_CASE("tuf: --apply installs only the bundle its target entry binds", "[tuf][http]") {
+  FakeDevice d;
+  NginxServer nginx;
+  Repo repo(nginx.root(), d.path("tuf-keys"));
+  repo.Root();
+  const std::string image = d.MakeImage("rootfs.img", 4u << 20, 7);
+  const std::string bundle_path = d.MakeBundle("v2.osu", image, "2.0", "zstd");
+  std::filesystem::copy_file(bundle_path, nginx.root() + "/eos.osu");
+  const std::string bundle = ReadFile(bundle_path);
+  auto manifest = RunBundle({"manifest", bundle_path});
+  REQUIRE(manifest.code == 0);
+  WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
+  std::filesystem::copy_file(nginx.root() + "/1.root.json", d.path("root.json"));
+  const std::string state = d.path("var/tuf");
+  d.WriteConfig("tuf:\n  root: " + d.path("root.json") + "\n  state_dir: " + state + "\n");
+  const std::vector<std::string> apply = {"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"};
+
+  SECTION("a manifest other than the one the target lists: refused, nothing changed") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex("other")}}, bundle);
+    const std::string before = d.Snapshot();
+    const std::string slot_b = d.Fingerprint(d.SlotB());
+    auto r = RunUpdate(apply);
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("custom.manifest_sha256") != std::string::npos);
+    CHECK(d.Snapshot() == before);
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+  }
+  SECTION("no manifest hash in the target: refused before the bundle is opened") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}}, bundle);
+    auto r = RunUpdate(apply);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("lists no custom.manifest_sha256") != std::string::npos);
+  }
+  SECTION("the listed bundle installs") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(manifest.out)}}, bundle);
+    auto r = RunUpdate(apply);
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+  }
+}
+
 TEST_CASE("tuf: a root rotation is followed, and a lost state starts again from the image's root", "[tuf]") {
   TempDir t;
   Repo repo(t / "repo", t / "keys");
