@@ -344,6 +344,21 @@ for (const [i, c] of cases.entries()) {
     (c.spec && !agree ? ` (differ; the spec decides: ${c.spec})` : '') +
     (status === 'FAIL' ? `\n     os-update: ${ou.why ?? ou.out}\n     tuf-js: ${tj.why ?? ''}` : ''));
 }
+// What a check costs over HTTP (metadata only; one key per role): a first refresh, then one
+// with nothing new on the server.
+{
+  served = build(baseRepo());
+  const dir = path.join(workDir, 'figures');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'root.json'), served['1.root.json']);
+  const figure = async () => {
+    const r = await new Promise((done) => execFile(bundleBin, ['tuf', 'verify', '--root', path.join(dir, 'root.json'),
+      '--state', path.join(dir, 'state'), '--base', base, '--target', 'eos.osu'], { encoding: 'utf8' },
+      (err, stdout) => done(err ? null : JSON.parse(stdout))));
+    return r ? `${r.bytes} bytes in ${r.requests} requests` : 'refused';
+  };
+  rows.push(`figures: os-update's refresh costs ${await figure()} (first), ${await figure()} (nothing new)`);
+}
 server.close();
 for (const r of rows) console.log(r);
 console.log(`differential: ${judged} repositories judged by both clients, ${differ} verdicts differ (each such case names the spec section that decides), ${failures} failures`);
