@@ -133,6 +133,17 @@ Expected<MetaInfo> ParseMetaInfo(const json& m, const std::string& path, const R
   return info;
 }
 
+// The envelope and the fields every role shares.
+template <class T>
+Expected<std::pair<Parsed, T>> ParseRole(const std::string& bytes, const std::string& what,
+                                         const std::string& type) {
+  auto p = ParseEnvelope(bytes, what);
+  if (!p) return p.error();
+  T role;
+  if (auto c = ParseCommon(p->doc["signed"], type, Reader{what}, role); !c) return c.error();
+  return std::pair<Parsed, T>(std::move(p).value(), std::move(role));
+}
+
 template <class T>
 Metadata<T> Wrap(Parsed&& p, T&& s, const std::string& bytes) {
   return Metadata<T>{std::move(s), std::move(p.signatures), std::move(p.canonical), bytes};
@@ -172,12 +183,11 @@ std::string FormatUtcTime(int64_t t) {
 }
 
 Expected<Metadata<Root>> ParseRoot(const std::string& bytes, const std::string& what) {
-  auto p = ParseEnvelope(bytes, what);
+  auto p = ParseRole<Root>(bytes, what, "root");
   if (!p) return p.error();
-  const json& s = p->doc["signed"];
+  auto& [envelope, root] = *p;
+  const json& s = envelope.doc["signed"];
   Reader r{what};
-  Root root;
-  if (auto c = ParseCommon(s, "root", r, root); !c) return c.error();
   auto cs = s.find("consistent_snapshot");
   if (cs != s.end()) {
     if (!cs->is_boolean()) return r.Bad("consistent_snapshot", "must be true or false");
@@ -222,16 +232,15 @@ Expected<Metadata<Root>> ParseRoot(const std::string& bytes, const std::string& 
     }
     root.roles[name] = kr;
   }
-  return Wrap(std::move(p).value(), std::move(root), bytes);
+  return Wrap(std::move(envelope), std::move(root), bytes);
 }
 
 Expected<Metadata<Timestamp>> ParseTimestamp(const std::string& bytes, const std::string& what) {
-  auto p = ParseEnvelope(bytes, what);
+  auto p = ParseRole<Timestamp>(bytes, what, "timestamp");
   if (!p) return p.error();
-  const json& s = p->doc["signed"];
+  auto& [envelope, ts] = *p;
+  const json& s = envelope.doc["signed"];
   Reader r{what};
-  Timestamp ts;
-  if (auto c = ParseCommon(s, "timestamp", r, ts); !c) return c.error();
   auto meta = r.Object(s, "meta", "meta");
   if (!meta) return meta.error();
   auto it = (*meta)->find("snapshot.json");
@@ -239,16 +248,15 @@ Expected<Metadata<Timestamp>> ParseTimestamp(const std::string& bytes, const std
   auto info = ParseMetaInfo(*it, "meta.snapshot.json", r);
   if (!info) return info.error();
   ts.snapshot = *info;
-  return Wrap(std::move(p).value(), std::move(ts), bytes);
+  return Wrap(std::move(envelope), std::move(ts), bytes);
 }
 
 Expected<Metadata<Snapshot>> ParseSnapshot(const std::string& bytes, const std::string& what) {
-  auto p = ParseEnvelope(bytes, what);
+  auto p = ParseRole<Snapshot>(bytes, what, "snapshot");
   if (!p) return p.error();
-  const json& s = p->doc["signed"];
+  auto& [envelope, snap] = *p;
+  const json& s = envelope.doc["signed"];
   Reader r{what};
-  Snapshot snap;
-  if (auto c = ParseCommon(s, "snapshot", r, snap); !c) return c.error();
   auto meta = r.Object(s, "meta", "meta");
   if (!meta) return meta.error();
   for (const auto& [name, m] : (*meta)->items()) {
@@ -256,16 +264,15 @@ Expected<Metadata<Snapshot>> ParseSnapshot(const std::string& bytes, const std::
     if (!info) return info.error();
     snap.meta[name] = *info;
   }
-  return Wrap(std::move(p).value(), std::move(snap), bytes);
+  return Wrap(std::move(envelope), std::move(snap), bytes);
 }
 
 Expected<Metadata<Targets>> ParseTargets(const std::string& bytes, const std::string& what) {
-  auto p = ParseEnvelope(bytes, what);
+  auto p = ParseRole<Targets>(bytes, what, "targets");
   if (!p) return p.error();
-  const json& s = p->doc["signed"];
+  auto& [envelope, tg] = *p;
+  const json& s = envelope.doc["signed"];
   Reader r{what};
-  Targets tg;
-  if (auto c = ParseCommon(s, "targets", r, tg); !c) return c.error();
   auto d = s.find("delegations");
   if (d != s.end() && !(d->is_object() && d->value("roles", json::array()).empty() &&
                         d->value("keys", json::object()).empty()))
@@ -312,7 +319,7 @@ Expected<Metadata<Targets>> ParseTargets(const std::string& bytes, const std::st
     }
     tg.targets[name] = f;
   }
-  return Wrap(std::move(p).value(), std::move(tg), bytes);
+  return Wrap(std::move(envelope), std::move(tg), bytes);
 }
 
 Result VerifyThreshold(const Root& root, const std::string& role, const std::string& canonical,
