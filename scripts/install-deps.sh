@@ -15,7 +15,7 @@ as_root apt-get update -qq
 as_root apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config ca-certificates \
   libblkid-dev libfdisk-dev libarchive-dev liblzma-dev libssl-dev libyaml-cpp-dev \
-  libcli11-dev catch2 libzstd-dev libcurl4-openssl-dev zlib1g-dev libubootenv-dev \
+  libcli11-dev nlohmann-json3-dev catch2 libzstd-dev libcurl4-openssl-dev zlib1g-dev libubootenv-dev \
   libubootenv-tool u-boot-tools grub-common grub-emu \
   openssl xz-utils zstd gzip tar e2fsprogs fdisk util-linux mount \
   dosfstools mtools nginx time python3 clang libclang-rt-14-dev \

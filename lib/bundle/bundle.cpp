@@ -209,7 +209,8 @@ struct BundleOpener {
   }
 
   static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
-                                                      const std::vector<std::string>* keys) {
+                                                      const std::vector<std::string>* keys,
+                                                      const std::string* manifest_sha256 = nullptr) {
     std::unique_ptr<BundleReader> b(new BundleReader());
     b->where_ = where;
     auto tar = TarReader::Open(source, where);
@@ -238,8 +239,13 @@ struct BundleOpener {
       b->pending_->entry = **second;
     }
 
-    // Nothing of the manifest is looked at before its signature checked out.
-    if (keys) {
+    // Nothing of the manifest is looked at before its signature (or hash) checked out.
+    if (manifest_sha256) {
+      if (Sha256Hex(b->manifest_bytes_) != *manifest_sha256)
+        return VerificationError(Q(where) + ": its manifest's sha256 is not the one its signed "
+                                 "TUF target lists (custom.manifest_sha256)");
+      b->key_used_ = "its TUF target (manifest sha256 " + manifest_sha256->substr(0, 16) + "...)";
+    } else if (keys) {
       if (b->signature_.empty()) {
         return VerificationError(Q(where) + " is not signed (no '" + kSignatureMember +
                                  "' or an empty one): sign it with 'os-update-bundle sign'");
@@ -299,6 +305,11 @@ Expected<std::unique_ptr<BundleReader>> BundleReader::Open(Reader& source,
                                                            const std::string& where,
                                                            const std::vector<std::string>& keys) {
   return BundleOpener::Open(source, where, &keys);
+}
+
+Expected<std::unique_ptr<BundleReader>> BundleReader::OpenWithManifestSha256(
+    Reader& source, const std::string& where, const std::string& manifest_sha256) {
+  return BundleOpener::Open(source, where, nullptr, &manifest_sha256);
 }
 
 Expected<std::unique_ptr<BundleReader>> BundleReader::OpenUnverified(Reader& source,

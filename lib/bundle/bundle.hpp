@@ -22,6 +22,10 @@ class BundleReader {
   // source in messages. keys: PEM public key paths.
   static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
                                                       const std::vector<std::string>& keys);
+  // TUF mode: the manifest is trusted when its sha256 is the one its signed target entry
+  // lists (custom.manifest_sha256); the signature member, if any, is not looked at.
+  static Expected<std::unique_ptr<BundleReader>> OpenWithManifestSha256(
+      Reader& source, const std::string& where, const std::string& manifest_sha256);
   // Same, but without a signature check (os-update-bundle info): signature may be absent.
   static Expected<std::unique_ptr<BundleReader>> OpenUnverified(Reader& source,
                                                                 const std::string& where);

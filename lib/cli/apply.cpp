@@ -5,6 +5,9 @@
 #include "install/apply.hpp"
 #include "install/apply_delta.hpp"
 #include "install/raw_image.hpp"
+#include "install/tuf_release.hpp"
+
+#include <ctime>
 
 namespace osu::cli {
 
@@ -59,8 +62,21 @@ int RunApply(const SystemState& st, const Context& c) {
   if (!opt.no_activate && !opt.dry_run)
     if (auto r = CheckCanLeaveSystem(st, c.platform); !r) return c.p.Fail(r.error());
 
-  ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
   ApplyRequest request;
+  if (!st.config.tuf_root.empty()) {
+    // TUF: only the bundle its verified target entry names, trusted through the manifest's
+    // sha256 there (checked before a byte reaches the slot; the manifest binds the rest).
+    auto release = ResolveTufRelease(st.config, uri, MakeSourceOptions(st.config, nullptr),
+                                     static_cast<int64_t>(std::time(nullptr)));
+    if (!release) return c.p.Fail(release.error());
+    if (release->target.bundle.manifest_sha256.size() != 64)
+      return c.p.Fail(VerificationError("target '" + release->target_name +
+                                        "' lists no custom.manifest_sha256, so its bundle cannot "
+                                        "be checked before it is written"));
+    uri = release->bundle_uri;
+    request.manifest_sha256 = release->target.bundle.manifest_sha256;
+  }
+  ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
   request.where = DescribeSource(uri);
   request.dry_run = opt.dry_run;
   request.allow_downgrade = opt.allow_downgrade;

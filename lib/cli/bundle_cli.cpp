@@ -10,6 +10,7 @@
 #include "bundle/bundle.hpp"
 #include "bundle/checked_reader.hpp"
 #include "bundle/content_rules.hpp"
+#include "cli/bundle_tuf.hpp"
 #include "cli/cli.hpp"
 #include "common/fd.hpp"
 #include "common/json.hpp"
@@ -418,6 +419,9 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   keygen->add_option("--private", priv, "Private key to write (kept by the builder)")->required();
   keygen->add_option("--public", pub, "Public key to write (installed on devices)")->required();
   keygen->callback([&] { action = [&] { return GenerateKeyPair(priv, pub); }; });
+
+  TufArgs tuf_args;
+  AddTufCommands(app, tuf_args, action, streams);
 
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());

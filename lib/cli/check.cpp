@@ -2,6 +2,9 @@
 #include "cli/actions.hpp"
 #include "common/text.hpp"
 #include "install/apply.hpp"
+#include "install/tuf_release.hpp"
+
+#include <ctime>
 
 namespace osu::cli {
 
@@ -17,23 +20,30 @@ int RunCheck(const SystemState& st, const Context& c) {
                              "' serves an unsigned raw image"));
   SourceOptions so = MakeSourceOptions(st.config, nullptr);
   so.read_window = 48 * 1024;  // manifest and signature, as a rule; larger ones are read on
-  auto result = ConsumeSource<CheckResult>(
-      [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); }, so, DescribeSource(uri),
-      [&](Reader& source) { return Check(st, source, DescribeSource(uri)); });
+  Expected<CheckResult> result = UsageError("");
+  if (!st.config.tuf_root.empty()) {  // TUF: the metadata only, never the bundle
+    auto release = ResolveTufRelease(st.config, uri, so, static_cast<int64_t>(std::time(nullptr)));
+    result = release ? CheckTufRelease(st, *release) : Expected<CheckResult>(release.error());
+  } else {
+    result = ConsumeSource<CheckResult>(
+        [&](const SourceOptions& o) { return OpenCliSource(uri, s, o); }, so, DescribeSource(uri),
+        [&](Reader& source) { return Check(st, source, DescribeSource(uri)); });
+  }
   if (!result) return p.Fail(result.error());
+  if (!result->warning.empty()) s.err << "os-update: warning: " << Printable(result->warning) << "\n";
   const int code = result->update_available ? kExitUpdateAvailable : kExitOk;
   if (opt.json) {
-    s.out << Json::MakeObject()
-                 .Set("installed", result->installed_version.empty()
+    Json line = Json::MakeObject();
+    line.Set("installed", result->installed_version.empty()
                                        ? Json()
                                        : Json(result->installed_version))
                  .Set("available", result->manifest.version)
                  .Set("compatible", result->manifest.compatible)
                  .Set("update_available", result->update_available)
                  .Set("source", result->source)
-                 .Set("reason", result->reason)
-                 .Dump()
-          << std::endl;
+                 .Set("reason", result->reason);
+    if (!result->warning.empty()) line.Set("warning", result->warning);
+    s.out << line.Dump() << std::endl;
   } else {
     s.out << "Installed: "
           << (result->installed_version.empty() ? "unknown"

@@ -35,3 +35,9 @@ bool IsUnsafeCodePoint(uint32_t c);
 std::string HumanBytes(uint64_t n);
 
 }  // namespace osu
+
+namespace osu {
+// Lower-case hex of bytes, and back (nullopt: odd length or a non-hex digit).
+std::string HexOf(std::string_view bytes);
+std::optional<std::string> BytesOfHex(std::string_view hex);
+}  // namespace osu

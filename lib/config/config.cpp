@@ -113,15 +113,15 @@ class ConfigReader {
   // Unknown sections and keys are errors: a typo must not silently fall back to a default.
   Result CheckKnown() const {
     static const std::set<std::string> kSections = {"update", "slots", "boot", "system",
-                                                    "install"};
+                                                    "install", "tuf"};
     static const std::set<std::string> kKeys = {
         "update.server", "update.name", "update.pkey", "update.keys", "update.compatible",
         "update.ca_file", "update.pinned_pubkey", "update.connect_timeout",
         "update.low_speed_limit", "update.low_speed_time", "update.retries", "update.known_hosts",
         "update.allow_unsigned_ssh", "slots.disk", "slots.a", "slots.b", "boot.path", "boot.bootloader",
         "boot.grubenv", "boot.fw_env_config", "system.cmdline", "system.systemd", "system.device_tree",
-        "system.mountinfo", "system.lock", "system.os_release", "install.verify", "install.skip_unchanged",
-        "install.threads"};
+        "system.mountinfo", "system.lock", "system.os_release", "system.machine_id", "install.verify",
+        "install.skip_unchanged", "install.threads", "tuf.root", "tuf.state_dir", "tuf.build_time"};
     // yaml-cpp keeps a repeated key and answers lookups with the first: a second `boot:`
     // section would be silently ignored, so a repeat is an error like an unknown key.
     std::set<std::string> seen;
@@ -227,9 +227,13 @@ Expected<Config> ParseConfig(const std::string& yaml, const std::string& path) {
                        r.String("system", "mountinfo", config.mountinfo_path),
                        r.String("system", "lock", config.lock_path),
                        r.String("system", "os_release", config.os_release_path),
+                       r.String("system", "machine_id", config.machine_id_path),
                        r.Bool("install", "verify", config.verify_readback),
                        r.Bool("install", "skip_unchanged", config.skip_unchanged),
-                       r.Unsigned("install", "threads", config.threads)}) {
+                       r.Unsigned("install", "threads", config.threads),
+                       r.String("tuf", "root", config.tuf_root),
+                       r.String("tuf", "state_dir", config.tuf_state_dir),
+                       r.String("tuf", "build_time", config.tuf_build_time)}) {
       if (!res) return res.error();
     }
   } catch (const YAML::Exception& e) {

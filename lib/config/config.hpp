@@ -67,11 +67,17 @@ struct Config {
   std::string os_release_path = "/etc/os-release";      // system.os_release
   std::string systemd_path = "/run/systemd/system";     // system.systemd: exists = systemd runs
   std::string device_tree_path = "/proc/device-tree";   // system.device_tree: the Pi's tryboot flag
+  std::string machine_id_path = "/etc/machine-id";      // system.machine_id: rollout's device id
 
   // install:
   bool verify_readback = false;      // install.verify: read the slot back after writing
   std::optional<bool> skip_unchanged;  // install.skip_unchanged: unset = on for flash media
   unsigned threads = 0;              // install.threads: decoder threads, 0 = all CPUs
+
+  // tuf: (README "Trust"): set tuf.root and bundles are TUF targets of update.server.
+  std::string tuf_root;              // tuf.root: the root.json shipped in the image
+  std::string tuf_state_dir = "/var/lib/os-update/tuf";  // tuf.state_dir: outside both slots
+  std::string tuf_build_time;        // tuf.build_time: "2026-01-31T00:00:00Z"; "" = tuf.root's mtime
 
   // The bundle URL: update.server + "/" + update.name + ".osu" ("" when not configured).
   // An ssh server (ssh://user@host[:port] or EOS's user@host) serves update.name + ".raw.dev".

@@ -84,16 +84,12 @@ Result CheckVersionFloor(const SystemState& state, const std::string& what,
   return {};
 }
 
-Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
-  auto bundle = BundleReader::Open(source, where, state.config.keys);
-  if (!bundle) return bundle.error();
-  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
-    return r.error().Context(InQuotes(where));
+Expected<CheckResult> JudgeRelease(const SystemState& state, const Manifest& m,
+                                   const std::string& where) {
   CheckResult result;
   result.source = where;
   result.installed_version = state.installed_version;
-  result.manifest = (*bundle)->manifest();
-  const Manifest& m = result.manifest;
+  result.manifest = m;
   if (!state.config.compatible.empty() && m.compatible != state.config.compatible)
     return VerificationError("bundle is for '" + m.compatible + "', this device is '" +
                              state.config.compatible + "' (update.compatible)");
@@ -112,6 +108,14 @@ Expected<CheckResult> Check(const SystemState& state, Reader& source, const std:
     result.reason = "up to date";
   }
   return result;
+}
+
+Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
+  auto bundle = BundleReader::Open(source, where, state.config.keys);
+  if (!bundle) return bundle.error();
+  if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
+    return r.error().Context(InQuotes(where));
+  return JudgeRelease(state, (*bundle)->manifest(), where);
 }
 
 Expected<std::unique_ptr<BlockDevice>> OpenTargetSlot(const SystemState& state, BootEnv& env,
@@ -190,11 +194,19 @@ class StreamedContent final : public SlotContent {
 
 }  // namespace
 
+Expected<std::unique_ptr<BundleReader>> OpenRequestedBundle(Reader& source, const ApplyRequest& request,
+                                                            const Config& config) {
+  // TUF mode: the manifest's hash from the verified target entry stands in for update.keys.
+  if (!request.manifest_sha256.empty())
+    return BundleReader::OpenWithManifestSha256(source, request.where, request.manifest_sha256);
+  return BundleReader::Open(source, request.where, config.keys);
+}
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter) {
   // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
   if (auto r = CheckInstallAllowed(state); !r) return r.error();
-  auto bundle = BundleReader::Open(source, request.where, state.config.keys);
+  auto bundle = OpenRequestedBundle(source, request, state.config);
   if (!bundle) return bundle.error();
   StreamedContent content(**bundle, state.config.threads);
   return InstallContent(state, env, **bundle, content, request, reporter);

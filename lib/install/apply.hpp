@@ -23,15 +23,20 @@ struct CheckResult {
   Manifest manifest;
   bool update_available = false;
   std::string reason;  // why (not) available, one line
+  std::string warning;  // said beside the answer (TUF: the clock used, no machine id)
 };
 
 // Reads only manifest and signature from `source` (which should be opened with a read limit).
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where);
+// What --check says of a release (a verified manifest, or a TUF target's signed fields).
+Expected<CheckResult> JudgeRelease(const SystemState& state, const Manifest& m,
+                                   const std::string& where);
 
 struct ApplyRequest {
   std::string where;            // the source, for messages
   bool dry_run = false;         // verify manifest and signature, print the plan, write nothing
   bool allow_downgrade = false;  // also: a version this device rolled back from
+  std::string manifest_sha256;  // TUF mode: the target's; trusted instead of update.keys
 };
 
 // What a partial fetch did (install/apply_delta.hpp).
@@ -87,6 +92,11 @@ void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Repo
 //   -> boot files staged -> image streamed, hashed, fsynced -> boot files and the slot's
 //      bootloader snippet renamed into place -> record "verified".
 // On failure after the record says "installing", the record is set to "invalid" with the reason.
+// The bundle an apply installs: verified by update.keys, or in TUF mode by the target's
+// manifest sha256 before its manifest is parsed.
+Expected<std::unique_ptr<BundleReader>> OpenRequestedBundle(Reader& source, const ApplyRequest& request,
+                                                            const Config& config);
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter);
 

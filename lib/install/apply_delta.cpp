@@ -263,7 +263,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   if (!size) return fall_back(size.error().message());
 
   FrontReader front(ranges, *size);
-  auto bundle = BundleReader::Open(front, request.where, state.config.keys);
+  auto bundle = OpenRequestedBundle(front, request, state.config);
   if (!bundle) {
     // Signature and manifest errors are the same in a full download: no point in one.
     if (bundle.error().kind() == ErrorKind::Verification) return bundle.error();

@@ -40,7 +40,7 @@ for opt in $(options "$bin/os-update"); do
 done
 [ "$n" -ge 10 ] || fail "only $n options read from os-update --help"
 subs=$("$bin/os-update-bundle" --help | sed -n '/^Subcommands:$/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
-[ "$(echo $subs)" = "create info verify manifest sign delta record keygen" ] || fail "subcommands: $subs"
+[ "$(echo $subs)" = "create info verify manifest sign delta record keygen tuf" ] || fail "subcommands: $subs"
 for sub in $subs; do
   grep -qx ".SH \"${sub^^}\"" "$man/os-update-bundle.1" || fail "os-update-bundle.1 lacks a section for $sub"
   for opt in $(options "$bin/os-update-bundle" "$sub"); do

@@ -12,25 +12,11 @@
 #include <memory>
 
 #include "common/fd.hpp"
+#include "platform/openssl/pkey.hpp"
 
 namespace osu {
-namespace {
+namespace openssl {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using Bio = std::unique_ptr<BIO, BioFree>;
-
-// Empties OpenSSL's thread-local error queue into one line (and leaves it empty, so a stale
-// error never shows up in an unrelated later message).
 std::string DrainErrors() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
@@ -42,10 +28,10 @@ std::string DrainErrors() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
+namespace {
 // Refuses to prompt for a passphrase: os-update runs unattended.
 int NoPassphrase(char*, int, int, void*) { return 0; }
-
-enum class KeyPart { Private, Public };
+}  // namespace
 
 Expected<Pkey> LoadKey(const std::string& path, KeyPart part) {
   auto pem = ReadFile(path, ErrorKind::Usage);
@@ -64,25 +50,12 @@ Expected<Pkey> LoadKey(const std::string& path, KeyPart part) {
   return key;
 }
 
-// EdDSA signs the message itself; everything else signs its SHA-256 digest.
-const EVP_MD* DigestFor(EVP_PKEY* key) {
-  if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) return nullptr;
-  return EVP_sha256();
-}
-
-const unsigned char* Bytes(const std::string& s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
-
-bool Verifies(EVP_PKEY* key, const std::string& data, const std::string& signature) {
-  MdCtx ctx(EVP_MD_CTX_new());
-  bool ok = ctx &&
-            EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(key), nullptr, key) == 1 &&
-            EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(data),
-                             data.size()) == 1;
-  // A mismatch leaves reasons in the queue; they mean only "not this key".
+Pkey ParsePublicPem(const std::string& pem) {
   ERR_clear_error();
-  return ok;
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  Pkey key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr) : nullptr);
+  ERR_clear_error();
+  return key;
 }
 
 Expected<std::string> PemOf(EVP_PKEY* key, KeyPart part) {
@@ -95,6 +68,28 @@ Expected<std::string> PemOf(EVP_PKEY* key, KeyPart part) {
   char* data = nullptr;
   long len = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<size_t>(len));
+}
+
+}  // namespace openssl
+
+namespace {
+using namespace openssl;
+
+// EdDSA signs the message itself; everything else signs its SHA-256 digest.
+const EVP_MD* DigestFor(EVP_PKEY* key) {
+  if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448")) return nullptr;
+  return EVP_sha256();
+}
+
+bool Verifies(EVP_PKEY* key, const std::string& data, const std::string& signature) {
+  MdCtx ctx(EVP_MD_CTX_new());
+  bool ok = ctx &&
+            EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(key), nullptr, key) == 1 &&
+            EVP_DigestVerify(ctx.get(), Bytes(signature), signature.size(), Bytes(data),
+                             data.size()) == 1;
+  // A mismatch leaves reasons in the queue; they mean only "not this key".
+  ERR_clear_error();
+  return ok;
 }
 
 }  // namespace

@@ -1,0 +1,284 @@
+// TUF mode of --check (README "Trust"): a repository written here, signed with real keys one
+// role at a time (os-update-bundle tuf sign), served by nginx on 127.0.0.1. --check reads the
+// metadata only, answers from the target's signed fields, holds a staged rollout back, and a
+// refusal changes nothing in the trust state. The workflow itself is judged against tuf-js
+// in test/tuf (shell test tuf_differential).
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "crypto/sha256.hpp"
+#include "crypto/tuf_key.hpp"
+#include "support/device.hpp"
+#include "support/nginx.hpp"
+#include "support/support.hpp"
+#include "tuf/canonical.hpp"
+#include "tuf/metadata.hpp"
+#include "tuf/tooling.hpp"
+
+using namespace osu::test;
+using nlohmann::json;
+
+namespace {
+
+std::string In(int64_t seconds) {
+  return osu::tuf::FormatUtcTime(static_cast<int64_t>(std::time(nullptr)) + seconds);
+}
+
+// A TUF repository in `dir`: one key per role, metadata written and signed role by role.
+struct Repo {
+  std::string dir, keys;
+  std::map<std::string, std::string> key_paths, key_ids;
+  json key_objects = json::object();
+  Repo(const std::string& d, const std::string& k) : dir(d), keys(k) {
+    std::filesystem::create_directories(dir);
+    std::filesystem::create_directories(keys);
+    for (const char* role : {"root", "timestamp", "snapshot", "targets"}) {
+      const std::string p = keys + "/" + role + ".pem";
+      REQUIRE(osu::GenerateTufKey(p, "ed25519"));
+      auto pub = osu::TufPublicKeyOf(p);
+      REQUIRE(pub);
+      key_paths[role] = p;
+      key_ids[role] = osu::tuf::KeyId(*pub);
+      key_objects[key_ids[role]] = json::parse(osu::tuf::KeyJson(*pub));
+    }
+  }
+  void Sign(const std::string& file, const std::string& role) {
+    auto r = RunBundle({"tuf", "sign", dir + "/" + file, "--key", key_paths[role]});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  }
+  void Put(const std::string& file, const json& signed_, const std::string& role) {
+    WriteFile(dir + "/" + file, json{{"signed", signed_}, {"signatures", json::array()}}.dump(1));
+    Sign(file, role);
+  }
+  void Root(int version = 1) {
+    json roles = json::object();
+    for (const auto& [role, id] : key_ids) roles[role] = {{"keyids", {id}}, {"threshold", 1}};
+    Put(std::to_string(version) + ".root.json",
+        {{"_type", "root"}, {"spec_version", "1.0.31"}, {"version", version}, {"expires", In(365 * 86400)},
+         {"consistent_snapshot", false}, {"keys", key_objects}, {"roles", roles}},
+        "root");
+  }
+  // targets, snapshot and timestamp of the given versions, listing eos.osu with `custom`.
+  void Release(int version, const json& custom, const std::string& bundle, int64_t ts_expires = 86400) {
+    Put("targets.json",
+        {{"_type", "targets"}, {"spec_version", "1.0.31"}, {"version", version}, {"expires", In(30 * 86400)},
+         {"targets", {{"eos.osu", {{"length", bundle.size()}, {"hashes", {{"sha256", osu::Sha256Hex(bundle)}}}, {"custom", custom}}}}}},
+        "targets");
+    Put("snapshot.json",
+        {{"_type", "snapshot"}, {"spec_version", "1.0.31"}, {"version", version}, {"expires", In(7 * 86400)},
+         {"meta", {{"targets.json", {{"version", version}}}}}},
+        "snapshot");
+    const std::string snap = ReadFile(dir + "/snapshot.json");
+    Put("timestamp.json",
+        {{"_type", "timestamp"}, {"spec_version", "1.0.31"}, {"version", version}, {"expires", In(ts_expires)},
+         {"meta", {{"snapshot.json", {{"version", version}, {"length", snap.size()}, {"hashes", {{"sha256", osu::Sha256Hex(snap)}}}}}}}},
+        "timestamp");
+  }
+};
+
+// Every file of the state directory with its content ("" when the directory is absent).
+std::string StateOf(const std::string& dir) {
+  std::string out;
+  if (!std::filesystem::exists(dir)) return out;
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().string());
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) out += n + "\n" + ReadFile(n) + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tuf: --check over http reads only metadata and answers from the signed target", "[tuf][http]") {
+  FakeDevice d;
+  NginxServer nginx;
+  Repo repo(nginx.root(), d.path("tuf-keys"));
+  repo.Root();
+  const std::string bundle = "not even a bundle: --check never reads it\n";
+  WriteFile(nginx.root() + "/eos.osu", bundle);
+  WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
+  WriteFile(d.path("machine-id"), "0123456789abcdef0123456789abcdef\n");
+  std::filesystem::copy_file(nginx.root() + "/1.root.json", d.path("root.json"));
+  const std::string state = d.path("var/tuf");
+  d.WriteConfig("  machine_id: " + d.path("machine-id") + "\ntuf:\n  root: " + d.path("root.json") +
+                "\n  state_dir: " + state + "\n");
+  const std::vector<std::string> check = {"--config", d.config(), "--check", nginx.Url("eos.osu"), "--json"};
+
+  SECTION("an update, then the same metadata again, then a rolled-back timestamp refused") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}}, bundle);
+    auto r = RunUpdate(check);
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 100);
+    auto line = json::parse(r.out);
+    CHECK(line["available"] == "2.0");
+    CHECK(line["update_available"] == true);
+    CHECK(FileExists(state + "/timestamp.json"));
+    // nginx's log: what the check asked for, and never the bundle.
+    std::string log = nginx.AccessLog();
+    for (int i = 0; i < 50 && log.find("/targets.json") == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      log = nginx.AccessLog();
+    }
+    INFO(log);
+    CHECK(log.find("GET /eos.osu") == std::string::npos);
+    CHECK(log.find("GET /2.root.json") != std::string::npos);
+    CHECK(log.find("GET /timestamp.json") != std::string::npos);
+
+    const std::string accepted = StateOf(state);
+    repo.Release(1, {{"version", "3.0"}, {"compatible", "demo-x86_64"}}, bundle);
+    auto back = RunUpdate(check);
+    INFO(back.out << back.err);
+    CHECK(back.code == 2);
+    CHECK(back.err.find("rollback") != std::string::npos);
+    CHECK(StateOf(state) == accepted);
+  }
+  SECTION("an expired timestamp is refused and the state is not created") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}}, bundle, -60);
+    auto r = RunUpdate(check);
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("timestamp.json v2 expired") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(state));
+  }
+  SECTION("a target for another device is refused") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "other-board"}}, bundle);
+    auto r = RunUpdate(check);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("other-board") != std::string::npos);
+  }
+  SECTION("a staged rollout holds this device back, and says why") {
+    // Find a salt that puts this machine id above 30%, one that puts it below.
+    std::string above, below;
+    for (int i = 0; above.empty() || below.empty(); ++i) {
+      const std::string salt = "salt" + std::to_string(i);
+      unsigned bucket = 0;
+      osu::tuf::Rollout ro{30, salt};
+      const std::string digest = osu::Sha256Hex(salt + ":0123456789abcdef0123456789abcdef");
+      bucket = static_cast<unsigned>(std::stoull(digest.substr(0, 16), nullptr, 16) % 100);
+      (bucket < 30 ? below : above) = salt;
+    }
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"rollout", {{"percent", 30}, {"salt", above}}}}, bundle);
+    auto held = RunUpdate(check);
+    INFO(held.out << held.err);
+    CHECK(held.code == 0);
+    CHECK(json::parse(held.out)["reason"].get<std::string>().find("held back: rolled out to 30%") != std::string::npos);
+
+    repo.Release(3, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"rollout", {{"percent", 30}, {"salt", below}}}}, bundle);
+    auto in = RunUpdate(check);
+    INFO(in.out << in.err);
+    CHECK(in.code == 100);
+
+    std::filesystem::remove(d.path("machine-id"));
+    auto no_id = RunUpdate(check);
+    INFO(no_id.out << no_id.err);
+    CHECK(no_id.code == 0);
+    CHECK(no_id.err.find("warning: no machine id") != std::string::npos);
+    CHECK(json::parse(no_id.out)["reason"].get<std::string>().find("waits for 100%") != std::string::npos);
+  }
+}
+
+TEST_CASE("tuf: --apply installs only the bundle its target entry binds", "[tuf][http]") {
+  FakeDevice d;
+  NginxServer nginx;
+  Repo repo(nginx.root(), d.path("tuf-keys"));
+  repo.Root();
+  const std::string image = d.MakeImage("rootfs.img", 4u << 20, 7);
+  const std::string bundle_path = d.MakeBundle("v2.osu", image, "2.0", "zstd");
+  std::filesystem::copy_file(bundle_path, nginx.root() + "/eos.osu");
+  const std::string bundle = ReadFile(bundle_path);
+  auto manifest = RunBundle({"manifest", bundle_path});
+  REQUIRE(manifest.code == 0);
+  WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
+  std::filesystem::copy_file(nginx.root() + "/1.root.json", d.path("root.json"));
+  const std::string state = d.path("var/tuf");
+  d.WriteConfig("tuf:\n  root: " + d.path("root.json") + "\n  state_dir: " + state + "\n");
+  const std::vector<std::string> apply = {"--config", d.config(), "--apply", nginx.Url("eos.osu"), "--no-activate"};
+
+  SECTION("a manifest other than the one the target lists: refused, nothing changed") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex("other")}}, bundle);
+    const std::string before = d.Snapshot();
+    const std::string slot_b = d.Fingerprint(d.SlotB());
+    auto r = RunUpdate(apply);
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("custom.manifest_sha256") != std::string::npos);
+    CHECK(d.Snapshot() == before);
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+  }
+  SECTION("no manifest hash in the target: refused before the bundle is opened") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}}, bundle);
+    auto r = RunUpdate(apply);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("lists no custom.manifest_sha256") != std::string::npos);
+  }
+  SECTION("the listed bundle installs") {
+    repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(manifest.out)}}, bundle);
+    auto r = RunUpdate(apply);
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+  }
+}
+
+TEST_CASE("tuf: a root rotation is followed, and a lost state starts again from the image's root", "[tuf]") {
+  TempDir t;
+  Repo repo(t / "repo", t / "keys");
+  repo.Root(1);
+  const std::string anchor = t / "anchor.json";
+  std::filesystem::copy_file(t / "repo/1.root.json", anchor);
+  // Root v2: a new targets key, signed by the old root key (the root key stays).
+  const std::string old_targets = repo.key_paths["targets"];
+  const std::string fresh = t / "keys/targets2.pem";
+  REQUIRE(osu::GenerateTufKey(fresh, "ed25519"));
+  auto pub = osu::TufPublicKeyOf(fresh);
+  REQUIRE(pub);
+  repo.key_objects.erase(repo.key_ids["targets"]);
+  repo.key_paths["targets"] = fresh;
+  repo.key_ids["targets"] = osu::tuf::KeyId(*pub);
+  repo.key_objects[repo.key_ids["targets"]] = json::parse(osu::tuf::KeyJson(*pub));
+  repo.Root(2);
+  repo.Release(1, {{"version", "2.0"}, {"compatible", "x"}}, "bundle");
+  const std::vector<std::string> verify = {"tuf", "verify", "--root", anchor, "--state", t / "state",
+                                           "--base", t / "repo", "--target", "eos.osu"};
+  auto ok = RunBundle(verify);
+  INFO(ok.out << ok.err);
+  REQUIRE(ok.code == 0);
+  CHECK(json::parse(ok.out)["root"] == 2);
+
+  // Release 3 (targets v2) signed by the retired key only: refused; the state keeps what it had.
+  const std::string before = StateOf(t / "state");
+  repo.Release(2, {{"version", "3.0"}, {"compatible", "x"}}, "bundle");
+  auto doc = json::parse(ReadFile(t / "repo/targets.json"));
+  doc["signatures"] = json::array();
+  WriteFile(t / "repo/targets.json", doc.dump());
+  REQUIRE(RunBundle({"tuf", "sign", t / "repo/targets.json", "--key", old_targets}).code == 0);
+  auto bad = RunBundle(verify);
+  INFO(bad.err);
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("targets.json") != std::string::npos);
+  CHECK(StateOf(t / "state") == before);
+
+  // State lost: from the anchor (v1) the chain is walked again to v2.
+  std::filesystem::remove_all(t / "state");
+  repo.Release(3, {{"version", "3.0"}, {"compatible", "x"}}, "bundle");
+  auto again = RunBundle(verify);
+  INFO(again.err);
+  CHECK(again.code == 0);
+  CHECK(json::parse(again.out)["root"] == 2);
+}
+
+TEST_CASE("tuf: canonical JSON is OLPC's, as securesystemslib writes it", "[tuf]") {
+  auto c = osu::tuf::Canonical(json::parse(R"({"b":[1,true,null],"a":"q\"\\\n","é":{}})"), "x");
+  REQUIRE(c);
+  CHECK(*c == "{\"a\":\"q\\\"\\\\\n\",\"b\":[1,true,null],\"\xc3\xa9\":{}}");
+  CHECK_FALSE(osu::tuf::Canonical(json::parse(R"({"a":1.5})"), "x"));
+  CHECK(osu::tuf::ParseUtcTime("1970-01-02T00:00:00Z") == 86400);
+  CHECK_FALSE(osu::tuf::ParseUtcTime("1970-01-02T00:00:00+01:00"));
+  CHECK_FALSE(osu::tuf::ParseUtcTime("1970-13-02T00:00:00Z"));
+}
