@@ -83,17 +83,18 @@ class PiFirmwareEnv final : public BootEnv {
     SlotId want = *committed;
     if (auto it = changes.find("OSU_ORDER"); it != changes.end() && it->second) {
       const std::string& order = *it->second;
-      if (order.rfind("A", 0) == 0) want = SlotId::A;
-      else if (order.rfind("B", 0) == 0) want = SlotId::B;
-      else return UsageError("OSU_ORDER '" + order + "' names no slot first for " + Describe());
+      auto first = ParseSlotLetter(order.substr(0, order.find(' ')));
+      if (!first)
+        return UsageError("OSU_ORDER '" + order + "' names no slot first for " + Describe());
+      want = *first;
     }
     // tryboot.txt follows the committed slot unless a trial is asked for: a slot being
     // written is then never what a tryboot reboot would start.
     std::optional<SlotId> trial;
     if (auto it = changes.find("OSU_TRY"); it != changes.end() && it->second) {
-      if (*it->second != "A" && *it->second != "B")
+      trial = ParseSlotLetter(*it->second);
+      if (!trial)
         return UsageError("OSU_TRY '" + *it->second + "' is not a slot for " + Describe());
-      trial = *it->second == "A" ? SlotId::A : SlotId::B;
     }
     // tryboot.txt first: while the committed slot changes it already names the slot being
     // committed (or the trial asked for), never the one being left. Then the copy: a cut
