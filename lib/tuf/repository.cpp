@@ -118,8 +118,9 @@ Result InitRepository(const std::string& dir, const std::map<std::string, RoleKe
                       bool consistent_snapshot, const RepositoryTimes& times) {
   if (Exists(dir + "/1.root.json"))
     return UsageError("'" + dir + "' already holds a repository (1.root.json); rotate it with 'tuf rotate'");
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return ErrnoError("Failed to create '" + dir + "'", errno, ErrorKind::Usage);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return UsageError("Failed to create '" + dir + "': " + ec.message());
   json root = Header("root", 1, times.now + times.root_days * 86400);
   root["consistent_snapshot"] = consistent_snapshot;
   root["keys"] = json::object();

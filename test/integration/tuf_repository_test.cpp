@@ -170,3 +170,49 @@ TEST_CASE("tuf tooling: bad input is refused with one line and changes nothing",
   CHECK_FALSE(std::filesystem::exists(repo + "/2.root.json"));
   CHECK(Tuf({"rotate", repo}).code != 0);
 }
+
+TEST_CASE("tuf: the metadata beside a bundle on a local directory or medium (file source)", "[tuf]") {
+  FakeDevice d;
+  TempDir t;
+  // As on a USB stick: the repository's files and the bundle in one directory.
+  const std::string medium = t / "media/OSU-UPDATE";
+  const std::string k = Key(t, "k");
+  REQUIRE_OK(Tuf({"init", medium, "--root-key", k, "--targets-key", k, "--snapshot-key", k, "--timestamp-key", k}));
+  REQUIRE_OK(Tuf({"sign", medium + "/1.root.json", "--key", k}));
+  const std::string image = d.MakeImage("rootfs.img", 1u << 20, 5);
+  const std::string bundle = d.MakeBundle("eos.osu", image, "2.0", "zstd");
+  REQUIRE_OK(Tuf({"add", medium, bundle}));
+  REQUIRE_OK(Tuf({"sign", medium + "/targets.json", "--key", k}));
+  REQUIRE_OK(Tuf({"timestamp", medium, "--key", k}));
+  std::filesystem::copy_file(medium + "/1.root.json", d.path("root.json"));
+  WriteFile(d.path("os-release"), "IMAGE_VERSION=1.0\n");
+  const std::string state = d.path("var/tuf");
+  d.WriteConfig("tuf:\n  root: " + d.path("root.json") + "\n  state_dir: " + state + "\n");
+  // Devices name the bundle; its bytes are read from SHA256.eos.osu beside it (consistent
+  // snapshots), the metadata from the same directory, through the same source layer.
+  const std::string named = medium + "/eos.osu";
+  CHECK_FALSE(FileExists(named));
+  for (const std::string& uri : {named, "file://" + named}) {
+    auto check = RunUpdate({"--config", d.config(), "--check", uri, "--json"});
+    INFO(check.out << check.err);
+    CHECK(check.code == 100);
+    CHECK(json::parse(check.out)["available"] == "2.0");
+  }
+  SECTION("installed from the medium") {
+    auto r = RunUpdate({"--config", d.config(), "--apply", named, "--no-activate"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+  }
+  SECTION("a medium without the metadata: refused, nothing changed") {
+    std::filesystem::remove(medium + "/timestamp.json");
+    const std::string before = d.Snapshot();
+    const std::string trust = ReadFile(state + "/timestamp.json");
+    auto r = RunUpdate({"--config", d.config(), "--apply", named, "--no-activate"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 3);
+    CHECK(r.err.find("timestamp.json") != std::string::npos);
+    CHECK(d.Snapshot() == before);
+    CHECK(ReadFile(state + "/timestamp.json") == trust);
+  }
+}
