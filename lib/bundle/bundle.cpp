@@ -64,15 +64,6 @@ Expected<std::string> ReadSmallMember(Reader& data, uint64_t size) {
   return out;
 }
 
-Result Drain(Reader& r) {
-  std::vector<uint8_t> buf(64u << 10);
-  for (;;) {
-    auto n = r.Read(buf);
-    if (!n) return n.error();
-    if (*n == 0) return {};
-  }
-}
-
 // An input file the user named: a missing one is a usage error, not a device failure.
 Expected<Fd> OpenInput(const std::string& path) {
   auto fd = Fd::Open(path, O_RDONLY);

@@ -18,7 +18,8 @@
 namespace osu::cli {
 
 struct Options {
-  bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false;
+  bool check = false, status = false, json = false, dry_run = false, allow_downgrade = false,
+       ignore_rollout = false;
   bool commit = false, rollback = false, no_activate = false, kexec = false, reboot = false;
   bool no_delta = false;  // --apply: always the whole bundle, no partial fetch
   bool activate = false;

@@ -73,8 +73,18 @@ int RunApply(const SystemState& st, const Context& c) {
       return c.p.Fail(VerificationError("target '" + release->target_name +
                                         "' lists no custom.manifest_sha256, so its bundle cannot "
                                         "be checked before it is written"));
+    // The rollout binds every --apply, an explicit SOURCE too: a unit or script that names
+    // the URL must not take the whole fleet past a 5% rollout. The operator's way past it is
+    // the flag.
+    const RolloutVerdict rollout = JudgeRollout(st.config, release->target.bundle);
+    if (!rollout.warning.empty()) s.err << "os-update: warning: " << Printable(rollout.warning) << "\n";
+    if (rollout.held && !opt.ignore_rollout)
+      return c.p.Fail(VerificationError(rollout.reason + "; --ignore-rollout installs it anyway"));
+    if (rollout.held) s.err << "os-update: warning: " << Printable(rollout.reason) << "; installing it (--ignore-rollout)\n";
     uri = release->bundle_uri;
     request.manifest_sha256 = release->target.bundle.manifest_sha256;
+    request.target_length = release->target.length;
+    request.target_sha256 = release->target.hashes.at("sha256");
   }
   ProgressPrinter printer(PrinterMode(opt, s), opt.json ? s.out : s.err);
   request.where = DescribeSource(uri);

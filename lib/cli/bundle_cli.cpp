@@ -79,15 +79,6 @@ class ImageErrorContext final : public Reader {
 
 std::string Where(const std::string& path) { return path == "-" ? "stdin" : path; }
 
-Result Drain(Reader& r) {
-  std::vector<uint8_t> buf(1u << 20);
-  for (;;) {
-    auto n = r.Read(buf);
-    if (!n) return n.error();
-    if (*n == 0) return {};
-  }
-}
-
 struct CreateArgs {
   CreateOptions options;
   std::string compression = "zstd";

@@ -101,6 +101,9 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   app.add_flag("--allow-downgrade", opt.allow_downgrade,
                "--apply: accept a bundle older than the installed version, or one rolled back "
                "from; --activate: start a version rolled back from");
+  app.add_flag("--ignore-rollout", opt.ignore_rollout,
+               "--apply (TUF): install a release its staged rollout holds back for this device "
+               "(without it such an --apply is refused, exit 2, also with an explicit SOURCE)");
   auto* kexec = app.add_flag("--kexec", opt.kexec,
                              "--apply, --activate: activate by kexec into the new slot (x86 default)");
   app.add_flag("--reboot", opt.reboot,

@@ -8,6 +8,7 @@
 #include "bootenv/pi_firmware.hpp"
 #include "bootenv/uboot_slot_config.hpp"
 #include "bundle/bundle.hpp"
+#include "bundle/checked_reader.hpp"
 #include "bundle/content_rules.hpp"
 #include "common/fault.hpp"
 #include "common/text.hpp"
@@ -164,7 +165,9 @@ namespace {
 // The bundle read front to back: today's full download.
 class StreamedContent final : public SlotContent {
  public:
-  StreamedContent(BundleReader& b, unsigned threads) : b_(b), threads_(threads) {}
+  // `whole`: the checked reader the bundle is read through (TUF), drained at the end.
+  StreamedContent(BundleReader& b, unsigned threads, Reader* whole)
+      : b_(b), threads_(threads), whole_(whole) {}
   Result StageBootFiles(SlotInstall& install, const Reporter& reporter) override {
     for (;;) {
       auto member = b_.NextBootFile();
@@ -184,11 +187,15 @@ class StreamedContent final : public SlotContent {
     decoder_ = std::move(decoder).value();
     return decoder_.get();
   }
-  Result Finish() override { return b_.Finish(); }
+  Result Finish() override {
+    if (auto r = b_.Finish(); !r) return r;
+    return whole_ ? Drain(*whole_) : Result{};
+  }
 
  private:
   BundleReader& b_;
   unsigned threads_;
+  Reader* whole_;
   std::unique_ptr<Reader> decoder_;
 };
 
@@ -206,9 +213,13 @@ Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& sour
                             const ApplyRequest& request, const Reporter& reporter) {
   // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.
   if (auto r = CheckInstallAllowed(state); !r) return r.error();
-  auto bundle = OpenRequestedBundle(source, request, state.config);
+  std::unique_ptr<Reader> whole;
+  if (request.target_length)
+    whole = MakeCheckedReader(source, *request.target_length, request.target_sha256,
+                              InQuotes(request.where) + " (against its TUF target)");
+  auto bundle = OpenRequestedBundle(whole ? *whole : source, request, state.config);
   if (!bundle) return bundle.error();
-  StreamedContent content(**bundle, state.config.threads);
+  StreamedContent content(**bundle, state.config.threads, whole.get());
   return InstallContent(state, env, **bundle, content, request, reporter);
 }
 

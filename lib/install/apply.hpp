@@ -37,6 +37,11 @@ struct ApplyRequest {
   bool dry_run = false;         // verify manifest and signature, print the plan, write nothing
   bool allow_downgrade = false;  // also: a version this device rolled back from
   std::string manifest_sha256;  // TUF mode: the target's; trusted instead of update.keys
+  // TUF mode: the target's length and sha256 of the whole bundle. A full download reads no
+  // more than the length (one byte past it is an error) and checks the hash at its end,
+  // before the slot is recorded as verified.
+  std::optional<uint64_t> target_length;
+  std::string target_sha256;
 };
 
 // What a partial fetch did (install/apply_delta.hpp).

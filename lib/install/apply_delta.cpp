@@ -261,6 +261,9 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   RangeSource& ranges = **source;
   auto size = ranges.Size();
   if (!size) return fall_back(size.error().message());
+  if (request.target_length && *size != *request.target_length)  // TUF: the target's length
+    return VerificationError(InQuotes(request.where) + " (against its TUF target): size mismatch (expected " +
+                             std::to_string(*request.target_length) + " bytes, got " + std::to_string(*size) + ")");
 
   FrontReader front(ranges, *size);
   auto bundle = OpenRequestedBundle(front, request, state.config);

@@ -53,6 +53,29 @@ bool InRollout(const tuf::Rollout& rollout, const std::string& machine_id, unsig
   return *bucket < rollout.percent;
 }
 
+RolloutVerdict JudgeRollout(const Config& config, const tuf::BundleFields& f) {
+  RolloutVerdict v;
+  if (!f.rollout || f.rollout->percent >= 100) return v;
+  const tuf::Rollout& ro = *f.rollout;
+  auto id = ReadFile(config.machine_id_path);
+  std::string machine_id = id ? *id : "";
+  while (!machine_id.empty() && std::isspace(static_cast<unsigned char>(machine_id.back()))) machine_id.pop_back();
+  const std::string pct = std::to_string(ro.percent) + "%";
+  if (machine_id.empty()) {
+    v.held = true;
+    v.reason = f.version + " is held back: rolled out to " + pct + " of devices and this one has no id (" +
+               config.machine_id_path + "), so it waits for 100%";
+    v.warning = "no machine id in " + config.machine_id_path;
+    return v;
+  }
+  unsigned bucket = 0;
+  v.held = !InRollout(ro, machine_id, &bucket);
+  v.reason = v.held ? f.version + " is held back: rolled out to " + pct + " of devices, this one is at " +
+                          std::to_string(bucket) + "% (sha256 of the salt and its machine id)"
+                    : " (rollout " + pct + ", this device at " + std::to_string(bucket) + "%)";
+  return v;
+}
+
 Expected<CheckResult> CheckTufRelease(const SystemState& state, const TufRelease& release) {
   const tuf::BundleFields& f = release.target.bundle;
   const std::string what = "target '" + Printable(release.target_name) + "'";
@@ -65,28 +88,14 @@ Expected<CheckResult> CheckTufRelease(const SystemState& state, const TufRelease
   auto result = JudgeRelease(state, m, release.bundle_uri);
   if (!result) return result.error();
   result->warning = release.trusted.clock.warning;
-  if (!result->update_available || !f.rollout || f.rollout->percent >= 100) return result;
-  const tuf::Rollout& ro = *f.rollout;
-  auto id = ReadFile(state.config.machine_id_path);
-  std::string machine_id = id ? *id : "";
-  while (!machine_id.empty() && std::isspace(static_cast<unsigned char>(machine_id.back()))) machine_id.pop_back();
-  const std::string pct = std::to_string(ro.percent) + "%";
-  if (machine_id.empty()) {
+  if (!result->update_available) return result;
+  const RolloutVerdict v = JudgeRollout(state.config, f);
+  if (!v.warning.empty()) result->warning += std::string(result->warning.empty() ? "" : "; ") + v.warning;
+  if (v.held) {
     result->update_available = false;
-    result->reason = f.version + " is held back: rolled out to " + pct +
-                     " of devices and this one has no id (" + state.config.machine_id_path +
-                     "), so it waits for 100%";
-    result->warning += std::string(result->warning.empty() ? "" : "; ") + "no machine id in " +
-                       state.config.machine_id_path;
-    return result;
-  }
-  unsigned bucket = 0;
-  if (!InRollout(ro, machine_id, &bucket)) {
-    result->update_available = false;
-    result->reason = f.version + " is held back: rolled out to " + pct + " of devices, this one is at " +
-                     std::to_string(bucket) + "% (sha256 of the salt and its machine id)";
+    result->reason = v.reason;
   } else {
-    result->reason += " (rollout " + pct + ", this device at " + std::to_string(bucket) + "%)";
+    result->reason += v.reason;
   }
   return result;
 }

@@ -26,6 +26,15 @@ Expected<TufRelease> ResolveTufRelease(const Config& config, const std::string& 
 // --check's answer for the target: JudgeRelease on its fields, then the rollout.
 Expected<CheckResult> CheckTufRelease(const SystemState& state, const TufRelease& release);
 
+// A target's rollout judged for this device: `held` with the reason (no machine id: held until
+// 100%, with a warning); else `reason` is the suffix saying where the device stands ("" without
+// a rollout). --check reports it; --apply refuses a held release unless --ignore-rollout.
+struct RolloutVerdict {
+  bool held = false;
+  std::string reason, warning;
+};
+RolloutVerdict JudgeRollout(const Config& config, const tuf::BundleFields& fields);
+
 // Whether a device with `machine_id` is inside the rollout: the first 8 bytes of
 // sha256(salt ":" machine_id), big-endian, mod 100, below the percentage.
 bool InRollout(const tuf::Rollout& rollout, const std::string& machine_id, unsigned* bucket);

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <istream>
+#include <vector>
 
 #include "common/fd.hpp"
 
@@ -52,6 +53,15 @@ std::unique_ptr<Reader> MakeIstreamReader(std::istream& in, std::string name) {
 
 std::unique_ptr<Reader> MakeFdReader(int fd, bool owned, std::string name) {
   return std::make_unique<FdReader>(fd, owned, std::move(name));
+}
+
+Result Drain(Reader& r) {
+  std::vector<uint8_t> buf(256u << 10);
+  for (;;) {
+    auto n = r.Read(buf);
+    if (!n) return n.error();
+    if (*n == 0) return {};
+  }
 }
 
 Expected<size_t> CountingReader::Read(std::span<uint8_t> buf) {

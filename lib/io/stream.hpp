@@ -22,6 +22,9 @@ class Reader {
 // Reads from an fd it does not own (stdin) or owns (a file).
 std::unique_ptr<Reader> MakeFdReader(int fd, bool owned, std::string name);
 
+// Reads `r` to its end, discarding the bytes (a checking reader then judges the whole).
+Result Drain(Reader& r);
+
 // Reads a std::istream (stdin in tests that run the CLI in-process).
 std::unique_ptr<Reader> MakeIstreamReader(std::istream& in, std::string name);
 

@@ -22,13 +22,11 @@ nlohmann::json KeyObject(const TufPublicKey& key) {
 std::string KeyJson(const TufPublicKey& key) { return *Canonical(KeyObject(key), "key"); }
 std::string KeyId(const TufPublicKey& key) { return Sha256Hex(KeyJson(key)); }
 
-Expected<std::string> SignMetadataFile(const std::string& path, const std::string& private_key_path) {
-  auto bytes = ReadFile(path, ErrorKind::Usage);
-  if (!bytes) return bytes.error();
-  auto doc = nlohmann::json::parse(*bytes, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("signed") || !doc["signed"].is_object())
-    return UsageError("'" + path + "' is not TUF metadata (no \"signed\" object)");
-  auto canonical = Canonical(doc["signed"], "'" + path + "'");
+Expected<std::string> SignDocument(nlohmann::json& doc, const std::string& private_key_path,
+                                   const std::string& what) {
+  if (!doc.is_object() || !doc.contains("signed") || !doc["signed"].is_object())
+    return UsageError(what + " is not TUF metadata (no \"signed\" object)");
+  auto canonical = Canonical(doc["signed"], what);
   if (!canonical) return canonical.error();
   auto key = TufPublicKeyOf(private_key_path);
   if (!key) return key.error();
@@ -37,11 +35,32 @@ Expected<std::string> SignMetadataFile(const std::string& path, const std::strin
   const std::string keyid = KeyId(*key);
   auto& sigs = doc["signatures"];
   if (!sigs.is_array()) sigs = nlohmann::json::array();
+  // The other holders' signatures stay: each adds theirs, none needs the others' keys.
   sigs.erase(std::remove_if(sigs.begin(), sigs.end(),
-                            [&](const nlohmann::json& s) { return s.value("keyid", "") == keyid; }),
+                            [&](const nlohmann::json& s) { return s.is_object() && s.value("keyid", "") == keyid; }),
              sigs.end());
   sigs.push_back({{"keyid", keyid}, {"sig", HexOf(*sig)}});
-  if (auto r = InstallFile(path, doc.dump(1, ' ') + "\n"); !r) return r.error();
+  return keyid;
+}
+
+Expected<nlohmann::json> ReadDocument(const std::string& path) {
+  auto bytes = ReadFile(path, ErrorKind::Usage);
+  if (!bytes) return bytes.error();
+  auto doc = nlohmann::json::parse(*bytes, nullptr, false);
+  if (doc.is_discarded()) return UsageError("'" + path + "' is not valid JSON");
+  return doc;
+}
+
+Result WriteDocument(const std::string& path, const nlohmann::json& doc) {
+  return InstallFile(path, doc.dump(1, ' ') + "\n");
+}
+
+Expected<std::string> SignMetadataFile(const std::string& path, const std::string& private_key_path) {
+  auto doc = ReadDocument(path);
+  if (!doc) return doc.error();
+  auto keyid = SignDocument(*doc, private_key_path, "'" + path + "'");
+  if (!keyid) return keyid.error();
+  if (auto r = WriteDocument(path, *doc); !r) return r.error();
   return keyid;
 }
 

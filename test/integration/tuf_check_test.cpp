@@ -217,6 +217,58 @@ TEST_CASE("tuf: --apply installs only the bundle its target entry binds", "[tuf]
     CHECK(r.code == 2);
     CHECK(r.err.find("lists no custom.manifest_sha256") != std::string::npos);
   }
+  // The target's length bounds the download and its sha256 covers the whole bundle, also the
+  // bytes after the manifest that no manifest hash covers (tar headers, padding).
+  const json listed = {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(manifest.out)}};
+  auto refused_after_manifest = [&](const std::string& served, const std::string& why, bool full) {
+    repo.Release(2, listed, bundle);
+    WriteFile(nginx.root() + "/eos.osu", served);
+    const std::string before = d.Snapshot();
+    std::vector<std::string> args = apply;
+    if (full) args.push_back("--no-delta");
+    auto r = RunUpdate(args);
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("(against its TUF target): " + why) != std::string::npos);
+    CHECK(d.Snapshot() == before);
+    const std::string record = d.boot() + "/osu/B/record.yml";
+    CHECK((!FileExists(record) || ReadFile(record).find("state: verified") == std::string::npos));
+  };
+  SECTION("a server sending more bytes than the target's length: refused, one byte past it read") {
+    refused_after_manifest(bundle + std::string(1 << 20, 'x'),
+                           "size mismatch (expected " + std::to_string(bundle.size()) + " bytes, got more)", true);
+  }
+  SECTION("a server whose bundle is longer than the target's length: no partial fetch either") {
+    refused_after_manifest(bundle + std::string(1 << 20, 'x'),
+                           "size mismatch (expected " + std::to_string(bundle.size()) + " bytes, got " +
+                               std::to_string(bundle.size() + (1 << 20)) + ")", false);
+  }
+  SECTION("bytes after the manifest that differ from the target's: refused by the whole hash") {
+    std::string changed = bundle;
+    changed.back() = 'x';  // the archive's end padding: covered by no manifest hash
+    refused_after_manifest(changed, "sha256 mismatch (expected " + osu::Sha256Hex(bundle), true);
+  }
+  SECTION("a release its rollout holds back: --apply refuses, --ignore-rollout installs it") {
+    json paused = listed;
+    paused["rollout"] = {{"percent", 0}, {"salt", "r2"}};  // paused: no device is in
+    repo.Release(2, paused, bundle);
+    const std::string before = d.Snapshot();
+    const std::string slot_b = d.Fingerprint(d.SlotB());
+    auto held = RunUpdate(apply);
+    INFO(held.out << held.err);
+    CHECK(held.code == 2);
+    CHECK(held.err.find("2.0 is held back: rolled out to 0% of devices") != std::string::npos);
+    CHECK(held.err.find("--ignore-rollout installs it anyway") != std::string::npos);
+    CHECK(d.Snapshot() == before);
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+    std::vector<std::string> anyway = apply;
+    anyway.push_back("--ignore-rollout");
+    auto r = RunUpdate(anyway);
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.err.find("installing it (--ignore-rollout)") != std::string::npos);
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+  }
   SECTION("the listed bundle installs") {
     repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(manifest.out)}}, bundle);
     auto r = RunUpdate(apply);

@@ -20,7 +20,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 source "$src/completion/os-update.bash"
 options() { _os_update_options "$@"; }
 # in_page PAGE WORD: WORD appears in the page's roff source (hyphens are written \-).
-in_page() { sed 's/\\-/-/g' "$1" | grep -qF -- "$2"; }
+# (grep reads to the end: -q would quit at the first match and sed's SIGPIPE fail the pipeline.)
+in_page() { sed 's/\\-/-/g' "$1" | grep -F -- "$2" > /dev/null; }
 
 version=$(sed -n 's/^project(os-update VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
 python3 "$src/man/make-man.py" help os-update 8 "$version" \

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 
 const [bundleBin, workDir] = process.argv.slice(2);
 if (!bundleBin || !workDir) { console.error('usage: differential.mjs OS_UPDATE_BUNDLE WORKDIR'); process.exit(1); }
@@ -260,6 +260,79 @@ add('wrong _type (snapshot served as timestamp.json)', [() => { const f = build(
 add('delegations in targets (one delegated role, no keys)', [() => build(baseRepo(), { targetsExtra: { delegations: { keys: {},
   roles: [{ name: 'apps', keyids: [], threshold: 1, paths: ['apps/*'], terminating: false }] } } })], 'refuse',
   { spec: 'not tuf-js: os-update refuses delegations in this first version (issue 15); section 5.6.7 would walk them' });
+// Repositories made only by os-update's own tooling (os-update-bundle tuf init|add|sign|
+// rotate|timestamp), keys as separate PEM files as on separate machines: a real bundle, root
+// threshold 2, consistent snapshots; then a rotation of the targets key and of a root key.
+function toolingRepo() {
+  const dir = fs.mkdtempSync(path.join(workDir, 'tooling-'));
+  const run = (...args) => execFileSync(bundleBin, args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  fs.writeFileSync(path.join(dir, 'rootfs.img'), crypto.randomBytes(256 * 1024));
+  run('create', '--image', 'rootfs.img', '--compression', 'zstd', '--level', '1', '--compatible', 'eos-x86_64-kvm',
+    '--version', '2.0.0', '--unsigned', '--output', 'eos.osu');
+  for (const k of ['alice', 'bob', 'carol', 'release', 'release2', 'online']) run('keygen', '--private', `${k}.pem`, '--public', `${k}.pub`);
+  const files = () => Object.fromEntries(fs.readdirSync(path.join(dir, 'repo')).map((n) => [n, fs.readFileSync(path.join(dir, 'repo', n))]));
+  return {
+    first() {
+      run('tuf', 'init', 'repo', '--root-key', 'alice.pub', '--root-key', 'bob.pub', '--root-threshold', '2',
+        '--targets-key', 'release.pub', '--snapshot-key', 'online.pub', '--timestamp-key', 'online.pub');
+      run('tuf', 'sign', 'repo/1.root.json', '--key', 'alice.pem');
+      run('tuf', 'sign', 'repo/1.root.json', '--key', 'bob.pem');
+      run('tuf', 'add', 'repo', 'eos.osu');
+      run('tuf', 'sign', 'repo/targets.json', '--key', 'release.pem');
+      run('tuf', 'timestamp', 'repo', '--key', 'online.pem');
+      return files();
+    },
+    rotated() {
+      run('tuf', 'rotate', 'repo', '--targets-key', 'release2.pub');
+      for (const k of ['alice', 'bob']) run('tuf', 'sign', 'repo/2.root.json', '--key', `${k}.pem`);
+      run('tuf', 'rotate', 'repo', '--root-key', 'bob.pub', '--root-key', 'carol.pub', '--root-threshold', '2');
+      for (const k of ['alice', 'bob', 'carol']) run('tuf', 'sign', 'repo/3.root.json', '--key', `${k}.pem`);
+      run('tuf', 'add', 'repo');
+      run('tuf', 'sign', 'repo/targets.json', '--key', 'release2.pem');
+      run('tuf', 'timestamp', 'repo', '--key', 'online.pem');
+      return files();
+    },
+    // targets re-signed by the retired key only, snapshot and timestamp by the online key (a
+    // thief with both): written here, as the tooling refuses to publish it.
+    retiredKey() {
+      const out = files();
+      const root = JSON.parse(out['3.root.json']);
+      const sign = (pem, text) => { const j = JSON.parse(text);
+        const key = crypto.createPrivateKey(fs.readFileSync(path.join(dir, pem)));
+        const pub = crypto.createPublicKey(key).export({ type: 'spki', format: 'der' }).subarray(-32).toString('hex');
+        const id = crypto.createHash('sha256').update(canonicalize({ keytype: 'ed25519', keyval: { public: pub }, scheme: 'ed25519' })).digest('hex');
+        j.signatures = [{ keyid: id, sig: crypto.sign(null, Buffer.from(canonicalize(j.signed)), key).toString('hex') }];
+        return JSON.stringify(j); };
+      const tg = JSON.parse(out['targets.json']); tg.signed.version += 1;
+      const tgText = sign('release.pem', JSON.stringify(tg));
+      const sn = JSON.parse(out['snapshot.json']); sn.signed.version += 1;
+      sn.signed.meta['targets.json'] = { version: tg.signed.version, length: tgText.length,
+        hashes: { sha256: crypto.createHash('sha256').update(tgText).digest('hex') } };
+      const snText = sign('online.pem', JSON.stringify(sn));
+      const ts = JSON.parse(out['timestamp.json']); ts.signed.version += 1;
+      ts.signed.meta['snapshot.json'] = { version: sn.signed.version, length: snText.length,
+        hashes: { sha256: crypto.createHash('sha256').update(snText).digest('hex') } };
+      out[`${tg.signed.version}.targets.json`] = tgText;
+      out[`${sn.signed.version}.snapshot.json`] = snText;
+      out['timestamp.json'] = sign('online.pem', JSON.stringify(ts));
+      if (!root.signed.consistent_snapshot) throw new Error('the tooling wrote no consistent snapshots');
+      return out;
+    },
+  };
+}
+{
+  let t;
+  add('repository made by os-update-bundle\'s tooling (threshold 2, consistent snapshots)', [() => { t = toolingRepo(); return t.first(); }], 'accept');
+}
+{
+  let t;
+  add('tooling: targets key and a root key rotated (root v3), new targets', [() => { t = toolingRepo(); return t.first(); }, () => t.rotated()], 'accept');
+}
+{
+  let t;
+  add('tooling: after the rotation, targets signed by the retired key only', [() => { t = toolingRepo(); return t.first(); },
+    () => t.rotated(), () => t.retiredKey()], 'refuse', { judge: [undefined, 'accept', 'refuse'] });
+}
 add('no timestamp.json on the server', [() => { const f = build(baseRepo()); delete f['timestamp.json']; return f; }], 'refuse');
 
 // ---- serving and judging -------------------------------------------------------------------
