@@ -11,9 +11,14 @@
 #
 # Peak memory: "anon" is the decoder process's own pages (RssAnon, sampled after every read),
 # "file" the page cache it maps (the base slot, RssFile); "maxrss" is /usr/bin/time's, both.
+# The "os-update --apply" row is the real CLI on a fake device (bench/fake-device.sh: slot A
+# booted with the old image at its offset in a GPT disk image file) applying a zstd bundle of
+# the new image with the patch beside it: its RssAnon sampled every 20 ms by this script, and
+# its largest VmHWM (anonymous and file pages) seen.
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-bench-patch),
 # PCT (changed share, default 5), COMPRESSION of the full bundle (default xz), LEVEL (zstd level
-# of the patch, default 3), SEGMENT (bytes per segment, default 16 MiB).
+# of the patch, default 3), SEGMENT (bytes per segment, default 16 MiB), PATCH_FS (default
+# "ext4 sqfs").
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +26,7 @@ REPO=$(dirname "$HERE")
 OSU_BUILD=${OSU_BUILD:-$REPO/build}
 BUNDLE=$OSU_BUILD/cmd/os-update-bundle
 APPLY=$OSU_BUILD/bench/osu-bench-patch-apply
+OSU=$OSU_BUILD/cmd/os-update
 IMAGE_MIB=${1:-256}
 PCT=${PCT:-5}
 COMPRESSION=${COMPRESSION:-xz}
@@ -29,11 +35,12 @@ SEGMENT=${SEGMENT:-$((16 << 20))}
 WORK=${BENCH_DIR:-/var/tmp/osu-bench-patch}/$IMAGE_MIB-$PCT
 
 die() { echo "patch.sh: $*" >&2; exit 1; }
-for tool in "$BUNDLE" "$APPLY" mkfs.ext4 mksquashfs zstd python3 /usr/bin/time sha256sum; do
+for tool in "$BUNDLE" "$APPLY" "$OSU" sfdisk grub-editenv mkfs.ext4 mksquashfs zstd python3 /usr/bin/time sha256sum; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
 mkdir -p "$WORK"
 . "$HERE/patch-images.sh"
+. "$HERE/fake-device.sh"
 if [[ ! -s $WORK/new.sqfs ]]; then
   echo "Building ${IMAGE_MIB} MiB images, ${PCT}% changed, in $WORK ..." >&2
   build_patch_images >&2
@@ -48,8 +55,35 @@ timed() {
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f%%", 100 * a / b }'; }
 
+# The real os-update --apply of the new image through PATCH, base in the booted slot A:
+# prints "seconds anon_peak_kib hwm_kib" (fake-device.sh's peak_anon).
+apply_through_patch() {  # fs old new patch
+  local fs=$1 old=$2 new=$3 patch=$4 www=$WORK/www dev=$WORK/dev
+  mkdir -p "$www"
+  [[ -s $WORK/boot.vmlinuz ]] || head -c 4000000 /dev/urandom > "$WORK/boot.vmlinuz"
+  [[ -s $www/new-$fs.osu ]] || "$BUNDLE" create --image "$new" --boot-file "$WORK/boot.vmlinuz" \
+    --compression zstd --compatible bench --version 2.0.0 --key "$WORK/key.pem" \
+    --output "$www/new-$fs.osu" >/dev/null
+  rm -f "$www"/new-"$fs".osu.delta-*
+  cp "$patch" "$www/new-$fs.osu.delta-$(sha256sum "$old" | cut -c1-16)"
+  make_fake_device "$dev" "$old" "$WORK/boot.vmlinuz" bench "$WORK/key.pub.pem"
+  local start end peak
+  start=$(date +%s.%N)
+  "$OSU" --config "$dev/os-update.yml" --apply "$www/new-$fs.osu" --no-activate --json \
+    > "$WORK/apply.out" 2> "$WORK/apply.err" &
+  peak=$(peak_anon $!)
+  wait $! || { cat "$WORK/apply.err" >&2; die "os-update --apply failed"; }
+  end=$(date +%s.%N)
+  grep -q '"way":"patch"' "$WORK/apply.out" || die "os-update did not apply through the patch"
+  grep -q 'state: verified' "$dev/boot/osu/B/record.yml" || die "slot B not verified"
+  grep -q "sha256: \"$(sha256sum "$new" | cut -c1-64)\"" "$dev/boot/osu/B/record.yml" \
+    || die "slot B's record has another sha256"
+  echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') $peak"
+  rm -rf "$dev"
+}
+
 rows=()
-for fs in ext4 sqfs; do
+for fs in ${PATCH_FS:-ext4 sqfs}; do
   old=$WORK/old.$fs new=$WORK/new.$fs
   for v in old new; do
     [[ -s $WORK/$v-$fs.osu ]] && continue
@@ -67,6 +101,8 @@ for fs in ext4 sqfs; do
     "$(stat -c %s "$new")" "$new_sha" -)
   eval "$(tr ' ' '\n' <"$WORK/last.out")"  # decode_s, rss_anon_peak_mib, rss_file_peak_mib
   rows+=("| $fs | os-update patch (zstd -$LEVEL, $(mib "$SEGMENT") MiB segments) | $(stat -c %s "$patch") | $(pct "$(stat -c %s "$patch")" "$full") | ${enc_s} s | ${decode_s} s | ${rss_anon_peak_mib} / ${rss_file_peak_mib} | $(mib $((dec_kib * 1024))) |")
+  read -r apply_s anon_kib hwm_kib < <(apply_through_patch "$fs" "$old" "$new" "$patch")
+  rows+=("| $fs | os-update --apply through it (fake device, all of it) | | | | ${apply_s} s | $(mib $((anon_kib * 1024))) / - | $(mib $((hwm_kib * 1024))) (VmHWM) |")
 
   # The reference: one frame, the whole base as prefix, decoded by the zstd tool (a window
   # buffer as large as the image).

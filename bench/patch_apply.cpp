@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  auto reader = osu::OpenPatchedImage(base->get(), osu::MakeFdReader(patch->Release(), true, a[2]),
+  const osu::PatchBase slot{base->get(), 0, expect.base_size, a[0]};
+  auto reader = osu::OpenPatchedImage(slot, osu::MakeFdReader(patch->Release(), true, a[2]),
                                       expect, a[2]);
   if (!reader) return Fail(reader.error().message());
   osu::Sha256 hash;

@@ -118,7 +118,8 @@ int RunApply(const SystemState& st, const Context& c) {
     else plan.Set("way", "full");
     return Done(s, opt.json, "apply",
                 "Dry run: would install " + result->manifest.version + " into slot " + letter +
-                    (d && d->way == "patch" ? " from a patch against the booted slot"
+                    (d && d->way == "patch" ? " from a patch against the booted slot, downloading " +
+                                                 std::to_string(d->planned) + " bytes"
                      : d ? " by partial fetch, downloading " + std::to_string(d->planned) +
                                " bytes of the image in " + std::to_string(d->ranges) + " ranges"
                          : std::string(" by a full download")) +

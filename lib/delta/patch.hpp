@@ -32,19 +32,30 @@ struct PatchExpectation {
   std::vector<std::string> keys;  // PEM public keys; the patch header must be signed by one
 };
 
+// Where the base image is: a slot as the device layer describes it (a partition node at
+// offset 0, or a disk image or whole disk with the slot at an offset).
+struct PatchBase {
+  int fd = -1;          // not owned; must stay open and unchanged while the reader lives
+  uint64_t offset = 0;  // where the slot starts in fd
+  uint64_t length = 0;  // the slot's bytes; the base image must fit in them
+  std::string name;     // "slot B", for messages
+};
+
 // Reads the patch header from `patch` and checks it (signature, format, base and target equal
-// to `expect`) before returning; nothing past the header is read yet. `base_fd` (not owned)
-// must stay open and unchanged while the reader lives; its first expect.base_size bytes are
-// mapped read-only. It must not be the slot the output is written to: every segment may
-// read any byte of the base, so a base overwritten while decoding breaks later segments
-// (caught by their hashes, but the patch is then wasted). The reader yields the target
-// image's expect.target_size bytes; memory: one segment and one frame (at most 32 MiB each).
+// to `expect`) before returning; nothing past the header is read yet. The base slot's first
+// expect.base_size bytes are mapped read-only. It must not be the slot the output is written
+// to: every segment may read any byte of the base, so a base overwritten while decoding
+// breaks later segments (caught by their hashes, but the patch is then wasted). The reader
+// yields the target image's expect.target_size bytes; memory: one segment and one frame (at
+// most 32 MiB each).
 // Errors: a patch for another base or target, a bad signature, a malformed, truncated or
 // tampered header or segment, trailing bytes: Verification error naming `where` (the caller
-// falls back to the next way); errors of `patch` itself (network, 404) keep their kind.
+// falls back to the next way); errors of `patch` itself (network, 404) keep their kind; a
+// slot shorter than the base image: State error.
 // A segment's bytes are handed out only after its sha256 matched the signed header, so a
 // bad patch or a base slot that changed never yields a wrong byte.
-Expected<std::unique_ptr<Reader>> OpenPatchedImage(int base_fd, std::unique_ptr<Reader> patch,
+Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base,
+                                                   std::unique_ptr<Reader> patch,
                                                    const PatchExpectation& expect,
                                                    const std::string& where);
 

@@ -153,7 +153,8 @@ class PatchedImageReader final : public Reader {
 
 }  // namespace
 
-Expected<std::unique_ptr<Reader>> OpenPatchedImage(int base_fd, std::unique_ptr<Reader> patch,
+Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
+                                                   std::unique_ptr<Reader> patch,
                                                    const PatchExpectation& expect,
                                                    const std::string& where) {
   auto header = ReadHeader(*patch, expect);
@@ -163,7 +164,12 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(int base_fd, std::unique_ptr<
                ? e.Context(where)
                : e;
   }
-  auto base = delta::Mapping::Create(base_fd, expect.base_size, "the base image");
+  const std::string what = base_slot.name.empty() ? "the base image" : base_slot.name;
+  if (expect.base_size > base_slot.length) {
+    return StateError(what + " is " + std::to_string(base_slot.length) +
+                      " bytes, smaller than the base image's " + std::to_string(expect.base_size));
+  }
+  auto base = delta::Mapping::Create(base_slot.fd, base_slot.offset, expect.base_size, what);
   if (!base) return base.error();
   auto decoder = delta::MakeSegmentDecoder(base->bytes());
   if (!decoder) return decoder.error();

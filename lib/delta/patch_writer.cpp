@@ -126,9 +126,9 @@ Result CreatePatchFromFds(int base_fd, int target_fd, const std::string& private
   if (!base_size) return base_size.error();
   auto target_size = SizeOf(target_fd, "the new image");
   if (!target_size) return target_size.error();
-  auto base = delta::Mapping::Create(base_fd, *base_size, "the base image");
+  auto base = delta::Mapping::Create(base_fd, 0, *base_size, "the base image");
   if (!base) return base.error();
-  auto target = delta::Mapping::Create(target_fd, *target_size, "the new image");
+  auto target = delta::Mapping::Create(target_fd, 0, *target_size, "the new image");
   if (!target) return target.error();
   // Refuse a key that cannot sign before minutes of compression.
   if (auto probe = Sign("probe", private_key); !probe) return probe.error();

@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "bundle/bundle.hpp"
 #include "bundle/checked_reader.hpp"
 #include "common/fd.hpp"
@@ -60,15 +63,17 @@ Expected<std::string> FileSha256(const std::string& path) {
 
 class DeltaContent final : public SlotContent {
  public:
-  DeltaContent(const SystemState& state, const BundleReader& b, ChunkIndex index,
+  DeltaContent(const SystemState& state, const BundleReader& b, const ChunkIndex& index,
                RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
-               std::string uri, SourceOptions options)
-      : state_(state), b_(b), index_(std::move(index)), source_(source),
+               std::string uri, SourceOptions options, bool try_patch)
+      : state_(state), b_(b), index_(index), source_(source),
         boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
-        uri_(std::move(uri)), options_(std::move(options)) {}
+        uri_(std::move(uri)), options_(std::move(options)), try_patch_(try_patch) {}
 
   bool patched() const { return patched_; }
-  uint64_t patch_bytes() const { return patch_counter_ ? patch_counter_->total() : 0; }
+  uint64_t patch_size() const { return patch_size_; }
+  uint64_t patch_bytes() const { return patch_ranges_ ? patch_ranges_->bytes() : 0; }
+  uint64_t patch_requests() const { return patch_ranges_ ? patch_ranges_->requests() : 0; }
 
   bool failed() const { return failed_; }
   const DeltaPlan& plan() const { return plan_; }
@@ -159,54 +164,50 @@ class DeltaContent final : public SlotContent {
   }
 
   // The first choice: `<bundle>.delta-<base>` beside the bundle, for the booted slot's
-  // verified image (lib/delta/patch.hpp). A missing one is normal; a bad one is a warning.
+  // verified image (lib/delta/patch.hpp). Only the booted slot: decoding reads any byte of the
+  // base while the target is written, so a base in the target slot would be overwritten under
+  // it (the chunks reuse the target slot instead). A missing patch is normal; a bad one is a
+  // warning. The patch is read in growing single-range GETs, retried and resumed.
   bool TryPatch(const Reporter& reporter) {
+    if (!try_patch_) return false;
     const Slot& slot = state_.slots[state_.booted];
     const auto& rec = state_.record(state_.booted);
-    // The patch reader maps the base from byte 0 of what it is given: a partition node.
-    if (!rec || rec->state != SlotState::Verified || rec->sha256.empty() || slot.WriteOffset() != 0)
-      return false;
+    if (!rec || rec->state != SlotState::Verified || rec->sha256.empty()) return false;
     const std::string uri = PatchFileName(uri_, rec->sha256);
     const std::string where = DescribeSource(uri);
-    auto source = OpenSource(uri, options_);
-    if (!source) {
-      const std::string& why = source.error().message();
-      if (why.find("404") == std::string::npos && why.find("not found") == std::string::npos)
+    auto not_used = [&](const Error& e) {
+      const std::string& why = e.message();
+      if (why.find("HTTP 404") != std::string::npos || why.find("not found") != std::string::npos ||
+          why.find(std::strerror(ENOENT)) != std::string::npos)
+        reporter.Info("No patch for slot " + SlotName(state_.booted) + "'s image at " + where);
+      else
         reporter.Info("warning: patch " + where + " not used: " + why);
       return false;
-    }
-    patch_source_ = std::move(source).value();
-    patch_counter_ = std::make_unique<CountingReader>(*patch_source_, [](uint64_t) {});
+    };
+    auto ranges = OpenRangeSource(uri, options_);
+    if (!ranges) return not_used(ranges.error());
+    if (!*ranges) return false;  // a source read front to back only (the bundle's is not)
+    patch_ranges_ = std::move(ranges).value();
+    auto size = patch_ranges_->Size();
+    if (!size) return not_used(size.error());
     auto base = Fd::Open(slot.WritePath(), O_RDONLY);
-    if (!base) {
-      reporter.Info("warning: patch " + where + " not used: " + base.error().message());
-      return false;
-    }
+    if (!base) return not_used(base.error());
     base_ = std::make_unique<Fd>(std::move(base).value());
+    const PatchBase base_slot{base_->get(), slot.WriteOffset(), slot.part.size,
+                              "slot " + SlotName(state_.booted)};
     PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
                             b_.manifest().image.size, state_.config.keys};
-    auto reader = OpenPatchedImage(base_->get(), std::make_unique<Forward>(*patch_counter_),
-                                   expect, where);
-    if (!reader) {
-      reporter.Info("warning: patch " + where + " not used: " + reader.error().message());
-      return false;
-    }
+    auto reader = OpenPatchedImage(
+        base_slot, std::make_unique<FrontReader>(*patch_ranges_, *size), expect, where);
+    if (!reader) return not_used(reader.error());
     patch_ = std::move(reader).value();
     patched_ = true;
+    patch_size_ = *size;
     reporter.Info("Patch " + where + " against slot " + SlotName(state_.booted) + " (" +
-                  rec->version + ")");
+                  rec->version + "): " + std::to_string(*size) + " bytes (" + HumanBytes(*size) +
+                  ") to download");
     return true;
   }
-
-  // Hands a reader the caller keeps to an API that takes ownership.
-  class Forward final : public Reader {
-   public:
-    explicit Forward(Reader& inner) : inner_(inner) {}
-    Expected<size_t> Read(std::span<uint8_t> out) override { return inner_.Read(out); }
-
-   private:
-    Reader& inner_;
-  };
 
   // A boot file with the same sha256 in a slot's directory whose record lists it, checked
   // again now (a record is what was true once).
@@ -226,20 +227,20 @@ class DeltaContent final : public SlotContent {
 
   const SystemState& state_;
   const BundleReader& b_;
-  ChunkIndex index_;
+  const ChunkIndex& index_;
   RangeSource& source_;
   std::vector<uint64_t> boot_offsets_;
   uint64_t image_offset_;
   std::vector<LocalImage> locals_;
   DeltaPlan plan_;
   DeltaCounters counters_;
-  std::unique_ptr<Reader> image_, failing_, patch_, patch_source_;
-  std::unique_ptr<CountingReader> patch_counter_;
+  std::unique_ptr<RangeSource> patch_ranges_;  // before the readers that use it
   std::unique_ptr<Fd> base_;
+  std::unique_ptr<Reader> image_, failing_, patch_;
   std::string uri_;
   SourceOptions options_;
-  uint64_t boot_fetched_ = 0, boot_reused_ = 0;
-  bool failed_ = false, patched_ = false;
+  uint64_t boot_fetched_ = 0, boot_reused_ = 0, patch_size_ = 0;
+  bool try_patch_, failed_ = false, patched_ = false;
 };
 
 }  // namespace
@@ -292,27 +293,40 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   if (image_offset + index->compressed_size > *size)
     return fall_back("the bundle is " + std::to_string(*size) + " bytes, too short for its chunk index");
 
-  DeltaContent content(state, b, std::move(index).value(), ranges, boot_offsets, image_offset,
-                       uri, options);
-  auto result = InstallContent(state, env, b, content, request, reporter);
-  if (!result) {
-    if (content.failed() || result.error().kind() == ErrorKind::Verification ||
-        result.error().kind() == ErrorKind::Source)
-      if (!request.dry_run || content.failed()) return fall_back(result.error().message());
-    return result.error();
+  // The patch first; a patch that fails while decoding (truncated, tampered, the base slot
+  // changed) is a warning and the chunks are tried: the target slot is written again.
+  uint64_t patch_fetched = 0, patch_requests = 0;
+  for (const bool try_patch : {true, false}) {
+    DeltaContent content(state, b, *index, ranges, boot_offsets, image_offset, uri, options,
+                         try_patch);
+    auto result = InstallContent(state, env, b, content, request, reporter);
+    patch_fetched += content.patch_bytes();
+    patch_requests += content.patch_requests();
+    if (!result) {
+      if (try_patch && content.patched() && content.failed() && !request.dry_run) {
+        reporter.Info("warning: the patch failed, trying the chunks it lacks: " +
+                      result.error().message());
+        continue;
+      }
+      if (content.failed() || result.error().kind() == ErrorKind::Verification ||
+          result.error().kind() == ErrorKind::Source)
+        if (!request.dry_run || content.failed()) return fall_back(result.error().message());
+      return result.error();
+    }
+    DeltaSummary d;
+    d.way = content.patched() ? "patch" : "chunks";
+    d.planned = content.patched() ? content.patch_size() : content.plan().fetch_bytes;
+    d.fetched = ranges.bytes() + patch_fetched;
+    d.requests = ranges.requests() + patch_requests;
+    d.reused = content.counters().reused + content.boot_reused();
+    d.ranges = content.patched() ? 1 : content.plan().ranges.size();
+    result->delta = d;
+    if (!request.dry_run)
+      reporter.Info("Fetched " + HumanBytes(d.fetched) + " in " + std::to_string(d.requests) +
+                    " requests; reused " + HumanBytes(d.reused) + " held by the device");
+    return None(std::move(result).value());
   }
-  DeltaSummary d;
-  d.way = content.patched() ? "patch" : "chunks";
-  d.planned = content.plan().fetch_bytes;
-  d.fetched = ranges.bytes() + content.patch_bytes();
-  d.requests = ranges.requests();
-  d.reused = content.counters().reused + content.boot_reused();
-  d.ranges = content.plan().ranges.size();
-  result->delta = d;
-  if (!request.dry_run)
-    reporter.Info("Fetched " + HumanBytes(d.fetched) + " in " + std::to_string(d.requests) +
-                  " requests; reused " + HumanBytes(d.reused) + " held by the device");
-  return None(std::move(result).value());
+  return None();  // not reached: the second turn returns
 }
 
 }  // namespace osu

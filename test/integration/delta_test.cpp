@@ -61,6 +61,45 @@ struct Fixture {
 
 }  // namespace
 
+// The patch path (lib/delta/patch.hpp) end to end: `<bundle>.delta-<base>` beside v2's
+// bundle, the base in slot B as the fake device keeps it (at an offset in its disk image).
+namespace {
+
+// os-update-bundle delta FROM TO in 1 MiB segments (four for these images): the patch's path,
+// named for FROM's image (`from_image`) beside TO.
+std::string MakePatch(FakeDevice& d, const std::string& from, const std::string& from_image,
+                      const std::string& to) {
+  auto r = osu::test::RunBundle({"delta", "--from", from, "--to", to, "--key", d.private_key(),
+                                 "--segment-size", std::to_string(1u << 20)});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const std::string path = to + ".delta-" + Sha256OfFile(from_image).substr(0, 16);
+  REQUIRE(std::filesystem::exists(path));
+  return path;
+}
+
+struct PatchFixture : Fixture {
+  std::string patch = MakePatch(d, b1, v1, b2);
+  uint64_t patch_size = std::filesystem::file_size(patch);
+  uint64_t bundle_size = std::filesystem::file_size(b2);
+  std::string slot_b = d.Fingerprint(d.SlotB());
+};
+
+// What the device fetches besides the image: the bundle's front (manifest, signature, chunk
+// index) in growing ranges from 64 KiB.
+constexpr uint64_t kFront = 1u << 20;
+
+void CheckAppliedV2(PatchFixture& f, const osu::test::MainResult& r) {
+  FakeDevice& d = f.d;
+  CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
+  CHECK(VerifiedA(d));
+  CHECK(d.Fingerprint(d.SlotB()) == f.slot_b);  // the booted slot is only read
+  // Never more than one full download, whatever failed on the way.
+  CHECK(JsonNumber(r.out, "fetched_bytes") < f.bundle_size);
+}
+
+}  // namespace
+
 TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", "[delta]") {
   Fixture f;
   FakeDevice& d = f.d;
@@ -135,22 +174,26 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
 }
 
 TEST_CASE("partial fetch over http from nginx, and from a server that ignores Range", "[delta][http]") {
-  Fixture f;
+  PatchFixture f;  // its patch is served only where a section says so
   FakeDevice& d = f.d;
-  SECTION("single-range GETs") {
+  SECTION("single-range GETs; no patch beside the bundle (404): a note, no warning") {
     NginxServer nginx;
     std::filesystem::copy_file(f.b2, nginx.root() + "/v2.osu");
     auto r = Update(d, {"--apply", nginx.Url("v2.osu"), "--no-activate", "--json"});
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
+    CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /" + std::filesystem::path(f.patch).filename().string() + " 404"));
+    CHECK_THAT(r.out, Catch::Contains("No patch for slot B"));
+    CHECK_THAT(r.out + r.err, !Catch::Contains("warning:"));
     CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
     CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(f.b2) / 4);
     CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
     CHECK(VerifiedA(d));
   }
-  SECTION("Range ignored (max_ranges 0): a warning, then one full download") {
+  SECTION("Range ignored (max_ranges 0), a patch beside: a warning, then one full download") {
     NginxServer nginx(NginxOptions{false, "max_ranges 0;"});
     std::filesystem::copy_file(f.b2, nginx.root() + "/v2.osu");
+    std::filesystem::copy_file(f.patch, nginx.root() + "/" + std::filesystem::path(f.patch).filename().string());
     auto r = Update(d, {"--apply", nginx.Url("v2.osu"), "--no-activate", "--json"});
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
@@ -159,4 +202,125 @@ TEST_CASE("partial fetch over http from nginx, and from a server that ignores Ra
     CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
     CHECK(VerifiedA(d));
   }
+}
+
+
+TEST_CASE("patch: v1 booted in slot B, v2 through the patch from a file source", "[delta]") {
+  PatchFixture f;
+  FakeDevice& d = f.d;
+  INFO("patch " << f.patch_size << " bytes, bundle " << f.bundle_size);
+  REQUIRE(f.patch_size * 4 < f.bundle_size);
+
+  SECTION("apply: the patch, the held boot files copied") {
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    const uint64_t fetched = JsonNumber(r.out, "fetched_bytes");
+    CHECK(fetched >= f.patch_size);
+    CHECK(fetched < f.patch_size + kFront);
+    CHECK_THAT(r.out, !Catch::Contains("warning:"));
+    CheckAppliedV2(f, r);
+  }
+  SECTION("--dry-run prints the patch's bytes and writes nothing") {
+    const std::string before = d.Snapshot() + RecordA(d);
+    auto r = Update(d, {"--apply", f.b2, "--dry-run", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    CHECK(JsonNumber(r.out, "download_bytes") == f.patch_size);
+    CHECK(d.Snapshot() + RecordA(d) == before);
+    r = Update(d, {"--apply", f.b2, "--dry-run"});
+    CHECK_THAT(r.out + r.err, Catch::Contains(std::to_string(f.patch_size) + " bytes"));
+  }
+  SECTION("no patch for this base (ENOENT): a note, no warning, the chunks") {
+    std::filesystem::remove(f.patch);
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("No patch for slot B"));
+    CHECK_THAT(r.out + r.err, !Catch::Contains("warning:"));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CheckAppliedV2(f, r);
+  }
+  SECTION("a patch for another base under this base's name: refused at its header, the chunks") {
+    const std::string v0 = d.MakeImage("v0.img", kSize, 9);
+    const std::string b0 = d.MakeBundle("v0.osu", v0, "0.9", "zstd");
+    std::filesystem::rename(MakePatch(d, b0, v0, f.b2), f.patch);
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("warning: patch") &&
+                          Catch::Contains("patch is for base image " + Sha256OfFile(v0).substr(0, 16)));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CheckAppliedV2(f, r);
+  }
+  SECTION("a truncated patch, a tampered segment, or slot B changed under its record: the chunks") {
+    const std::string full = ReadFile(f.patch);
+    const std::string how = GENERATE(std::string("truncated"), std::string("tampered"),
+                                     std::string("base changed"));
+    INFO(how);
+    if (how == "truncated") {
+      WriteFile(f.patch, full.substr(0, full.size() * 3 / 5));
+    } else if (how == "tampered") {
+      std::string p = full;
+      p[p.size() - 100] = static_cast<char>(p[p.size() - 100] ^ 0x20);  // the last segment
+      WriteFile(f.patch, p);
+    } else {
+      FILE* disk = std::fopen(d.disk().c_str(), "r+b");
+      REQUIRE(disk);
+      std::fseek(disk, static_cast<long>(d.SlotB().offset + 2500000), SEEK_SET);
+      const std::string junk(300000, 'j');
+      std::fwrite(junk.data(), 1, junk.size(), disk);
+      std::fclose(disk);
+      f.slot_b = d.Fingerprint(d.SlotB());
+    }
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("warning: the patch failed, trying the chunks"));
+    CHECK_THAT(r.out, Catch::Contains(how == "truncated" ? "truncated" : "segment "));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CheckAppliedV2(f, r);
+  }
+  SECTION("v1 in the target slot, another release booted: no patch is asked for, the chunks reuse it") {
+    // v1.5 into A, booted and committed there: B (the target now) holds v1, verified.
+    const std::string v15 = d.MakeImage("v15.img", kSize, 8);
+    const std::string b15 = d.MakeBundle("v15.osu", v15, "1.5", "zstd");
+    auto r = Update(d, {"--apply", b15, "--no-delta"});
+    REQUIRE(r.code == 0);
+    d.SetCmdline("console=ttyS0 ro quiet root=PARTLABEL=p.lxreadonly osu.slot=A osu.trial=1");
+    REQUIRE(Update(d, {"--commit"}).code == 0);
+    d.SetCmdline("console=ttyS0 ro quiet root=PARTLABEL=p.lxreadonly osu.slot=A");
+    r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("No patch for slot A"));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(d.RegionSha256(d.SlotB(), kSize) == Sha256OfFile(f.v2));
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+    // v2 moved v1's bytes after 1 MB up by 8 KiB: the target slot serves only chunks it holds
+    // at or after their place in v2 (it is written front to back), the rest is fetched.
+    CHECK_THAT(r.out, Catch::Contains("from slot B"));
+    CHECK(JsonNumber(r.out, "reused_bytes") > 0);
+    CHECK(JsonNumber(r.out, "fetched_bytes") < f.bundle_size);
+  }
+}
+
+TEST_CASE("patch: over http from nginx in growing single-range GETs", "[delta][http]") {
+  PatchFixture f;
+  FakeDevice& d = f.d;
+  const std::string patch_name = std::filesystem::path(f.patch).filename().string();
+  NginxServer nginx;
+  std::filesystem::copy_file(f.b2, nginx.root() + "/v2.osu");
+  std::filesystem::copy_file(f.patch, nginx.root() + "/" + patch_name);
+  auto r = Update(d, {"--apply", nginx.Url("v2.osu"), "--no-activate", "--json"});
+  INFO(r.out << r.err << nginx.AccessLog());
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+  const uint64_t fetched = JsonNumber(r.out, "fetched_bytes");
+  CHECK(fetched >= f.patch_size);
+  CHECK(fetched < f.patch_size + kFront);
+  CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /" + patch_name + " 206"));
+  CheckAppliedV2(f, r);
 }

@@ -108,13 +108,15 @@ struct Applied {
   uint64_t patch_bytes_read = 0;
 };
 
+// The base is `base` from byte `offset` to its end (a slot inside a disk image when not 0).
 Applied Apply(const std::string& base, const std::string& patch,
-              const osu::PatchExpectation& expect) {
+              const osu::PatchExpectation& expect, uint64_t offset = 0) {
   Applied a;
   auto base_fd = osu::Fd::Open(base, O_RDONLY);
   REQUIRE(base_fd.ok());
+  const osu::PatchBase slot{base_fd->get(), offset, SizeOf(base) - offset, "slot B"};
   auto reader = osu::OpenPatchedImage(
-      base_fd->get(), std::make_unique<CountedFile>(patch, &a.patch_bytes_read), expect,
+      slot, std::make_unique<CountedFile>(patch, &a.patch_bytes_read), expect,
       osu::InQuotes(patch));
   if (!reader) {
     a.error = reader.error().message();
@@ -250,8 +252,27 @@ TEST_CASE("patch: for another base, another target or by another key: refused at
     WriteFile(d / "short.img", ReadFile(base).substr(0, 1u << 20));
     Applied a = Apply(d / "short.img", patch, good);
     CHECK_FALSE(a.opened);
-    CHECK(a.error.find("holds 1048576 bytes") != std::string::npos);
+    CHECK(a.error.find("slot B is 1048576 bytes, smaller than the base image's 2097152") !=
+          std::string::npos);
   }
+}
+
+TEST_CASE("patch: the base slot at an offset inside a disk (not page-aligned), as fake devices keep it") {
+  SmallPatch s;
+  auto& [f, d, base, target, patch, good, full] = s;
+  const std::string disk = d / "disk.img";
+  const uint64_t offset = (1u << 20) + 512;  // a partition starting at a sector, not a page
+  WriteFile(disk, osu::test::bundle::RandomBytes(offset, 3) + ReadFile(base) +
+                      osu::test::bundle::RandomBytes(4096, 4));
+  Applied a = Apply(disk, patch, good, offset);
+  INFO(a.error);
+  REQUIRE(a.error.empty());
+  CHECK(a.bytes == ReadFile(target));
+  // Another offset is another base: refused at the first segment, no wrong byte.
+  Applied wrong = Apply(disk, patch, good, offset - 512);
+  CHECK(wrong.kind == osu::ErrorKind::Verification);
+  CHECK(wrong.error.find("segment 0") != std::string::npos);
+  CheckOnlyTrueBytes(wrong, target);
 }
 
 TEST_CASE("patch: truncated, tampered, with trailing bytes, or on a changed base: an error, no wrong byte") {
