@@ -272,6 +272,20 @@ struct BundleOpener {
       if (!bytes) return bytes.error();
       b->index_ = std::move(bytes).value();
     }
+    // The dictionary is checked whole before any frame is decoded with it.
+    if (const auto& dict = b->manifest_.dictionary) {
+      auto e = Expect(*b, "zstd dictionary", dict->name);
+      if (!e) return e.error();
+      if (e->size != dict->size || e->size > kDictionaryLimit)
+        return VerificationError(Q(where) + ": zstd dictionary " + Q(dict->name) + " is " +
+                                 std::to_string(e->size) + " bytes, the manifest says " +
+                                 std::to_string(dict->size));
+      auto checked = MakeCheckedReader(b->tar_->Data(), dict->size, dict->sha256,
+                                       Q(where) + ": zstd dictionary " + Q(dict->name));
+      auto bytes = ReadSmallMember(*checked, dict->size + 1);
+      if (!bytes) return bytes.error();
+      b->dictionary_ = std::move(bytes).value();
+    }
     return b;
   }
 
@@ -434,7 +448,7 @@ Result CreateBundle(const CreateOptions& o) {
   TempFile compressed;
   std::string image_member_path = o.image;
   const bool chunked = o.chunks && o.compression == Compression::Zstd;
-  std::string index_bytes;
+  std::string index_bytes, dictionary_bytes;
   Expected<FileEntry> image = UsageError("not hashed");
   {
     std::thread hasher([&] { image = HashFile(o.image, image_name); });
@@ -443,9 +457,13 @@ Result CreateBundle(const CreateOptions& o) {
       compressed.path = o.output + ".image.tmp";
       ChunkSizes sizes;
       if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
-      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes);
-      if (built) index_bytes = SerializeChunkIndex(*built);
-      else r = built.error();
+      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size);
+      if (built) {
+        index_bytes = SerializeChunkIndex(built->index);
+        dictionary_bytes = std::move(built->dictionary);
+      } else {
+        r = built.error();
+      }
       image_member_path = compressed.path;
     } else if (o.compression != Compression::None) {
       compressed.path = o.output + ".image.tmp";
@@ -459,6 +477,8 @@ Result CreateBundle(const CreateOptions& o) {
   m.image = *image;
   if (chunked)
     m.index = FileEntry{ChunkIndexName(image_name), index_bytes.size(), Sha256Hex(index_bytes)};
+  if (!dictionary_bytes.empty())
+    m.dictionary = FileEntry{image_name + ".dict", dictionary_bytes.size(), Sha256Hex(dictionary_bytes)};
 
   const std::string manifest = SerializeManifest(m);
   auto check = ParseManifest(manifest);
@@ -478,6 +498,8 @@ Result CreateBundle(const CreateOptions& o) {
   if (auto r = (*w)->AddBytes(kSignatureMember, signature); !r) return r;
   if (m.index)
     if (auto r = (*w)->AddBytes(m.index->name, index_bytes); !r) return r;
+  if (m.dictionary)
+    if (auto r = (*w)->AddBytes(m.dictionary->name, dictionary_bytes); !r) return r;
   for (size_t i = 0; i < o.boot_files.size(); ++i) {
     if (auto r = (*w)->AddFile(m.boot_files[i].name, o.boot_files[i]); !r) return r;
   }

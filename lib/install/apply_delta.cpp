@@ -78,6 +78,11 @@ class DeltaContent final : public SlotContent {
 
   Result Prepare(const Reporter& reporter) override {
     if (TryPatch(reporter)) return {};
+    if (!b_.dictionary_bytes().empty()) {
+      auto dict = ZstdDictionary::ForDecoding(AsBytes(b_.dictionary_bytes()));
+      if (!dict) return Fail(dict.error());
+      dictionary_ = std::move(dict).value();
+    }
     const SlotId target = OtherSlot(state_.booted);
     for (SlotId id : {state_.booted, target}) {
       const Slot& slot = state_.slots[id];
@@ -131,7 +136,8 @@ class DeltaContent final : public SlotContent {
 
   Expected<Reader*> Image() override {
     if (patch_) image_ = std::move(patch_);
-    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_, &counters_);
+    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_,
+                                   dictionary_ ? &*dictionary_ : nullptr, &counters_);
     failing_ = std::make_unique<Marker>(*image_, *this);
     return failing_.get();
   }
@@ -232,6 +238,7 @@ class DeltaContent final : public SlotContent {
   uint64_t image_offset_;
   std::vector<LocalImage> locals_;
   DeltaPlan plan_;
+  std::optional<ZstdDictionary> dictionary_;
   DeltaCounters counters_;
   std::unique_ptr<Reader> image_, failing_, patch_, patch_source_;
   std::unique_ptr<CountingReader> patch_counter_;
@@ -280,6 +287,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
 
   uint64_t at = MemberSpan(b.manifest_bytes().size()) + MemberSpan(b.signature().size()) +
                 MemberSpan(b.index_bytes().size());
+  if (m.dictionary) at += MemberSpan(b.dictionary_bytes().size());
   std::vector<uint64_t> boot_offsets;
   for (const auto& f : m.boot_files) {
     boot_offsets.push_back(at + 512);
