@@ -11,9 +11,10 @@
 #   10MiB/s  wall time with nginx's limit_rate 10m
 #   rss MiB  peak RSS of os-update (GNU time's %M: resident anonymous and file pages of the
 #            process, so the slot pages it reads count too)
-# Peers on the same images: casync (make/extract with a seed) and zchunk (zck_delta_size)
-# when installed (apt-get install casync zchunk): their bytes only (casync: the chunk files
-# of v2's store missing from v1's; zchunk: zck_delta_size's own line).
+# Bytes only, % of the same full bundle: the patch (os-update-bundle delta against v1's
+# bundle; its apply is bench/patch.sh's), and peers on the same images when installed
+# (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
+# and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2).
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
 set -euo pipefail
 
@@ -102,22 +103,31 @@ for fs in $FSES; do
       printf '%-9s %-7s %-6s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way" "$bytes" \
         "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
     done
+    # The patch against v1 (os-update-bundle delta): its bytes. Written outside the served
+    # directory: the device's patch path is measured separately (bench/patch.sh).
+    [[ -f v1.$fs.osu ]] || "$BUNDLE" create --image "v1.$fs" --boot-file boot.vmlinuz \
+      --compatible bench --version 1.0 --key keys/private.pem --output "v1.$fs.osu"
+    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --output v2.patch >/dev/null
+    pb=$(stat -c %s v2.patch)
+    printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" patch "$pb" "$(python3 -c "print($pb * 100 / $full)")"
     if command -v casync >/dev/null; then
       # casync's fetch: the v2 store's chunk files that the v1 store (the seed's) lacks.
       rm -rf cs1 cs2
       casync make --store=cs1 v1.caibx "v1.$fs" >/dev/null
       casync make --store=cs2 v2.caibx "v2.$fs" >/dev/null
-      cas=$(python3 - <<'PY'
+      cas=$(python3 - <<'PY2'
 import os
 have = {f for _, _, fs in os.walk("cs1") for f in fs}
 print(sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk("cs2") for f in fs if f not in have))
-PY
+PY2
 )
       printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" casync "$cas" "$(python3 -c "print($cas * 100 / $full)")"
     fi
     if command -v zck >/dev/null && command -v zck_delta_size >/dev/null; then
+      # zchunk's fetch: zck_delta_size's "Would download N of M bytes" for v1.zck -> v2.zck.
       zck -o v1.zck "v1.$fs" >/dev/null && zck -o v2.zck "v2.$fs" >/dev/null
-      printf '%-9s %-7s %-6s %s\n' "$fs" "$label" zchunk "$(zck_delta_size v1.zck v2.zck 2>&1 | tail -1)"
+      zb=$(zck_delta_size v1.zck v2.zck 2>&1 | awk '/Would download/ {print $3}')
+      printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
     fi
   done
 done
