@@ -260,33 +260,32 @@ struct BundleOpener {
     if (!parsed) return parsed.error().Context(Q(where));
     b->manifest_ = std::move(parsed).value();
     if (const auto& index = b->manifest_.index) {
-      auto e = Expect(*b, "chunk index", index->name);
-      if (!e) return e.error();
-      if (e->size != index->size || e->size > kIndexLimit)
-        return VerificationError(Q(where) + ": chunk index " + Q(index->name) + " is " +
-                                 std::to_string(e->size) + " bytes, the manifest says " +
-                                 std::to_string(index->size));
-      auto checked = MakeCheckedReader(b->tar_->Data(), index->size, index->sha256,
-                                       Q(where) + ": chunk index " + Q(index->name));
-      auto bytes = ReadSmallMember(*checked, index->size + 1);
+      auto bytes = ReadChecked(*b, "chunk index", *index, kIndexLimit);
       if (!bytes) return bytes.error();
       b->index_ = std::move(bytes).value();
     }
     // The dictionary is checked whole before any frame is decoded with it.
     if (const auto& dict = b->manifest_.dictionary) {
-      auto e = Expect(*b, "zstd dictionary", dict->name);
-      if (!e) return e.error();
-      if (e->size != dict->size || e->size > kDictionaryLimit)
-        return VerificationError(Q(where) + ": zstd dictionary " + Q(dict->name) + " is " +
-                                 std::to_string(e->size) + " bytes, the manifest says " +
-                                 std::to_string(dict->size));
-      auto checked = MakeCheckedReader(b->tar_->Data(), dict->size, dict->sha256,
-                                       Q(where) + ": zstd dictionary " + Q(dict->name));
-      auto bytes = ReadSmallMember(*checked, dict->size + 1);
+      auto bytes = ReadChecked(*b, "zstd dictionary", *dict, kDictionaryLimit);
       if (!bytes) return bytes.error();
       b->dictionary_ = std::move(bytes).value();
     }
     return b;
+  }
+
+  // The next member, `entry` of the manifest, read whole and checked against its size (at
+  // most `limit`) and sha256.
+  static Expected<std::string> ReadChecked(BundleReader& b, const std::string& what,
+                                           const FileEntry& entry, uint64_t limit) {
+    auto e = Expect(b, what, entry.name);
+    if (!e) return e.error();
+    if (e->size != entry.size || e->size > limit)
+      return VerificationError(Q(b.where_) + ": " + what + " " + Q(entry.name) + " is " +
+                               std::to_string(e->size) + " bytes, the manifest says " +
+                               std::to_string(entry.size));
+    auto checked = MakeCheckedReader(b.tar_->Data(), entry.size, entry.sha256,
+                                     Q(b.where_) + ": " + what + " " + Q(entry.name));
+    return ReadSmallMember(*checked, entry.size + 1);
   }
 
   // The next member must be `expected` (a boot file or the image).

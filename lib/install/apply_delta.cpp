@@ -18,7 +18,9 @@ namespace {
 // short names and sizes below 8 GiB) and data padded to 512 bytes.
 uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
 
-// Reads the front of the bundle in growing ranges (64 KiB, then 4 times more each time).
+// Reads the front of the bundle in growing ranges (64 KiB, doubling up to 1 MiB): what is
+// read past the index (and dictionary) is image bytes a partial fetch may not need, so the
+// last range stays small.
 class FrontReader final : public Reader {
  public:
   FrontReader(RangeSource& source, uint64_t size) : source_(source), size_(size) {}
@@ -29,7 +31,7 @@ class FrontReader final : public Reader {
       if (auto r = source_.Read(next_, buf_); !r) return r.error();
       next_ += buf_.size();
       pos_ = 0;
-      piece_ = std::min<uint64_t>(piece_ * 4, 16u << 20);
+      piece_ = std::min<uint64_t>(piece_ * 2, 1u << 20);
     }
     const size_t n = std::min(out.size(), buf_.size() - pos_);
     std::copy_n(buf_.data() + pos_, n, out.data());
