@@ -16,23 +16,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(dirname "$HERE")
-BUILD=${OSU_BUILD:-$REPO/build}
-OSU=$BUILD/cmd/os-update
-BUNDLE=$BUILD/cmd/os-update-bundle
 WORK=${BENCH_DIR:-/var/tmp/osu-chunk-bench}
 MIB=${CHUNK_MIB:-256}
 FSES=${CHUNK_FS:-"ext4 squashfs"}
 VARIANTS=${CHUNK_VARIANTS:-"16384:0:12 16384:1048576:12 32768:1048576:12 65536:1048576:12"}
-
-die() { echo "chunk-sizes: $*" >&2; exit 1; }
-for tool in mke2fs mksquashfs sfdisk grub-editenv openssl python3 tar; do
-  command -v "$tool" >/dev/null || die "missing $tool"
-done
-[[ -x $OSU && -x $BUNDLE ]] || die "build first: $OSU"
-mkdir -p "$WORK"
-cd "$WORK"
 . "$HERE/delta-images.sh"
+bench_start chunk-sizes tar
 
 [[ -f keys/private.pem ]] || { mkdir -p keys && openssl genpkey -algorithm ed25519 -out keys/private.pem 2>/dev/null && openssl pkey -in keys/private.pem -pubout -out keys/public.pem; }
 [[ -f boot.vmlinuz ]] || head -c 4096 /dev/urandom > boot.vmlinuz

@@ -1,8 +1,26 @@
 # Images for bench/delta.sh and bench/chunk-sizes.sh, sourced from $WORK: a tree of real
 # files from /usr/share and /usr/lib (60% of MIB), trees with PCT% of its bytes rewritten, ext4
 # (rebuilt with mke2fs -d, fixed UUID and hash seed) and zstd squashfs images of them, and a fake
-# device (GPT disk image, slot A holds v1 with a verified record). Needs MIB and REPO.
+# device (GPT disk image, slot A holds v1 with a verified record). Needs HERE, WORK and MIB.
 UUID=8d0f3a52-6b1c-4e2a-9f53-2f4c1d7e9a10
+REPO=$(dirname "$HERE")
+BUILD=${OSU_BUILD:-$REPO/build}
+OSU=$BUILD/cmd/os-update
+BUNDLE=$BUILD/cmd/os-update-bundle
+BENCH_NAME=bench
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+# Checks the tools both benches need and more, then works in $WORK.
+bench_start() {  # name extra-tools...
+  BENCH_NAME=$1
+  shift
+  local tool
+  for tool in mke2fs mksquashfs sfdisk grub-editenv openssl python3 "$@"; do
+    command -v "$tool" >/dev/null || die "missing $tool"
+  done
+  [[ -x $OSU && -x $BUNDLE ]] || die "build first: $OSU"
+  mkdir -p "$WORK"
+  cd "$WORK"
+}
 # The tree: real files up to 60% of the image.
 make_tree() {
   [[ -d tree.v1 ]] && return

@@ -19,24 +19,12 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(dirname "$HERE")
-BUILD=${OSU_BUILD:-$REPO/build}
-OSU=$BUILD/cmd/os-update
-BUNDLE=$BUILD/cmd/os-update-bundle
 WORK=${BENCH_DIR:-/var/tmp/osu-delta-bench}
 MIB=${DELTA_MIB:-1024}
 CHANGES=${DELTA_CHANGES:-"0 1 5 20"}
 FSES=${DELTA_FS:-"ext4 squashfs"}
-
-die() { echo "delta-bench: $*" >&2; exit 1; }
-for tool in nginx mke2fs mksquashfs sfdisk grub-editenv openssl python3 /usr/bin/time; do
-  command -v "$tool" >/dev/null || die "missing $tool"
-done
-[[ -x $OSU && -x $BUNDLE ]] || die "build first: $OSU"
-mkdir -p "$WORK"
-cd "$WORK"
-
 . "$HERE/delta-images.sh"
+bench_start delta-bench nginx /usr/bin/time
 
 NGINX_PID=
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
