@@ -11,135 +11,20 @@
 #   10MiB/s  wall time with nginx's limit_rate 10m
 #   rss MiB  peak RSS of os-update (GNU time's %M: resident anonymous and file pages of the
 #            process, so the slot pages it reads count too)
-# Peers on the same images: casync (make/extract with a seed) and zchunk (zck_delta_size)
-# when installed (apt-get install casync zchunk): their bytes only (casync: the chunk files
-# of v2's store missing from v1's; zchunk: zck_delta_size's own line).
+# Bytes only, % of the same full bundle: the patch (os-update-bundle delta against v1's
+# bundle; its apply is bench/patch.sh's), and peers on the same images when installed
+# (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
+# and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2).
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(dirname "$HERE")
-BUILD=${OSU_BUILD:-$REPO/build}
-OSU=$BUILD/cmd/os-update
-BUNDLE=$BUILD/cmd/os-update-bundle
 WORK=${BENCH_DIR:-/var/tmp/osu-delta-bench}
 MIB=${DELTA_MIB:-1024}
 CHANGES=${DELTA_CHANGES:-"0 1 5 20"}
 FSES=${DELTA_FS:-"ext4 squashfs"}
-UUID=8d0f3a52-6b1c-4e2a-9f53-2f4c1d7e9a10
-
-die() { echo "delta-bench: $*" >&2; exit 1; }
-for tool in nginx mke2fs mksquashfs sfdisk grub-editenv openssl python3 /usr/bin/time; do
-  command -v "$tool" >/dev/null || die "missing $tool"
-done
-[[ -x $OSU && -x $BUNDLE ]] || die "build first: $OSU"
-mkdir -p "$WORK"
-cd "$WORK"
-
-# The tree: real files up to 60% of the image.
-make_tree() {
-  [[ -d tree.v1 ]] && return
-  python3 - "$MIB" <<'PY'
-import os, shutil, sys
-limit = int(sys.argv[1]) * (1 << 20) * 6 // 10
-total = 0
-for top in ("/usr/share", "/usr/lib"):
-    for root, dirs, files in os.walk(top):
-        dirs.sort(); files.sort()
-        for f in files:
-            src = os.path.join(root, f)
-            if not os.path.isfile(src) or os.path.islink(src): continue
-            size = os.path.getsize(src)
-            if total + size > limit: continue
-            dst = os.path.join("tree.v1", os.path.relpath(src, "/"))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            try: shutil.copyfile(src, dst)
-            except OSError: continue
-            total += size
-PY
-}
-
-# v2 trees: PCT% of the bytes rewritten (new content, other sizes) in whole files spread
-# over the tree, with a fixed seed.
-make_changed() {
-  local pct=$1 dir=tree.c$1
-  [[ -d $dir ]] && return
-  cp -a tree.v1 "$dir"
-  python3 - "$dir" "$pct" <<'PY'
-import os, random, sys
-d, pct = sys.argv[1], int(sys.argv[2])
-files = sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs)
-total = sum(os.path.getsize(f) for f in files)
-rng = random.Random(pct)
-rng.shuffle(files)
-changed = 0
-for f in files:
-    if changed >= total * pct // 100: break
-    size = os.path.getsize(f)
-    data = bytearray(open(f, "rb").read())
-    for i in range(0, len(data), 4096):
-        data[i:i + 64] = rng.randbytes(min(64, len(data) - i))
-    data += rng.randbytes(rng.randrange(1, 8192))
-    open(f, "wb").write(bytes(data))
-    changed += size
-PY
-}
-
-make_image() {  # fs tree out
-  local fs=$1 tree=$2 out=$3
-  [[ -f $out ]] && return
-  if [[ $fs == ext4 ]]; then
-    E2FSPROGS_FAKE_TIME=1 mke2fs -q -t ext4 -U "$UUID" -E hash_seed=$UUID,root_owner=0:0 \
-      -d "$tree" "$out" "${MIB}M"
-  else
-    mksquashfs "$tree" "$out" -comp zstd -noappend -quiet -no-progress -mkfs-time 0 \
-      -all-time 0 -all-root >/dev/null
-  fi
-}
-
-make_device() {  # dir v1-image
-  local dev=$1 v1=$2
-  rm -rf "$dev" && mkdir -p "$dev/boot/osu/A" "$dev/keys"
-  "$REPO/scripts/make-disk.sh" x86-kvm "$dev/disk.img" 8G >/dev/null
-  cp keys/private.pem keys/public.pem "$dev/keys/"
-  local a_start
-  a_start=$(sfdisk -d "$dev/disk.img" | awk -F'[=,]' '/p.lxreadonly/ {print $2 * 512}')
-  dd if="$v1" of="$dev/disk.img" bs=4M seek="$a_start" oflag=seek_bytes conv=notrunc status=none
-  cp boot.vmlinuz "$dev/boot/osu/A/vmlinuz"
-  cat > "$dev/boot/osu/A/record.yml" <<REC
-slot: A
-state: verified
-version: "1.0"
-compatible: "bench"
-sha256: "$(sha256sum < "$v1" | cut -d' ' -f1)"
-size: $(stat -c %s "$v1")
-cmdline: "console=ttyS0"
-boot_files:
-  - {name: "vmlinuz", size: $(stat -c %s boot.vmlinuz), sha256: "$(sha256sum < boot.vmlinuz | cut -d' ' -f1)"}
-updated_at: "2026-01-01T00:00:00Z"
-committed_at: "2026-01-01T00:00:00Z"
-REC
-  echo "console=ttyS0 root=PARTLABEL=p.lxreadonly osu.slot=A ro" > "$dev/cmdline"
-  echo "22 1 254:1 / / ro,relatime shared:1 - squashfs /dev/vda2 ro" > "$dev/mountinfo"
-  echo "IMAGE_VERSION=1.0" > "$dev/os-release"
-  grub-editenv "$dev/boot/osu/grubenv" create
-  grub-editenv "$dev/boot/osu/grubenv" set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=0
-  cp "$dev/boot/osu/grubenv" "$dev/boot/osu/grubenv.bak"
-  cat > "$dev/os-update.yml" <<CFG
-update:
-  keys: [$dev/keys/public.pem]
-  compatible: bench
-slots:
-  disk: $dev/disk.img
-boot:
-  path: $dev/boot
-system:
-  cmdline: $dev/cmdline
-  mountinfo: $dev/mountinfo
-  lock: $dev/os-update.lock
-  os_release: $dev/os-release
-CFG
-}
+. "$HERE/delta-images.sh"
+bench_start delta-bench nginx /usr/bin/time
 
 NGINX_PID=
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -206,22 +91,31 @@ for fs in $FSES; do
       printf '%-9s %-7s %-6s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way" "$bytes" \
         "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
     done
+    # The patch against v1 (os-update-bundle delta): its bytes. Written outside the served
+    # directory: the device's patch path is measured separately (bench/patch.sh).
+    [[ -f v1.$fs.osu ]] || "$BUNDLE" create --image "v1.$fs" --boot-file boot.vmlinuz \
+      --compatible bench --version 1.0 --key keys/private.pem --output "v1.$fs.osu"
+    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --output v2.patch >/dev/null
+    pb=$(stat -c %s v2.patch)
+    printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" patch "$pb" "$(python3 -c "print($pb * 100 / $full)")"
     if command -v casync >/dev/null; then
       # casync's fetch: the v2 store's chunk files that the v1 store (the seed's) lacks.
       rm -rf cs1 cs2
       casync make --store=cs1 v1.caibx "v1.$fs" >/dev/null
       casync make --store=cs2 v2.caibx "v2.$fs" >/dev/null
-      cas=$(python3 - <<'PY'
+      cas=$(python3 - <<'PY2'
 import os
 have = {f for _, _, fs in os.walk("cs1") for f in fs}
 print(sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk("cs2") for f in fs if f not in have))
-PY
+PY2
 )
       printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" casync "$cas" "$(python3 -c "print($cas * 100 / $full)")"
     fi
     if command -v zck >/dev/null && command -v zck_delta_size >/dev/null; then
+      # zchunk's fetch: zck_delta_size's "Would download N of M bytes" for v1.zck -> v2.zck.
       zck -o v1.zck "v1.$fs" >/dev/null && zck -o v2.zck "v2.$fs" >/dev/null
-      printf '%-9s %-7s %-6s %s\n' "$fs" "$label" zchunk "$(zck_delta_size v1.zck v2.zck 2>&1 | tail -1)"
+      zb=$(zck_delta_size v1.zck v2.zck 2>&1 | awk '/Would download/ {print $3}')
+      printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
     fi
   done
 done

@@ -23,6 +23,11 @@ as_root apt-get install -y -qq --no-install-recommends \
   rsync gdisk kpartx parted qemu-utils debian-archive-keyring \
   debhelper lintian man-db \
   >/dev/null
+# --bench: the peers bench/delta.sh compares partial fetch with (not run in CI, not needed to
+# build or test).
+if [ "${1:-}" = "--bench" ]; then
+  as_root apt-get install -y -qq --no-install-recommends casync zchunk >/dev/null
+fi
 
 # QEMU from bookworm-backports (10.x): 7.2's pflash corrupts U-Boot's env on saveenv. Both
 # system emulators come from there, as they share qemu-system-common. The backports suite is

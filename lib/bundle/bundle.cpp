@@ -251,19 +251,32 @@ struct BundleOpener {
     if (!parsed) return parsed.error().Context(Q(where));
     b->manifest_ = std::move(parsed).value();
     if (const auto& index = b->manifest_.index) {
-      auto e = Expect(*b, "chunk index", index->name);
-      if (!e) return e.error();
-      if (e->size != index->size || e->size > kIndexLimit)
-        return VerificationError(Q(where) + ": chunk index " + Q(index->name) + " is " +
-                                 std::to_string(e->size) + " bytes, the manifest says " +
-                                 std::to_string(index->size));
-      auto checked = MakeCheckedReader(b->tar_->Data(), index->size, index->sha256,
-                                       Q(where) + ": chunk index " + Q(index->name));
-      auto bytes = ReadSmallMember(*checked, index->size + 1);
+      auto bytes = ReadChecked(*b, "chunk index", *index, kIndexLimit);
       if (!bytes) return bytes.error();
       b->index_ = std::move(bytes).value();
     }
+    // The dictionary is checked whole before any frame is decoded with it.
+    if (const auto& dict = b->manifest_.dictionary) {
+      auto bytes = ReadChecked(*b, "zstd dictionary", *dict, kDictionaryLimit);
+      if (!bytes) return bytes.error();
+      b->dictionary_ = std::move(bytes).value();
+    }
     return b;
+  }
+
+  // The next member, `entry` of the manifest, read whole and checked against its size (at
+  // most `limit`) and sha256.
+  static Expected<std::string> ReadChecked(BundleReader& b, const std::string& what,
+                                           const FileEntry& entry, uint64_t limit) {
+    auto e = Expect(b, what, entry.name);
+    if (!e) return e.error();
+    if (e->size != entry.size || e->size > limit)
+      return VerificationError(Q(b.where_) + ": " + what + " " + Q(entry.name) + " is " +
+                               std::to_string(e->size) + " bytes, the manifest says " +
+                               std::to_string(entry.size));
+    auto checked = MakeCheckedReader(b.tar_->Data(), entry.size, entry.sha256,
+                                     Q(b.where_) + ": " + what + " " + Q(entry.name));
+    return ReadSmallMember(*checked, entry.size + 1);
   }
 
   // The next member must be `expected` (a boot file or the image).
@@ -425,7 +438,7 @@ Result CreateBundle(const CreateOptions& o) {
   TempFile compressed;
   std::string image_member_path = o.image;
   const bool chunked = o.chunks && o.compression == Compression::Zstd;
-  std::string index_bytes;
+  std::string index_bytes, dictionary_bytes;
   Expected<FileEntry> image = UsageError("not hashed");
   {
     std::thread hasher([&] { image = HashFile(o.image, image_name); });
@@ -434,9 +447,13 @@ Result CreateBundle(const CreateOptions& o) {
       compressed.path = o.output + ".image.tmp";
       ChunkSizes sizes;
       if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
-      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes);
-      if (built) index_bytes = SerializeChunkIndex(*built);
-      else r = built.error();
+      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size);
+      if (built) {
+        index_bytes = SerializeChunkIndex(built->index);
+        dictionary_bytes = std::move(built->dictionary);
+      } else {
+        r = built.error();
+      }
       image_member_path = compressed.path;
     } else if (o.compression != Compression::None) {
       compressed.path = o.output + ".image.tmp";
@@ -450,6 +467,8 @@ Result CreateBundle(const CreateOptions& o) {
   m.image = *image;
   if (chunked)
     m.index = FileEntry{ChunkIndexName(image_name), index_bytes.size(), Sha256Hex(index_bytes)};
+  if (!dictionary_bytes.empty())
+    m.dictionary = FileEntry{image_name + ".dict", dictionary_bytes.size(), Sha256Hex(dictionary_bytes)};
 
   const std::string manifest = SerializeManifest(m);
   auto check = ParseManifest(manifest);
@@ -469,6 +488,8 @@ Result CreateBundle(const CreateOptions& o) {
   if (auto r = (*w)->AddBytes(kSignatureMember, signature); !r) return r;
   if (m.index)
     if (auto r = (*w)->AddBytes(m.index->name, index_bytes); !r) return r;
+  if (m.dictionary)
+    if (auto r = (*w)->AddBytes(m.dictionary->name, dictionary_bytes); !r) return r;
   for (size_t i = 0; i < o.boot_files.size(); ++i) {
     if (auto r = (*w)->AddFile(m.boot_files[i].name, o.boot_files[i]); !r) return r;
   }

@@ -38,6 +38,8 @@ class BundleReader {
   // Format 2: the chunk index member, already checked against the manifest's size and
   // sha256 (delta/chunk_index.hpp parses it). Empty for format 1.
   const std::string& index_bytes() const { return index_; }
+  // Format 3: the zstd dictionary member, checked like the index. Empty before format 3.
+  const std::string& dictionary_bytes() const { return dictionary_; }
 
   // The next boot file, in manifest order. The returned reader fails at its end if the
   // member's bytes do not match the manifest's size and sha256 (Verification error).
@@ -58,7 +60,7 @@ class BundleReader {
   BundleReader() = default;
   std::unique_ptr<TarReader> tar_;
   Manifest manifest_;
-  std::string manifest_bytes_, signature_, key_used_, index_;
+  std::string manifest_bytes_, signature_, key_used_, index_, dictionary_;
   std::unique_ptr<Reader> current_;
   size_t next_boot_ = 0;
   std::string where_;
@@ -88,6 +90,9 @@ class BundleWriter {
 // The whole `os-update-bundle create`: compress the image to a temporary file, hash the
 // image and boot files, write and sign the manifest (unless private_key is empty: then the
 // bundle is unsigned and must be signed with SignBundle), write the bundle.
+// Off: on the images of bench/chunk-sizes.sh a trained dictionary saved nothing (lib/delta/README.md).
+inline constexpr size_t kDefaultDictionarySize = 0;
+
 struct CreateOptions {
   std::string image;                    // uncompressed root file system image
   Compression compression = Compression::Xz;
@@ -101,6 +106,8 @@ struct CreateOptions {
   // devices can fetch only the chunks they lack (format 2). The full path reads it as before.
   bool chunks = true;
   uint32_t chunk_avg = 0;  // average chunk size (a power of two); 0: ChunkSizes' default
+  // With chunks: the zstd dictionary's size at most (0: none), trained from the image.
+  size_t dictionary_size = kDefaultDictionarySize;
 };
 Result CreateBundle(const CreateOptions& options);
 

@@ -115,6 +115,15 @@ Result CheckBundleContent(const Manifest& m) {
     if (!names.insert(Lower(m.index->name)).second)
       return Bad("index.name", m.index->name, "is also the name of the image or a boot file");
   }
+  if (m.dictionary) {
+    if (auto r = CheckFileName("dictionary.name", m.dictionary->name); !r) return r;
+    if (!names.insert(Lower(m.dictionary->name)).second)
+      return Bad("dictionary.name", m.dictionary->name,
+                 "is also the name of the image, the index or a boot file");
+    if (m.dictionary->size > kDictionaryLimit)
+      return Bad("dictionary.size", std::to_string(m.dictionary->size),
+                 "is more than the limit of " + std::to_string(kDictionaryLimit) + " bytes");
+  }
   return {};
 }
 

@@ -25,6 +25,8 @@ inline constexpr size_t kMaxVersionLength = 128;
 // Half of the kernel's 2048-byte COMMAND_LINE_SIZE (x86_64, arm64): the rest is for what the
 // bootloader and os-update add (root=, osu.slot=, osu.trial=1, BOOT_IMAGE=).
 inline constexpr size_t kMaxCmdlineLength = 1024;
+// A zstd dictionary member is read into memory and loaded by every device: 8 MiB at most.
+inline constexpr uint64_t kDictionaryLimit = 8u << 20;
 
 // Every rule below, on the whole manifest; the first broken one as a Verification error that
 // names the field: "manifest: boot_files[1].name 'grub.cfg' is reserved: ...".

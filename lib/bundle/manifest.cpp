@@ -10,7 +10,8 @@
 //   image: {name: "rootfs.img.xz", compression: xz, size: 1073741824, sha256: "<64 hex>"}
 //   boot_files:
 //     - {name: "vmlinuz", size: 123, sha256: "<64 hex>"}
-//   index: {name: "rootfs.img.zst.index", size: 4096, sha256: "<64 hex>"}   (format 2 only)
+//   index: {name: "rootfs.img.zst.index", size: 4096, sha256: "<64 hex>"}   (format 2 and 3)
+//   dictionary: {name: "rootfs.img.zst.dict", size: 1048576, sha256: "<64 hex>"}   (format 3)
 //
 // ParseManifest accepts any YAML with these keys (block or flow style), and nothing else:
 // the manifest is signed data, so an unknown or duplicated key is an error, not ignored.
@@ -132,18 +133,18 @@ std::string EntryLine(const FileEntry& e, const std::string& compression) {
 Expected<Manifest> Parse(const YAML::Node& root) {
   if (!root.IsMap()) return Bad("not a YAML mapping");
   if (auto r = CheckKeys(root, "", {"format", "compatible", "version", "min_version", "cmdline",
-                                    "image", "boot_files", "index"});
+                                    "image", "boot_files", "index", "dictionary"});
       !r) {
     return r.error();
   }
   Manifest m;
   auto format = Unsigned(root, "format", "format");
   if (!format) return format.error();
-  if (*format != static_cast<uint64_t>(kManifestFormat) &&
-      *format != static_cast<uint64_t>(kManifestFormatIndexed)) {
+  if (*format < static_cast<uint64_t>(kManifestFormat) ||
+      *format > static_cast<uint64_t>(kManifestFormatDictionary)) {
     return Bad("unsupported format " + std::to_string(*format) + " (this os-update reads formats " +
-               std::to_string(kManifestFormat) + " and " + std::to_string(kManifestFormatIndexed) +
-               ")");
+               std::to_string(kManifestFormat) + " to " +
+               std::to_string(kManifestFormatDictionary) + ")");
   }
   m.format = static_cast<int>(*format);
 
@@ -188,8 +189,16 @@ Expected<Manifest> Parse(const YAML::Node& root) {
   }
 
   const bool has_index = root["index"].IsDefined() && !root["index"].IsNull();
-  if (has_index != (m.format == kManifestFormatIndexed))
-    return Bad(has_index ? "index needs format 2" : "format 2 needs an index");
+  if (has_index != (m.format >= kManifestFormatIndexed))
+    return Bad(has_index ? "index needs format 2 or 3" : "formats 2 and 3 need an index");
+  const bool has_dictionary = root["dictionary"].IsDefined() && !root["dictionary"].IsNull();
+  if (has_dictionary != (m.format == kManifestFormatDictionary))
+    return Bad(has_dictionary ? "dictionary needs format 3" : "format 3 needs a dictionary");
+  if (has_dictionary) {
+    auto dictionary = Entry(root["dictionary"], "dictionary", false);
+    if (!dictionary) return dictionary.error();
+    m.dictionary = *dictionary;
+  }
   if (has_index) {
     auto index = Entry(root["index"], "index", false);
     if (!index) return index.error();
@@ -211,7 +220,10 @@ Expected<Manifest> ParseManifest(const std::string& yaml) {
 
 std::string SerializeManifest(const Manifest& m) {
   std::string s;
-  s += "format: " + std::to_string(m.index ? kManifestFormatIndexed : kManifestFormat) + "\n";
+  const int format = m.dictionary ? kManifestFormatDictionary
+                     : m.index    ? kManifestFormatIndexed
+                                  : kManifestFormat;
+  s += "format: " + std::to_string(format) + "\n";
   s += "compatible: " + Quote(m.compatible) + "\n";
   s += "version: " + Quote(m.version) + "\n";
   if (m.min_version) s += "min_version: " + Quote(*m.min_version) + "\n";
@@ -224,6 +236,7 @@ std::string SerializeManifest(const Manifest& m) {
     for (const auto& f : m.boot_files) s += "  - " + EntryLine(f, "") + "\n";
   }
   if (m.index) s += "index: " + EntryLine(*m.index, "") + "\n";
+  if (m.dictionary) s += "dictionary: " + EntryLine(*m.dictionary, "") + "\n";
   return s;
 }
 

@@ -24,11 +24,16 @@ struct Manifest {
   // Format 2: the image is stored as zstd frames, one per chunk, and this member (right
   // after the signature) indexes them for a partial fetch (delta/chunk_index.hpp).
   std::optional<FileEntry> index;
+  // Format 3: the zstd dictionary every chunk frame was made with (right after the index);
+  // the full path decodes the image with it too.
+  std::optional<FileEntry> dictionary;
 };
 
-// The format written: 1 without an index (devices before partial fetch read those), 2 with.
+// The format written: 1 without an index (devices before partial fetch read those), 2 with,
+// 3 with an index and a dictionary (devices that read only 2 refuse it: its frames need it).
 inline constexpr int kManifestFormat = 1;
 inline constexpr int kManifestFormatIndexed = 2;
+inline constexpr int kManifestFormatDictionary = 3;
 inline constexpr const char* kManifestMember = "manifest.yaml";
 inline constexpr const char* kSignatureMember = "manifest.sig";
 

@@ -116,6 +116,7 @@ Result RunInfo(const std::string& file, bool json, const Streams& s) {
     Json members = Json::MakeArray();
     members.Push(kManifestMember).Push(kSignatureMember);
     if (m.index) members.Push(m.index->name);
+    if (m.dictionary) members.Push(m.dictionary->name);
     for (const auto& f : m.boot_files) members.Push(f.name);
     members.Push(m.image.name);
     Json o = Json::MakeObject();
@@ -175,7 +176,7 @@ Result RunVerify(const std::string& file, const std::vector<std::string>& keys,
   const Manifest& m = (*b)->manifest();
   const std::string what = InQuotes(Where(file)) + ": image " + InQuotes(m.image.name);
   ImageErrorContext::Below raw(**image);
-  auto decoder = MakeDecoder(m.compression, raw, 0);
+  auto decoder = MakeDecoder(m.compression, raw, 0, AsBytes((*b)->dictionary_bytes()));
   if (!decoder) return decoder.error().Context(what);
   ImageErrorContext decoded(**decoder, raw, what);
   auto checked = MakeCheckedReader(decoded, m.image.size, m.image.sha256, what);
@@ -319,6 +320,10 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   c->add_option("--chunk-size", create.options.chunk_avg,
                 "Average chunk size in bytes, a power of two (default 16384; min/max a quarter "
                 "and four times it)");
+  c->add_option("--dictionary-size", create.options.dictionary_size,
+                "With chunks: a zstd dictionary of at most this many bytes, trained from the "
+                "image, for every chunk (0 = none)")
+      ->capture_default_str();
   c->callback([&] { action = [&] { return RunCreate(create); }; });
 
   std::string file;

@@ -4,10 +4,16 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace osu {
+
+// The bytes of a string, for byte-span APIs.
+inline std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 
 // `s` with everything that could break a line or a terminal written as an escape: C0 controls
 // and DEL as \n, \r, \t or \xHH; C1 controls and the line, paragraph and bidi-override

@@ -22,7 +22,8 @@ using ChunkSink = std::function<Result(std::span<const uint8_t>)>;
 
 std::unique_ptr<Reader> MakePassthroughDecoder(Reader& compressed);
 Expected<std::unique_ptr<Reader>> MakeXzDecoder(Reader& compressed, unsigned threads);
-Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed);
+Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed,
+                                                  std::span<const uint8_t> dictionary);
 Expected<std::unique_ptr<Reader>> MakeGzipDecoder(Reader& compressed);
 
 Result XzEncode(Reader& input, const ChunkSink& out, const EncodeOptions& options);

@@ -56,11 +56,12 @@ std::string CompressionName(Compression c) {
 }
 
 Expected<std::unique_ptr<Reader>> MakeDecoder(Compression c, Reader& compressed,
-                                              unsigned threads) {
+                                              unsigned threads,
+                                              std::span<const uint8_t> dictionary) {
   switch (c) {
     case Compression::None: return codec::MakePassthroughDecoder(compressed);
     case Compression::Xz: return codec::MakeXzDecoder(compressed, threads);
-    case Compression::Zstd: return codec::MakeZstdDecoder(compressed);
+    case Compression::Zstd: return codec::MakeZstdDecoder(compressed, dictionary);
     case Compression::Gzip: return codec::MakeGzipDecoder(compressed);
   }
   return UsageError("Unknown compression");

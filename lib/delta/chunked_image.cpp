@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,39 +18,73 @@ namespace {
 
 // Chunks compressed together before their frames are written: ~16 MiB of input in flight.
 constexpr size_t kBatch = 1024;
+// Dictionary training input at most: 64 MiB of chunks.
+constexpr uint64_t kSampleBudget = 64u << 20;
 
-Result WriteAll(int fd, const std::string& data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("Failed to write " + InQuotes(path));
-    done += static_cast<size_t>(n);
-  }
-  return {};
+// A dictionary from every k-th chunk that is not all zeros, k chosen so that the samples
+// stay near kSampleBudget: zstd asks for about 100 times the dictionary's size. Empty when
+// zstd cannot train one.
+template <typename ChunksOf>
+Expected<std::string> TrainDictionary(const ChunksOf& chunks_of, uint64_t length, size_t capacity) {
+  const uint64_t budget = std::min<uint64_t>(kSampleBudget, uint64_t{capacity} * 100);
+  const uint64_t every = std::max<uint64_t>(1, length / budget);
+  std::string samples;
+  std::vector<size_t> sizes;
+  uint64_t n = 0;
+  auto r = chunks_of([&](uint64_t, std::span<const uint8_t> data) -> Result {
+    if (n++ % every != 0) return {};
+    if (std::all_of(data.begin(), data.end(), [](uint8_t b) { return b == 0; })) return {};
+    samples.append(reinterpret_cast<const char*>(data.data()), data.size());
+    sizes.push_back(data.size());
+    return {};
+  });
+  if (!r) return r.error();
+  auto dict = ZstdTrainDictionary(samples, sizes, capacity);
+  if (!dict) return std::string();
+  return dict;
 }
 
 }  // namespace
 
-Expected<ChunkIndex> WriteChunkedImage(const std::string& image, const std::string& output,
-                                       const EncodeOptions& options, const ChunkSizes& sizes) {
+Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
+                                         const EncodeOptions& options, const ChunkSizes& sizes,
+                                         size_t dictionary_size) {
   auto in = Fd::Open(image, O_RDONLY);
   if (!in) return UsageError(in.error().message());
   const off_t end = ::lseek(in->get(), 0, SEEK_END);
-  if (end < 0 || ::lseek(in->get(), 0, SEEK_SET) < 0)
-    return ErrnoError("Failed to seek in " + InQuotes(image));
+  if (end < 0) return ErrnoError("Failed to seek in " + InQuotes(image));
+  const uint64_t length = static_cast<uint64_t>(end);
+  auto chunks_of = [&](const std::function<Result(uint64_t, std::span<const uint8_t>)>& each)
+      -> Result {
+    if (::lseek(in->get(), 0, SEEK_SET) < 0) return ErrnoError("Failed to seek in " + InQuotes(image));
+    auto reader = MakeFdReader(in->get(), false, InQuotes(image));
+    return ForEachChunk(*reader, length, sizes, each);
+  };
+
+  ChunkedImage result;
+  std::optional<ZstdDictionary> dictionary;
+  if (dictionary_size > 0) {
+    auto trained = TrainDictionary(chunks_of, length, dictionary_size);
+    if (!trained) return trained.error();
+    if (!trained->empty()) {
+      auto loaded = ZstdDictionary::ForCompression(AsBytes(*trained), options.level);
+      if (!loaded) return loaded.error();
+      dictionary = std::move(loaded).value();
+      result.dictionary = std::move(trained).value();
+    }
+  }
+
   auto out = Fd::Open(output, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (!out) return out.error();
-  auto reader = MakeFdReader(in->Release(), true, InQuotes(image));
-
   const unsigned threads = options.threads == 0
                                ? std::max(1u, std::thread::hardware_concurrency())
                                : options.threads;
-  ChunkIndex index;
+  ChunkIndex& index = result.index;
   index.sizes = sizes;
   std::vector<std::vector<uint8_t>> batch;
   std::vector<std::string> frames;
   uint64_t compressed = 0;
+  const ZstdDictionary* dict = dictionary ? &*dictionary : nullptr;
 
   auto flush = [&]() -> Result {
     frames.assign(batch.size(), {});
@@ -55,7 +92,7 @@ Expected<ChunkIndex> WriteChunkedImage(const std::string& image, const std::stri
     std::atomic<size_t> next{0};
     auto work = [&](unsigned t) {
       for (size_t i; (i = next++) < batch.size();) {
-        if (auto r = ZstdCompressFrame(batch[i], options.level, frames[i]); !r) {
+        if (auto r = ZstdCompressFrame(batch[i], options.level, frames[i], dict); !r) {
           results[t] = r;
           return;
         }
@@ -72,28 +109,27 @@ Expected<ChunkIndex> WriteChunkedImage(const std::string& image, const std::stri
       e.compressed_size = static_cast<uint32_t>(frames[i].size());
       e.compressed_offset = compressed;
       compressed += frames[i].size();
-      if (auto r = WriteAll(out->get(), frames[i], output); !r) return r;
+      if (auto r = WriteAll(out->get(), AsBytes(frames[i]), InQuotes(output)); !r) return r;
     }
     batch.clear();
     return {};
   };
 
-  auto r = ForEachChunk(*reader, static_cast<uint64_t>(end), sizes,
-                        [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
-                          ChunkEntry e;
-                          e.offset = offset;
-                          e.size = static_cast<uint32_t>(data.size());
-                          e.sha256 = DigestOf(data);
-                          index.chunks.push_back(e);
-                          batch.emplace_back(data.begin(), data.end());
-                          return batch.size() == kBatch ? flush() : Result{};
-                        });
+  auto r = chunks_of([&](uint64_t offset, std::span<const uint8_t> data) -> Result {
+    ChunkEntry e;
+    e.offset = offset;
+    e.size = static_cast<uint32_t>(data.size());
+    e.sha256 = DigestOf(data);
+    index.chunks.push_back(e);
+    batch.emplace_back(data.begin(), data.end());
+    return batch.size() == kBatch ? flush() : Result{};
+  });
   if (!r) return r.error();
   if (auto f = flush(); !f) return f.error();
   if (::fsync(out->get()) != 0) return ErrnoError("Failed to fsync " + InQuotes(output));
-  index.image_size = static_cast<uint64_t>(end);
+  index.image_size = length;
   index.compressed_size = compressed;
-  return index;
+  return result;
 }
 
 }  // namespace osu

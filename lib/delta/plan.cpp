@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "common/fd.hpp"
@@ -72,24 +76,38 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
   };
   std::unordered_map<Digest, std::vector<Found>, DigestHash> found;
 
-  for (size_t l = 0; l < locals.size(); ++l) {
+  // Each local on its own thread (the booted and the target slot: two devices or two regions,
+  // both cores); the hits are merged in locals' order afterwards.
+  std::vector<std::vector<std::pair<size_t, uint64_t>>> hits(locals.size());  // (chunk, offset)
+  std::vector<std::string> warnings(locals.size());
+  auto scan = [&](size_t l) {
     const LocalImage& li = locals[l];
     auto fd = Fd::Open(li.path, O_RDONLY);
     if (!fd) {
-      if (warn) warn("Not looking for chunks in " + li.name + ": " + fd.error().message());
-      continue;
+      warnings[l] = "Not looking for chunks in " + li.name + ": " + fd.error().message();
+      return;
     }
     RegionReader reader(fd->get(), li.offset, li.size, li.name);
     auto r = ForEachChunk(reader, li.size, index.sizes,
                           [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
-                            const Digest d = DigestOf(data);
-                            if (wanted.count(d)) {
-                              auto& v = found[d];
-                              if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(l), offset});
-                            }
+                            if (auto it = wanted.find(DigestOf(data)); it != wanted.end())
+                              hits[l].emplace_back(it->second, offset);
                             return {};
                           });
-    if (!r && warn) warn("Stopped looking for chunks in " + li.name + ": " + r.error().message());
+    if (!r) warnings[l] = "Stopped looking for chunks in " + li.name + ": " + r.error().message();
+  };
+  {
+    std::vector<std::thread> threads;
+    for (size_t l = 1; l < locals.size(); ++l) threads.emplace_back(scan, l);
+    if (!locals.empty()) scan(0);
+    for (auto& t : threads) t.join();
+  }
+  for (size_t l = 0; l < locals.size(); ++l) {
+    if (!warnings[l].empty() && warn) warn(warnings[l]);
+    for (const auto& [chunk, offset] : hits[l]) {
+      auto& v = found[index.chunks[chunk].sha256];
+      if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(l), offset});
+    }
   }
 
   // Zeros: a frame of a few bytes that decodes to a whole chunk is worth one check.
@@ -141,9 +159,9 @@ class PlannedImage final : public Reader {
  public:
   PlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
                const std::vector<LocalImage>& locals, RangeSource& bundle, uint64_t member_offset,
-               DeltaCounters* counters)
+               const ZstdDictionary* dictionary, DeltaCounters* counters)
       : index_(index), plan_(plan), locals_(locals), bundle_(bundle),
-        member_offset_(member_offset), counters_(counters) {}
+        member_offset_(member_offset), dictionary_(dictionary), counters_(counters) {}
 
   Expected<size_t> Read(std::span<uint8_t> out) override {
     if (pos_ == chunk_.size()) {
@@ -190,39 +208,103 @@ class PlannedImage final : public Reader {
     }
     if (counters_) {
       if (s.from != DeltaPlan::From::Fetch) counters_->reused += c.size;
-      counters_->fetched = bundle_.bytes();
+      counters_->fetched = fetched_;
     }
     return {};
   }
 
-  // The chunk's frame from the range that holds it, fetched when first needed.
+  // The chunk's frame from the range that holds it: ranges come from the fetcher thread, in
+  // plan order, while this thread copies and checks the chunks between them.
   Result Frame(const ChunkEntry& c, const std::string& what) {
     while (!range_ || c.compressed_offset + c.compressed_size > range_->offset + range_->length) {
       if (next_range_ == plan_.ranges.size())
         return VerificationError(what + ": not in the planned ranges");
+      if (!fetcher_) fetcher_ = std::make_unique<Fetcher>(plan_.ranges, bundle_, member_offset_);
       range_ = &plan_.ranges[next_range_++];
       if (c.compressed_offset < range_->offset) return VerificationError(what + ": ranges out of order");
-      buf_.resize(static_cast<size_t>(range_->length));
-      if (auto r = bundle_.Read(member_offset_ + range_->offset, buf_); !r) return r;
+      if (auto r = fetcher_->Next(buf_); !r) return r;
+      fetched_ += range_->length;
     }
     const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
                                          c.compressed_size);
-    if (auto r = ZstdDecompressFrame(frame, chunk_); !r) return r.error().Context(what);
+    if (auto r = ZstdDecompressFrame(frame, chunk_, dictionary_); !r) return r.error().Context(what);
     if (DigestOf(chunk_) != c.sha256)
       return VerificationError(what + ": the fetched bytes do not match the signed index");
     return {};
   }
+
+  // Fetches the planned ranges in order on its own thread, up to kAhead bytes ahead of the
+  // reader: over a link, the wait for the next range overlaps the copying of local chunks.
+  class Fetcher {
+   public:
+    static constexpr uint64_t kAhead = 16u << 20;
+    Fetcher(const std::vector<DeltaPlan::Range>& ranges, RangeSource& bundle, uint64_t base)
+        : thread_([this, &ranges, &bundle, base] { Run(ranges, bundle, base); }) {}
+    ~Fetcher() {
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+    }
+    // The next range's bytes (in order), or the fetch error.
+    Result Next(std::vector<uint8_t>& out) {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !ready_.empty() || !error_.ok(); });
+      if (ready_.empty()) return error_;
+      out = std::move(ready_.front());
+      ready_.pop_front();
+      queued_ -= out.size();
+      cv_.notify_all();
+      return {};
+    }
+
+   private:
+    void Run(const std::vector<DeltaPlan::Range>& ranges, RangeSource& bundle, uint64_t base) {
+      for (const DeltaPlan::Range& r : ranges) {
+        {
+          std::unique_lock lock(mu_);
+          // One range may always be queued, however large: the reader needs it to go on.
+          cv_.wait(lock, [&] { return stop_ || queued_ == 0 || queued_ + r.length <= kAhead; });
+          if (stop_) return;
+        }
+        std::vector<uint8_t> buf(static_cast<size_t>(r.length));
+        Result got = bundle.Read(base + r.offset, buf);
+        std::lock_guard lock(mu_);
+        if (!got) {
+          error_ = got;
+          cv_.notify_all();
+          return;
+        }
+        queued_ += buf.size();
+        ready_.push_back(std::move(buf));
+        cv_.notify_all();
+      }
+    }
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::vector<uint8_t>> ready_;
+    uint64_t queued_ = 0;
+    Result error_;
+    bool stop_ = false;
+    std::thread thread_;  // last: started once the rest is set up
+  };
 
   const ChunkIndex& index_;
   const DeltaPlan& plan_;
   const std::vector<LocalImage>& locals_;
   RangeSource& bundle_;
   uint64_t member_offset_;
+  const ZstdDictionary* dictionary_;
   DeltaCounters* counters_;
   std::vector<uint8_t> chunk_, buf_;
   size_t pos_ = 0, next_ = 0, next_range_ = 0;
   const DeltaPlan::Range* range_ = nullptr;
   std::unordered_map<uint8_t, std::unique_ptr<Fd>> fds_;
+  uint64_t fetched_ = 0;
+  std::unique_ptr<Fetcher> fetcher_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace
@@ -230,8 +312,10 @@ class PlannedImage final : public Reader {
 std::unique_ptr<Reader> MakePlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
                                          const std::vector<LocalImage>& locals,
                                          RangeSource& bundle, uint64_t member_offset,
+                                         const ZstdDictionary* dictionary,
                                          DeltaCounters* counters) {
-  return std::make_unique<PlannedImage>(index, plan, locals, bundle, member_offset, counters);
+  return std::make_unique<PlannedImage>(index, plan, locals, bundle, member_offset, dictionary,
+                                        counters);
 }
 
 }  // namespace osu

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "compress/compression.hpp"
 #include "delta/chunk_index.hpp"
 #include "delta/range_source.hpp"
 #include "io/stream.hpp"
@@ -60,9 +61,11 @@ struct DeltaCounters {
 // decoded and checked, each against the index's sha256 before a byte of it is handed on. Any
 // mismatch (a slot that changed, a server answering other bytes) is a Verification error
 // naming the chunk. `member_offset`: where the image member's data starts in the bundle.
+// `dictionary`: the bundle's (format 3), nullptr before.
 std::unique_ptr<Reader> MakePlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
                                          const std::vector<LocalImage>& locals,
                                          RangeSource& bundle, uint64_t member_offset,
+                                         const ZstdDictionary* dictionary,
                                          DeltaCounters* counters);
 
 }  // namespace osu

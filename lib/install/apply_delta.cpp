@@ -21,7 +21,9 @@ namespace {
 // short names and sizes below 8 GiB) and data padded to 512 bytes.
 uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
 
-// Reads the front of the bundle in growing ranges (64 KiB, then 4 times more each time).
+// Reads the front of the bundle in growing ranges (64 KiB, doubling up to 1 MiB): what is
+// read past the index (and dictionary) is image bytes a partial fetch may not need, so the
+// last range stays small.
 class FrontReader final : public Reader {
  public:
   FrontReader(RangeSource& source, uint64_t size) : source_(source), size_(size) {}
@@ -32,7 +34,7 @@ class FrontReader final : public Reader {
       if (auto r = source_.Read(next_, buf_); !r) return r.error();
       next_ += buf_.size();
       pos_ = 0;
-      piece_ = std::min<uint64_t>(piece_ * 4, 16u << 20);
+      piece_ = std::min<uint64_t>(piece_ * 2, 1u << 20);
     }
     const size_t n = std::min(out.size(), buf_.size() - pos_);
     std::copy_n(buf_.data() + pos_, n, out.data());
@@ -83,6 +85,11 @@ class DeltaContent final : public SlotContent {
 
   Result Prepare(const Reporter& reporter) override {
     if (TryPatch(reporter)) return {};
+    if (!b_.dictionary_bytes().empty()) {
+      auto dict = ZstdDictionary::ForDecoding(AsBytes(b_.dictionary_bytes()));
+      if (!dict) return Fail(dict.error());
+      dictionary_ = std::move(dict).value();
+    }
     const SlotId target = OtherSlot(state_.booted);
     for (SlotId id : {state_.booted, target}) {
       const Slot& slot = state_.slots[id];
@@ -136,7 +143,8 @@ class DeltaContent final : public SlotContent {
 
   Expected<Reader*> Image() override {
     if (patch_) image_ = std::move(patch_);
-    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_, &counters_);
+    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_,
+                                   dictionary_ ? &*dictionary_ : nullptr, &counters_);
     failing_ = std::make_unique<Marker>(*image_, *this);
     return failing_.get();
   }
@@ -233,6 +241,7 @@ class DeltaContent final : public SlotContent {
   uint64_t image_offset_;
   std::vector<LocalImage> locals_;
   DeltaPlan plan_;
+  std::optional<ZstdDictionary> dictionary_;
   DeltaCounters counters_;
   std::unique_ptr<RangeSource> patch_ranges_;  // before the readers that use it
   std::unique_ptr<Fd> base_;
@@ -284,6 +293,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
 
   uint64_t at = MemberSpan(b.manifest_bytes().size()) + MemberSpan(b.signature().size()) +
                 MemberSpan(b.index_bytes().size());
+  if (m.dictionary) at += MemberSpan(b.dictionary_bytes().size());
   std::vector<uint64_t> boot_offsets;
   for (const auto& f : m.boot_files) {
     boot_offsets.push_back(at + 512);

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "support/device.hpp"
 #include "support/nginx.hpp"
@@ -323,4 +324,87 @@ TEST_CASE("patch: over http from nginx in growing single-range GETs", "[delta][h
   CHECK(fetched < f.patch_size + kFront);
   CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /" + patch_name + " 206"));
   CheckAppliedV2(f, r);
+}
+namespace {
+
+// Text-like records (a small vocabulary): what a zstd dictionary can learn from.
+std::string TextImage(FakeDevice& d, const std::string& name, unsigned seed, uint64_t size) {
+  static const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot",
+                                 "golf", "hotel", "india", "juliet", "kilo", "lima"};
+  std::mt19937 rng(seed);
+  std::string data;
+  for (unsigned n = 0; data.size() < size; ++n)
+    data += "record " + std::to_string(n) + " name=" + kWords[rng() % 12] + " value=" +
+            kWords[rng() % 12] + "-" + std::to_string(rng() % 1000) + "\n";
+  data.resize(size);
+  const std::string p = d.path(name);
+  WriteFile(p, data);
+  return p;
+}
+
+// Where a tar member's header starts (its name followed by a NUL: the manifest quotes it).
+size_t MemberHeader(const std::string& tar, const std::string& name) {
+  const size_t at = tar.find(name + std::string(1, '\0'));
+  REQUIRE(at != std::string::npos);
+  REQUIRE(at % 512 == 0);
+  return at;
+}
+
+}  // namespace
+
+TEST_CASE("partial fetch with a zstd dictionary (format 3)", "[delta]") {
+  FakeDevice d;
+  const std::string v1 = TextImage(d, "v1.img", 1, kSize);
+  std::string text = ReadFile(v1);
+  for (uint64_t at : {500000u, 2500000u}) text.replace(at, 30000, ReadFile(TextImage(d, "n.img", 9, 30000)));
+  const std::string v2 = d.path("v2.img");
+  WriteFile(v2, text);
+  const std::vector<std::string> dict{"--dictionary-size", "32768"};
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", dict);
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", dict);
+  RunningV1InB(d, b1);
+  std::string bytes = ReadFile(b2);
+  REQUIRE(bytes.find("format: 3\n") != std::string::npos);
+  const size_t dict_header = MemberHeader(bytes, "v2.img.zst.dict");
+
+  SECTION("by chunks, each frame decoded with the dictionary") {
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(JsonNumber(r.out, "fetched_bytes") < bytes.size() / 2);
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+  }
+  SECTION("the full path decodes the whole stream with it") {
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--no-delta", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"full\""));
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+  }
+  SECTION("a tampered dictionary: refused before a byte is written, either way") {
+    bytes[dict_header + 512 + 100] ^= 0x01;
+    WriteFile(b2, bytes);
+    const std::string before = RecordA(d) + d.Fingerprint(d.SlotA());
+    for (const char* way : {"--json", "--no-delta"}) {
+      auto r = Update(d, {"--apply", b2, "--no-activate", way});
+      INFO(way << r.out << r.err);
+      CHECK(r.code == 2);
+      CHECK_THAT(r.err, Catch::Contains("zstd dictionary") && Catch::Contains("sha256 mismatch"));
+      CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
+    }
+  }
+  SECTION("a missing dictionary member: refused before a byte is written") {
+    const uint64_t size = std::stoull(bytes.substr(dict_header + 124, 11), nullptr, 8);
+    bytes.erase(dict_header, 512 + (size + 511) / 512 * 512);
+    WriteFile(b2, bytes);
+    const std::string before = RecordA(d) + d.Fingerprint(d.SlotA());
+    auto r = Update(d, {"--apply", b2, "--no-activate"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("expected zstd dictionary 'v2.img.zst.dict'"));
+    CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
+  }
 }

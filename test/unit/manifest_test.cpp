@@ -134,9 +134,9 @@ TEST_CASE("manifest: every missing required key is named") {
 }
 
 TEST_CASE("manifest: wrong types, values and formats are named") {
-  CHECK(ErrorOf(With("format:", "format: 3")) ==
-        "manifest: unsupported format 3 (this os-update reads formats 1 and 2)");
-  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: format 2 needs an index");
+  CHECK(ErrorOf(With("format:", "format: 4")) ==
+        "manifest: unsupported format 4 (this os-update reads formats 1 to 3)");
+  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: formats 2 and 3 need an index");
   CHECK(ErrorOf(With("format:", "format: one")) ==
         "manifest: format is not an unsigned integer: 'one'");
   CHECK(ErrorOf(With("version:", "version: [1, 2]")) == "manifest: version is not a string");

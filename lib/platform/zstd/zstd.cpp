@@ -1,4 +1,5 @@
 // zstd with libzstd: streaming decoder (concatenated frames) and a multi-threaded encoder.
+#include <zdict.h>
 #include <zstd.h>
 
 #include <memory>
@@ -61,7 +62,8 @@ class ZstdDecoder final : public Reader {
 
 }  // namespace
 
-Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed) {
+Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed,
+                                                  std::span<const uint8_t> dictionary) {
   ZSTD_DStream* ds = ZSTD_createDStream();
   if (!ds) return DeviceError("Failed to start the zstd decoder: out of memory");
   // Take ownership before anything can fail.
@@ -69,6 +71,11 @@ Expected<std::unique_ptr<Reader>> MakeZstdDecoder(Reader& compressed) {
   size_t ret = ZSTD_initDStream(ds);
   if (ZSTD_isError(ret)) {
     return DeviceError(std::string("Failed to start the zstd decoder: ") + ZSTD_getErrorName(ret));
+  }
+  if (!dictionary.empty()) {
+    ret = ZSTD_DCtx_loadDictionary(ds, dictionary.data(), dictionary.size());
+    if (ZSTD_isError(ret))
+      return VerificationError(std::string("bad zstd dictionary: ") + ZSTD_getErrorName(ret));
   }
   return std::unique_ptr<Reader>(std::move(decoder));
 }
@@ -119,22 +126,59 @@ Result ZstdEncode(Reader& input, const ChunkSink& out, const EncodeOptions& opti
 
 namespace osu {
 
-Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out) {
+Expected<ZstdDictionary> ZstdDictionary::ForCompression(std::span<const uint8_t> bytes, int level) {
+  ZstdDictionary d;
+  d.cdict_ = std::shared_ptr<void>(ZSTD_createCDict(bytes.data(), bytes.size(), level < 0 ? 12 : level),
+                                   [](void* p) { ZSTD_freeCDict(static_cast<ZSTD_CDict*>(p)); });
+  if (!d.cdict_) return DeviceError("Failed to load the zstd dictionary for compression");
+  return d;
+}
+
+Expected<ZstdDictionary> ZstdDictionary::ForDecoding(std::span<const uint8_t> bytes) {
+  ZstdDictionary d;
+  d.ddict_ = std::shared_ptr<void>(ZSTD_createDDict(bytes.data(), bytes.size()),
+                                   [](void* p) { ZSTD_freeDDict(static_cast<ZSTD_DDict*>(p)); });
+  if (!d.ddict_) return VerificationError("bad zstd dictionary");
+  return d;
+}
+
+Expected<std::string> ZstdTrainDictionary(const std::string& samples,
+                                          const std::vector<size_t>& sizes, size_t capacity) {
+  std::string dict(capacity, '\0');
+  const size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
+                                         static_cast<unsigned>(sizes.size()));
+  if (ZDICT_isError(n))
+    return UsageError(std::string("zstd dictionary training failed: ") + ZDICT_getErrorName(n));
+  dict.resize(n);
+  return dict;
+}
+
+Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out,
+                         const ZstdDictionary* dictionary) {
   // One context per thread: chunks are compressed on all cores, each context reused.
   thread_local std::unique_ptr<ZSTD_CCtx, codec::CCtxFree> cctx(ZSTD_createCCtx());
   if (!cctx) return DeviceError("Failed to start the zstd encoder: out of memory");
   out.resize(ZSTD_compressBound(data.size()));
-  const size_t n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
+  const size_t n =
+      dictionary ? ZSTD_compress_usingCDict(
+                       cctx.get(), out.data(), out.size(), data.data(), data.size(),
+                       static_cast<const ZSTD_CDict*>(dictionary->compress_handle()))
+                 : ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
                                      level < 0 ? 12 : level);
   if (ZSTD_isError(n)) return DeviceError(std::string("zstd encoder failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return {};
 }
 
-Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out) {
+Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out,
+                           const ZstdDictionary* dictionary) {
   thread_local std::unique_ptr<ZSTD_DCtx, codec::DCtxFree> dctx(ZSTD_createDCtx());
   if (!dctx) return DeviceError("Failed to start the zstd decoder: out of memory");
-  const size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
+  const size_t n =
+      dictionary ? ZSTD_decompress_usingDDict(
+                       dctx.get(), out.data(), out.size(), frame.data(), frame.size(),
+                       static_cast<const ZSTD_DDict*>(dictionary->decode_handle()))
+                 : ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n)) return VerificationError(std::string("corrupt zstd frame: ") + ZSTD_getErrorName(n));
   if (n != out.size())
     return VerificationError("zstd frame decodes to " + std::to_string(n) + " bytes, expected " +

@@ -1,0 +1,128 @@
+# Images for bench/delta.sh and bench/chunk-sizes.sh, sourced from $WORK: a tree of real
+# files from /usr/share and /usr/lib (60% of MIB), trees with PCT% of its bytes rewritten, ext4
+# (rebuilt with mke2fs -d, fixed UUID and hash seed) and zstd squashfs images of them, and a fake
+# device (GPT disk image, slot A holds v1 with a verified record). Needs HERE, WORK and MIB.
+UUID=8d0f3a52-6b1c-4e2a-9f53-2f4c1d7e9a10
+REPO=$(dirname "$HERE")
+BUILD=${OSU_BUILD:-$REPO/build}
+OSU=$BUILD/cmd/os-update
+BUNDLE=$BUILD/cmd/os-update-bundle
+BENCH_NAME=bench
+die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+# Checks the tools both benches need and more, then works in $WORK.
+bench_start() {  # name extra-tools...
+  BENCH_NAME=$1
+  shift
+  local tool
+  for tool in mke2fs mksquashfs sfdisk grub-editenv openssl python3 "$@"; do
+    command -v "$tool" >/dev/null || die "missing $tool"
+  done
+  [[ -x $OSU && -x $BUNDLE ]] || die "build first: $OSU"
+  mkdir -p "$WORK"
+  cd "$WORK"
+}
+# The tree: real files up to 60% of the image.
+make_tree() {
+  [[ -d tree.v1 ]] && return
+  python3 - "$MIB" <<'PY'
+import os, shutil, sys
+limit = int(sys.argv[1]) * (1 << 20) * 6 // 10
+total = 0
+for top in ("/usr/share", "/usr/lib"):
+    for root, dirs, files in os.walk(top):
+        dirs.sort(); files.sort()
+        for f in files:
+            src = os.path.join(root, f)
+            if not os.path.isfile(src) or os.path.islink(src): continue
+            size = os.path.getsize(src)
+            if total + size > limit: continue
+            dst = os.path.join("tree.v1", os.path.relpath(src, "/"))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            try: shutil.copyfile(src, dst)
+            except OSError: continue
+            total += size
+PY
+}
+
+# v2 trees: PCT% of the bytes rewritten (new content, other sizes) in whole files spread
+# over the tree, with a fixed seed.
+make_changed() {
+  local pct=$1 dir=tree.c$1
+  [[ -d $dir ]] && return
+  cp -a tree.v1 "$dir"
+  python3 - "$dir" "$pct" <<'PY'
+import os, random, sys
+d, pct = sys.argv[1], int(sys.argv[2])
+files = sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs)
+total = sum(os.path.getsize(f) for f in files)
+rng = random.Random(pct)
+rng.shuffle(files)
+changed = 0
+for f in files:
+    if changed >= total * pct // 100: break
+    size = os.path.getsize(f)
+    data = bytearray(open(f, "rb").read())
+    for i in range(0, len(data), 4096):
+        data[i:i + 64] = rng.randbytes(min(64, len(data) - i))
+    data += rng.randbytes(rng.randrange(1, 8192))
+    open(f, "wb").write(bytes(data))
+    changed += size
+PY
+}
+
+make_image() {  # fs tree out
+  local fs=$1 tree=$2 out=$3
+  [[ -f $out ]] && return
+  if [[ $fs == ext4 ]]; then
+    E2FSPROGS_FAKE_TIME=1 mke2fs -q -t ext4 -U "$UUID" -E hash_seed=$UUID,root_owner=0:0 \
+      -d "$tree" "$out" "${MIB}M"
+  else
+    mksquashfs "$tree" "$out" -comp zstd -noappend -quiet -no-progress -mkfs-time 0 \
+      -all-time 0 -all-root >/dev/null
+  fi
+}
+
+make_device() {  # dir v1-image
+  local dev=$1 v1=$2
+  rm -rf "$dev" && mkdir -p "$dev/boot/osu/A" "$dev/keys"
+  "$REPO/scripts/make-disk.sh" x86-kvm "$dev/disk.img" 8G >/dev/null
+  cp keys/private.pem keys/public.pem "$dev/keys/"
+  local a_start
+  a_start=$(sfdisk -d "$dev/disk.img" | awk -F'[=,]' '/p.lxreadonly/ {print $2 * 512}')
+  dd if="$v1" of="$dev/disk.img" bs=4M seek="$a_start" oflag=seek_bytes conv=notrunc status=none
+  cp boot.vmlinuz "$dev/boot/osu/A/vmlinuz"
+  cat > "$dev/boot/osu/A/record.yml" <<REC
+slot: A
+state: verified
+version: "1.0"
+compatible: "bench"
+sha256: "$(sha256sum < "$v1" | cut -d' ' -f1)"
+size: $(stat -c %s "$v1")
+cmdline: "console=ttyS0"
+boot_files:
+  - {name: "vmlinuz", size: $(stat -c %s boot.vmlinuz), sha256: "$(sha256sum < boot.vmlinuz | cut -d' ' -f1)"}
+updated_at: "2026-01-01T00:00:00Z"
+committed_at: "2026-01-01T00:00:00Z"
+REC
+  echo "console=ttyS0 root=PARTLABEL=p.lxreadonly osu.slot=A ro" > "$dev/cmdline"
+  echo "22 1 254:1 / / ro,relatime shared:1 - squashfs /dev/vda2 ro" > "$dev/mountinfo"
+  echo "IMAGE_VERSION=1.0" > "$dev/os-release"
+  grub-editenv "$dev/boot/osu/grubenv" create
+  grub-editenv "$dev/boot/osu/grubenv" set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=0
+  cp "$dev/boot/osu/grubenv" "$dev/boot/osu/grubenv.bak"
+  cat > "$dev/os-update.yml" <<CFG
+update:
+  keys: [$dev/keys/public.pem]
+  compatible: bench
+slots:
+  disk: $dev/disk.img
+boot:
+  path: $dev/boot
+system:
+  cmdline: $dev/cmdline
+  mountinfo: $dev/mountinfo
+  lock: $dev/os-update.lock
+  os_release: $dev/os-release
+CFG
+}
+
