@@ -201,9 +201,11 @@ struct BundleOpener {
 
   static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
                                                       const std::vector<std::string>* keys,
-                                                      const std::string* manifest_sha256 = nullptr) {
+                                                      const std::string* manifest_sha256 = nullptr,
+                                                      bool head_only = false) {
     std::unique_ptr<BundleReader> b(new BundleReader());
     b->where_ = where;
+    b->head_only_ = head_only;
     auto tar = TarReader::Open(source, where);
     if (!tar) return tar.error();
     b->tar_ = std::move(tar).value();
@@ -250,6 +252,7 @@ struct BundleOpener {
     auto parsed = ParseManifest(b->manifest_bytes_);
     if (!parsed) return parsed.error().Context(Q(where));
     b->manifest_ = std::move(parsed).value();
+    if (head_only) return b;
     if (const auto& index = b->manifest_.index) {
       auto bytes = ReadChecked(*b, "chunk index", *index, kIndexLimit);
       if (!bytes) return bytes.error();
@@ -311,6 +314,11 @@ Expected<std::unique_ptr<BundleReader>> BundleReader::Open(Reader& source,
   return BundleOpener::Open(source, where, &keys);
 }
 
+Expected<std::unique_ptr<BundleReader>> BundleReader::OpenHead(
+    Reader& source, const std::string& where, const std::vector<std::string>& keys) {
+  return BundleOpener::Open(source, where, &keys, nullptr, true);
+}
+
 Expected<std::unique_ptr<BundleReader>> BundleReader::OpenWithManifestSha256(
     Reader& source, const std::string& where, const std::string& manifest_sha256) {
   return BundleOpener::Open(source, where, nullptr, &manifest_sha256);
@@ -322,6 +330,7 @@ Expected<std::unique_ptr<BundleReader>> BundleReader::OpenUnverified(Reader& sou
 }
 
 Expected<std::optional<BundleReader::Member>> BundleReader::NextBootFile() {
+  if (head_only_) return UsageError("BundleReader: opened for its manifest only (OpenHead)");
   // A boot file the caller did not read to its end is still checked, here.
   if (auto r = BundleOpener::FinishCurrent(*this); !r) return r.error();
   if (image_taken_ || next_boot_ >= manifest_.boot_files.size()) {
@@ -343,6 +352,7 @@ Expected<std::optional<BundleReader::Member>> BundleReader::NextBootFile() {
 
 Expected<Reader*> BundleReader::Image() {
   if (image_taken_) return UsageError("BundleReader::Image() called twice");
+  if (head_only_) return UsageError("BundleReader: opened for its manifest only (OpenHead)");
   // Boot files nobody asked for are still read through and checked.
   for (;;) {
     auto m = NextBootFile();

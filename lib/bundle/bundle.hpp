@@ -22,6 +22,10 @@ class BundleReader {
   // source in messages. keys: PEM public key paths.
   static Expected<std::unique_ptr<BundleReader>> Open(Reader& source, const std::string& where,
                                                       const std::vector<std::string>& keys);
+  // Open for --check: manifest and signature verified, nothing after them read (a partial-fetch
+  // bundle's index, megabytes on a 1 GiB image, stays on the server). No member is handed out.
+  static Expected<std::unique_ptr<BundleReader>> OpenHead(Reader& source, const std::string& where,
+                                                          const std::vector<std::string>& keys);
   // TUF mode: the manifest is trusted when its sha256 is the one its signed target entry
   // lists (custom.manifest_sha256); the signature member, if any, is not looked at.
   static Expected<std::unique_ptr<BundleReader>> OpenWithManifestSha256(
@@ -66,6 +70,7 @@ class BundleReader {
   std::string where_;
   bool unsigned_ = false;
   bool image_taken_ = false;
+  bool head_only_ = false;
   struct PendingMember;  // a header read ahead (unsigned bundle without manifest.sig)
   std::unique_ptr<PendingMember> pending_;
   friend struct BundleOpener;

@@ -112,7 +112,7 @@ Expected<CheckResult> JudgeRelease(const SystemState& state, const Manifest& m,
 }
 
 Expected<CheckResult> Check(const SystemState& state, Reader& source, const std::string& where) {
-  auto bundle = BundleReader::Open(source, where, state.config.keys);
+  auto bundle = BundleReader::OpenHead(source, where, state.config.keys);
   if (!bundle) return bundle.error();
   if (auto r = CheckBundleContent((*bundle)->manifest()); !r)
     return r.error().Context(InQuotes(where));
