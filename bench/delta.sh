@@ -11,8 +11,8 @@
 #   10MiB/s  wall time with nginx's limit_rate 10m
 #   rss MiB  peak RSS of os-update (GNU time's %M: resident anonymous and file pages of the
 #            process, so the slot pages it reads count too)
-# Bytes only, % of the same full bundle: the patch (os-update-bundle delta against v1's
-# bundle; its apply is bench/patch.sh's), and peers on the same images when installed
+# The patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
+# the others. Bytes only, % of the same full bundle: peers on the same images when installed
 # (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
 # and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2).
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
@@ -62,6 +62,18 @@ run_apply() {  # dev way -> "bytes reqs seconds rss_kib"
   cat time.out
 }
 
+measure_way() {  # way: one row, over loopback and at 10 MiB/s, each on a fresh device
+  local way=$1 bytes reqs secs rss slow
+  make_device dev "v1.$fs"
+  start_nginx 0
+  read -r bytes reqs secs rss < <(run_apply dev "$way")
+  make_device dev "v1.$fs"
+  start_nginx 10m
+  read -r _ _ slow _ < <(run_apply dev "$way")
+  printf '%-9s %-7s %-6s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way" "$bytes" \
+    "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
+}
+
 [[ -f keys/private.pem ]] || { mkdir -p keys && openssl genpkey -algorithm ed25519 -out keys/private.pem 2>/dev/null && openssl pkey -in keys/private.pem -pubout -out keys/public.pem; }
 [[ -f boot.vmlinuz ]] || head -c 8000000 /dev/urandom > boot.vmlinuz
 mkdir -p www
@@ -81,23 +93,15 @@ for fs in $FSES; do
     "$BUNDLE" create --image "v2.$fs" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
       --key keys/private.pem --output www/v2.osu
     full=$(stat -c %s www/v2.osu)
-    for way in full chunks; do
-      make_device dev "v1.$fs"
-      start_nginx 0
-      read -r bytes reqs secs rss < <(run_apply dev "$way")
-      make_device dev "v1.$fs"
-      start_nginx 10m
-      read -r _ _ slow _ < <(run_apply dev "$way")
-      printf '%-9s %-7s %-6s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way" "$bytes" \
-        "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
-    done
-    # The patch against v1 (os-update-bundle delta): its bytes. Written outside the served
-    # directory: the device's patch path is measured separately (bench/patch.sh).
+    for way in full chunks; do measure_way "$way"; done
+    # The patch against v1 (os-update-bundle delta), under its default name beside the bundle,
+    # where the device looks first; fetched = the patch and the bundle's head.
     [[ -f v1.$fs.osu ]] || "$BUNDLE" create --image "v1.$fs" --boot-file boot.vmlinuz \
       --compatible bench --version 1.0 --key keys/private.pem --output "v1.$fs.osu"
-    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --output v2.patch >/dev/null
-    pb=$(stat -c %s v2.patch)
-    printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" patch "$pb" "$(python3 -c "print($pb * 100 / $full)")"
+    rm -f www/v2.osu.delta-*
+    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem >/dev/null
+    measure_way patch
+    rm -f www/v2.osu.delta-*
     if command -v casync >/dev/null; then
       # casync's fetch: the v2 store's chunk files that the v1 store (the seed's) lacks.
       rm -rf cs1 cs2
