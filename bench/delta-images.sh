@@ -82,47 +82,8 @@ make_image() {  # fs tree out
   fi
 }
 
-make_device() {  # dir v1-image
-  local dev=$1 v1=$2
-  rm -rf "$dev" && mkdir -p "$dev/boot/osu/A" "$dev/keys"
-  "$REPO/scripts/make-disk.sh" x86-kvm "$dev/disk.img" 8G >/dev/null
-  cp keys/private.pem keys/public.pem "$dev/keys/"
-  local a_start
-  a_start=$(sfdisk -d "$dev/disk.img" | awk -F'[=,]' '/p.lxreadonly/ {print $2 * 512}')
-  dd if="$v1" of="$dev/disk.img" bs=4M seek="$a_start" oflag=seek_bytes conv=notrunc status=none
-  cp boot.vmlinuz "$dev/boot/osu/A/vmlinuz"
-  cat > "$dev/boot/osu/A/record.yml" <<REC
-slot: A
-state: verified
-version: "1.0"
-compatible: "bench"
-sha256: "$(sha256sum < "$v1" | cut -d' ' -f1)"
-size: $(stat -c %s "$v1")
-cmdline: "console=ttyS0"
-boot_files:
-  - {name: "vmlinuz", size: $(stat -c %s boot.vmlinuz), sha256: "$(sha256sum < boot.vmlinuz | cut -d' ' -f1)"}
-updated_at: "2026-01-01T00:00:00Z"
-committed_at: "2026-01-01T00:00:00Z"
-REC
-  echo "console=ttyS0 root=PARTLABEL=p.lxreadonly osu.slot=A ro" > "$dev/cmdline"
-  echo "22 1 254:1 / / ro,relatime shared:1 - squashfs /dev/vda2 ro" > "$dev/mountinfo"
-  echo "IMAGE_VERSION=1.0" > "$dev/os-release"
-  grub-editenv "$dev/boot/osu/grubenv" create
-  grub-editenv "$dev/boot/osu/grubenv" set OSU_ORDER='A B' OSU_A_LEFT=3 OSU_B_LEFT=0
-  cp "$dev/boot/osu/grubenv" "$dev/boot/osu/grubenv.bak"
-  cat > "$dev/os-update.yml" <<CFG
-update:
-  keys: [$dev/keys/public.pem]
-  compatible: bench
-slots:
-  disk: $dev/disk.img
-boot:
-  path: $dev/boot
-system:
-  cmdline: $dev/cmdline
-  mountinfo: $dev/mountinfo
-  lock: $dev/os-update.lock
-  os_release: $dev/os-release
-CFG
+. "$REPO/bench/fake-device.sh"
+make_device() {  # dir v1-image: slot A holds v1 (version 1.0.0), the bench's key and boot file
+  make_fake_device "$1" "$2" boot.vmlinuz bench "$PWD/keys/public.pem"
 }
 

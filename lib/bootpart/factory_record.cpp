@@ -23,19 +23,6 @@ uint64_t Le(const uint8_t* p, int bytes) {
   return v;
 }
 
-Result PReadExact(int fd, std::span<uint8_t> buf, uint64_t offset, const std::string& what) {
-  size_t done = 0;
-  while (done < buf.size()) {
-    const ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done,
-                              static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("Failed to read " + what);
-    if (n == 0) return DeviceError("Failed to read " + what + ": it ends early");
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
 // The files an install would have listed: the slot snippet and the record are the
 // bootloader's and os-update's own, not the bundle's.
 Expected<std::vector<FileEntry>> BootFiles(const std::string& dir) {

@@ -58,6 +58,19 @@ Result PWriteAll(int fd, std::span<const uint8_t> data, uint64_t offset, const s
   return {};
 }
 
+Result PReadExact(int fd, std::span<uint8_t> data, uint64_t offset, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pread(fd, data.data() + done, data.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("Failed to read " + what);
+    if (n == 0) return DeviceError("Failed to read " + what + ": it ends early");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
 Expected<size_t> ReadFull(int fd, std::span<uint8_t> data, const std::string& what) {
   size_t done = 0;
   while (done < data.size()) {

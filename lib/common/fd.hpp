@@ -40,6 +40,8 @@ class Fd {
 Result WriteAll(int fd, std::span<const uint8_t> data, const std::string& what);
 // pwrite(2) all of data at offset.
 Result PWriteAll(int fd, std::span<const uint8_t> data, uint64_t offset, const std::string& what);
+// pread(2) exactly data.size() bytes at offset: a file that ends before is a Device error.
+Result PReadExact(int fd, std::span<uint8_t> data, uint64_t offset, const std::string& what);
 // Reads up to data.size() bytes, retrying EINTR and short reads until EOF; returns bytes read.
 Expected<size_t> ReadFull(int fd, std::span<uint8_t> data, const std::string& what);
 

@@ -25,19 +25,6 @@ struct DigestHash {
   }
 };
 
-Result PreadAll(int fd, uint64_t offset, std::span<uint8_t> out, const std::string& what) {
-  size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("Failed to read " + what);
-    if (n == 0) return DeviceError("Failed to read " + what + ": it ends early");
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
 // [offset, offset + size) of an fd, for the chunker.
 class RegionReader final : public Reader {
  public:
@@ -46,7 +33,7 @@ class RegionReader final : public Reader {
   Expected<size_t> Read(std::span<uint8_t> out) override {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), end_ - pos_));
     if (n == 0) return size_t{0};
-    if (auto r = PreadAll(fd_, pos_, out.first(n), what_); !r) return r.error();
+    if (auto r = PReadExact(fd_, out.first(n), pos_, what_); !r) return r.error();
     pos_ += n;
     return n;
   }
@@ -195,7 +182,7 @@ class PlannedImage final : public Reader {
           if (!opened) return opened.error();
           fd = std::make_unique<Fd>(std::move(opened).value());
         }
-        if (auto r = PreadAll(fd->get(), li.offset + s.offset, chunk_, li.name); !r) return r;
+        if (auto r = PReadExact(fd->get(), chunk_, li.offset + s.offset, li.name); !r) return r;
         if (DigestOf(chunk_) != c.sha256)
           return VerificationError(what + ": " + li.name + " no longer holds it at byte " +
                                    std::to_string(s.offset) + " (the slot changed)");

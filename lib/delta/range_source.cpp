@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -49,8 +50,10 @@ class FileRanges final : public RangeSource {
 
 class RangeReader final : public Reader {
  public:
-  RangeReader(RangeSource& source, uint64_t offset, uint64_t length, size_t piece)
-      : source_(source), next_(offset), end_(offset + length), piece_(piece) {}
+  RangeReader(RangeSource& source, uint64_t offset, uint64_t length, size_t piece,
+              size_t max_piece)
+      : source_(source), next_(offset), end_(offset + length), piece_(piece),
+        max_piece_(std::max(piece, max_piece)) {}
   Expected<size_t> Read(std::span<uint8_t> out) override {
     if (pos_ == buf_.size()) {
       if (next_ == end_) return size_t{0};
@@ -58,6 +61,7 @@ class RangeReader final : public Reader {
       if (auto r = source_.Read(next_, buf_); !r) return r.error();
       next_ += buf_.size();
       pos_ = 0;
+      piece_ = std::min(piece_ * 2, max_piece_);
     }
     const size_t n = std::min(out.size(), buf_.size() - pos_);
     std::copy_n(buf_.data() + pos_, n, out.data());
@@ -68,7 +72,7 @@ class RangeReader final : public Reader {
  private:
   RangeSource& source_;
   uint64_t next_, end_;
-  size_t piece_, pos_ = 0;
+  size_t piece_, max_piece_, pos_ = 0;
   std::vector<uint8_t> buf_;
 };
 
@@ -85,8 +89,8 @@ Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
 }
 
 std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
-                                        size_t piece) {
-  return std::make_unique<RangeReader>(source, offset, length, piece);
+                                        size_t piece, size_t max_piece) {
+  return std::make_unique<RangeReader>(source, offset, length, piece, max_piece);
 }
 
 }  // namespace osu

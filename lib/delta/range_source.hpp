@@ -33,8 +33,9 @@ class RangeSource {
 Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
                                                        const SourceOptions& options);
 
-// Reads [offset, offset + length) of `source` front to back, `piece` bytes per request.
+// Reads [offset, offset + length) of `source` front to back, `piece` bytes in the first
+// request, each next one twice the last up to `max_piece` (0: always `piece`).
 std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
-                                        size_t piece);
+                                        size_t piece, size_t max_piece = 0);
 
 }  // namespace osu

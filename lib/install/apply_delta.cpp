@@ -21,33 +21,12 @@ namespace {
 // short names and sizes below 8 GiB) and data padded to 512 bytes.
 uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
 
-// Reads the front of the bundle in growing ranges (64 KiB, doubling up to 1 MiB): what is
+// The front of the bundle (or a patch) in growing ranges, 64 KiB doubling up to 1 MiB: what is
 // read past the index (and dictionary) is image bytes a partial fetch may not need, so the
 // last range stays small.
-class FrontReader final : public Reader {
- public:
-  FrontReader(RangeSource& source, uint64_t size) : source_(source), size_(size) {}
-  Expected<size_t> Read(std::span<uint8_t> out) override {
-    if (pos_ == buf_.size()) {
-      if (next_ == size_) return size_t{0};
-      buf_.resize(static_cast<size_t>(std::min<uint64_t>(piece_, size_ - next_)));
-      if (auto r = source_.Read(next_, buf_); !r) return r.error();
-      next_ += buf_.size();
-      pos_ = 0;
-      piece_ = std::min<uint64_t>(piece_ * 2, 1u << 20);
-    }
-    const size_t n = std::min(out.size(), buf_.size() - pos_);
-    std::copy_n(buf_.data() + pos_, n, out.data());
-    pos_ += n;
-    return n;
-  }
-
- private:
-  RangeSource& source_;
-  uint64_t size_, next_ = 0, piece_ = 64u << 10;
-  size_t pos_ = 0;
-  std::vector<uint8_t> buf_;
-};
+std::unique_ptr<Reader> FrontReader(RangeSource& source, uint64_t size) {
+  return MakeRangeReader(source, 0, size, 64u << 10, 1u << 20);
+}
 
 Expected<std::string> FileSha256(const std::string& path) {
   auto fd = Fd::Open(path, O_RDONLY);
@@ -206,7 +185,7 @@ class DeltaContent final : public SlotContent {
     PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
                             b_.manifest().image.size, state_.config.keys};
     auto reader = OpenPatchedImage(
-        base_slot, std::make_unique<FrontReader>(*patch_ranges_, *size), expect, where);
+        base_slot, FrontReader(*patch_ranges_, *size), expect, where);
     if (!reader) return not_used(reader.error());
     patch_ = std::move(reader).value();
     patched_ = true;
@@ -275,8 +254,8 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     return VerificationError(InQuotes(request.where) + " (against its TUF target): size mismatch (expected " +
                              std::to_string(*request.target_length) + " bytes, got " + std::to_string(*size) + ")");
 
-  FrontReader front(ranges, *size);
-  auto bundle = OpenRequestedBundle(front, request, state.config);
+  auto front = FrontReader(ranges, *size);
+  auto bundle = OpenRequestedBundle(*front, request, state.config);
   if (!bundle) {
     // Signature and manifest errors are the same in a full download: no point in one.
     if (bundle.error().kind() == ErrorKind::Verification) return bundle.error();
