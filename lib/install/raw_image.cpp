@@ -10,10 +10,15 @@
 namespace osu {
 
 Result CheckUnsignedImageAllowed(const Config& config, const std::string& where) {
+  const std::string path = config.path.empty() ? std::string(kDefaultConfigPath) : config.path;
+  // TUF mode installs only what its signed targets list: a raw image never is such a target,
+  // so update.allow_unsigned_ssh cannot open a way around the metadata.
+  if (!config.tuf_root.empty())
+    return VerificationError("'" + where + "' serves an unsigned raw image; TUF mode (tuf.root in '" +
+                             path + "') installs only bundles its targets metadata lists");
   if (config.allow_unsigned_ssh) return {};
   return VerificationError("'" + where + "' serves an unsigned raw image; set update.allow_unsigned_ssh: true in '" +
-                           (config.path.empty() ? std::string(kDefaultConfigPath) : config.path) +
-                           "' to accept it");
+                           path + "' to accept it");
 }
 
 Expected<ApplyResult> ApplyRawImage(const SystemState& state, BootEnv& env, Reader& image,

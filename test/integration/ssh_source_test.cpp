@@ -113,6 +113,23 @@ TEST_CASE("ssh: without update.allow_unsigned_ssh nothing is fetched or changed 
   CHECK_THAT(check.err, Catch::Contains("--check needs a signed bundle"));
 }
 
+TEST_CASE("ssh: TUF mode refuses a raw image even with update.allow_unsigned_ssh (exit 2)", "[ssh][tuf]") {
+  FakeDevice d;
+  const std::string image = d.MakeImage("eos.raw.dev", kImageSize, 54);
+  SshServer sshd("cat '" + image + "'");
+  WriteFile(d.path("root.json"), "{}");
+  d.WriteConfig("tuf:\n  root: " + d.path("root.json") + "\n", "demo-x86_64",
+                SshConfig(sshd, sshd.device_key(), true));
+  const std::string before = Everything(d);
+  auto r = RunUpdate({"--config", d.config(), "--apply"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 2);
+  CHECK(HasOneErrorLine(r.err));
+  CHECK_THAT(r.err, Catch::Contains("installs only bundles its targets metadata lists"));
+  CHECK(Everything(d) == before);
+  CHECK_THAT(sshd.Log(), !Catch::Contains("Accepted publickey"));  // not even connected
+}
+
 TEST_CASE("ssh: a key the server refuses, or a host key not in known_hosts: exit 3", "[ssh]") {
   FakeDevice d;
   const std::string image = d.MakeImage("eos.raw.dev", kImageSize, 53);
