@@ -85,6 +85,12 @@ Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
   if (!path) return std::unique_ptr<RangeSource>();
   auto fd = Fd::Open(*path, O_RDONLY);
   if (!fd) return Error(ErrorKind::Source, fd.error().message());
+  // A bundle on a block device or a pipe (a medium written with dd, /dev/vdb) has no file size
+  // to range over, and reading it whole is as cheap as a partial fetch: front to back only.
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0)
+    return ErrnoError("Failed to stat bundle '" + *path + "'", errno, ErrorKind::Source);
+  if (!S_ISREG(st.st_mode)) return std::unique_ptr<RangeSource>();
   return std::unique_ptr<RangeSource>(std::make_unique<FileRanges>(std::move(fd).value(), *path));
 }
 

@@ -28,8 +28,8 @@ class RangeSource {
   virtual uint64_t bytes() const = 0;     // bytes received so far
 };
 
-// A path, file://PATH or http(s)://; nullptr for other sources (stdin, ssh://), which are read
-// front to back only.
+// A path, file://PATH or http(s)://; nullptr for other sources (stdin, ssh://, a path that is
+// a block device or a pipe), which are read front to back only.
 Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
                                                        const SourceOptions& options);
 

@@ -53,6 +53,25 @@ TEST_CASE("apply onto a loop device writes the slot's partition node", "[root][a
   CHECK(d.Snapshot() == before);
 }
 
+TEST_CASE("a partial-fetch bundle on a block device (a medium written with dd) is read whole", "[root][apply][delta]") {
+  SkipUnlessRoot("a bundle on a loop device");
+  FakeDevice d;
+  const std::string image = d.MakeImage("rootfs.img", 8u << 20, 33);
+  const std::string bundle = d.MakeBundle("v2.osu", image, "2.0", "zstd");  // chunked
+  // As on a USB stick or a second disk: the bundle, then zeros up to whole sectors.
+  MustRun("cp '" + bundle + "' '" + d.path("medium.img") + "' && truncate -s %1M '" +
+          d.path("medium.img") + "'");
+  std::string medium = MustRun("losetup -f --show '" + d.path("medium.img") + "'");
+  while (!medium.empty() && (medium.back() == '\n' || medium.back() == ' ')) medium.pop_back();
+  Cleanup detach{[&] { Run("losetup -d " + medium); }};
+
+  auto r = RunUpdate({"--config", d.config(), "--apply", medium, "--no-activate", "--json"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"way\":\"full\""));
+  CHECK(d.RegionSha256(d.SlotB(), 8u << 20) == Sha256OfFile(image));
+}
+
 TEST_CASE("apply refuses a mounted target slot and changes nothing", "[root][apply][bad]") {
   SkipUnlessRoot("mounting a slot");
   RequireTool("mkfs.ext4");
