@@ -1,6 +1,7 @@
 // SHA-256 of streamed data (OpenSSL behind it: platform/openssl).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -26,6 +27,8 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::span<const uint8_t> data);
+// The 32 bytes themselves, one shot: for many small pieces (no hex string and back).
+std::array<uint8_t, 32> Sha256Raw(std::span<const uint8_t> data);
 std::string Sha256Hex(const std::string& data);
 
 }  // namespace osu

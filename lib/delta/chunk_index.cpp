@@ -9,9 +9,10 @@ namespace osu {
 namespace {
 
 constexpr char kMagic[8] = {'O', 'S', 'U', 'C', 'H', 'I', 'D', 'X'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeader = 8 + 4 * 4 + 8 + 8;
-constexpr size_t kEntry = 4 + 4 + 32;
+// Bytes of digest a chunk carries in each version (1: the whole sha256).
+constexpr size_t DigestBytes(uint64_t version) { return version == 1 ? 32 : 16; }
 // No chunker setting outside these bounds is ever written; a wider one is a forged index.
 constexpr uint32_t kMaxChunk = 4u << 20;
 
@@ -31,10 +32,9 @@ uint64_t Get(const std::string& s, size_t pos, int bytes) {
 std::string ChunkIndexName(const std::string& image_member) { return image_member + ".index"; }
 
 Digest DigestOf(std::span<const uint8_t> data) {
-  const std::string hex = Sha256Hex(data);
-  Digest d{};
-  for (size_t i = 0; i < d.size(); ++i)
-    d[i] = static_cast<uint8_t>(std::stoul(hex.substr(i * 2, 2), nullptr, 16));
+  const auto full = Sha256Raw(data);
+  Digest d;
+  std::memcpy(d.data(), full.data(), d.size());
   return d;
 }
 
@@ -49,7 +49,7 @@ std::string SerializeChunkIndex(const ChunkIndex& index) {
   for (const auto& c : index.chunks) {
     Put(s, c.size, 4);
     Put(s, c.compressed_size, 4);
-    s.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
+    s.append(reinterpret_cast<const char*>(c.digest.data()), c.digest.size());
   }
   return s;
 }
@@ -60,7 +60,10 @@ Expected<ChunkIndex> ParseChunkIndex(const std::string& b, const std::string& wh
   };
   if (b.size() < kHeader || std::memcmp(b.data(), kMagic, sizeof kMagic) != 0)
     return bad("not an os-update chunk index");
-  if (Get(b, 8, 4) != kVersion) return bad("unsupported version " + std::to_string(Get(b, 8, 4)));
+  const uint64_t version = Get(b, 8, 4);
+  if (version != 1 && version != kVersion)
+    return bad("unsupported version " + std::to_string(version));
+  const size_t entry = 4 + 4 + DigestBytes(version);
   ChunkIndex idx;
   idx.sizes.min = static_cast<uint32_t>(Get(b, 12, 4));
   idx.sizes.avg = static_cast<uint32_t>(Get(b, 16, 4));
@@ -71,17 +74,17 @@ Expected<ChunkIndex> ParseChunkIndex(const std::string& b, const std::string& wh
     return bad("chunk sizes out of range");
   idx.image_size = Get(b, 24, 8);
   const uint64_t count = Get(b, 32, 8);
-  if (count > (b.size() - kHeader) / kEntry || b.size() != kHeader + count * kEntry)
+  if (count > (b.size() - kHeader) / entry || b.size() != kHeader + count * entry)
     return bad("size " + std::to_string(b.size()) + " does not match its " +
                std::to_string(count) + " chunks");
   idx.chunks.resize(count);
   uint64_t offset = 0, compressed = 0;
   for (size_t i = 0; i < count; ++i) {
-    const size_t p = kHeader + i * kEntry;
+    const size_t p = kHeader + i * entry;
     ChunkEntry& c = idx.chunks[i];
     c.size = static_cast<uint32_t>(Get(b, p, 4));
     c.compressed_size = static_cast<uint32_t>(Get(b, p + 4, 4));
-    std::memcpy(c.sha256.data(), b.data() + p + 8, 32);
+    std::memcpy(c.digest.data(), b.data() + p + 8, c.digest.size());
     if (c.size == 0 || c.size > idx.sizes.max || c.compressed_size == 0 ||
         c.compressed_size > kMaxChunk + (kMaxChunk >> 7) + 1024)
       return bad("chunk " + std::to_string(i) + " has an impossible size");

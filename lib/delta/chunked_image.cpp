@@ -119,7 +119,7 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
     ChunkEntry e;
     e.offset = offset;
     e.size = static_cast<uint32_t>(data.size());
-    e.sha256 = DigestOf(data);
+    e.digest = DigestOf(data);
     index.chunks.push_back(e);
     batch.emplace_back(data.begin(), data.end());
     return batch.size() == kBatch ? flush() : Result{};

@@ -55,7 +55,7 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
   // Each distinct chunk the image needs, with the first chunk that has it.
   std::unordered_map<Digest, size_t, DigestHash> wanted;
   wanted.reserve(index.chunks.size());
-  for (size_t i = 0; i < index.chunks.size(); ++i) wanted.emplace(index.chunks[i].sha256, i);
+  for (size_t i = 0; i < index.chunks.size(); ++i) wanted.emplace(index.chunks[i].digest, i);
   // Where each wanted digest was found: (local, offset); the booted slot is scanned first.
   struct Found {
     uint8_t local;
@@ -92,7 +92,7 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
   for (size_t l = 0; l < locals.size(); ++l) {
     if (!warnings[l].empty() && warn) warn(warnings[l]);
     for (const auto& [chunk, offset] : hits[l]) {
-      auto& v = found[index.chunks[chunk].sha256];
+      auto& v = found[index.chunks[chunk].digest];
       if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(l), offset});
     }
   }
@@ -102,7 +102,7 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
   for (size_t i = 0; i < index.chunks.size(); ++i) {
     const ChunkEntry& c = index.chunks[i];
     DeltaPlan::Source& s = plan.sources[i];
-    if (auto it = found.find(c.sha256); it != found.end()) {
+    if (auto it = found.find(c.digest); it != found.end()) {
       for (const Found& f : it->second) {
         if (locals[f.local].is_target && f.offset < c.offset) continue;
         s = DeltaPlan::Source{DeltaPlan::From::Local, f.local, f.offset};
@@ -117,7 +117,7 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
         std::vector<uint8_t> zeros(c.size, 0);
         z = zero_digest.emplace(c.size, DigestOf(zeros)).first;
       }
-      if (z->second == c.sha256) {
+      if (z->second == c.digest) {
         s.from = DeltaPlan::From::Zero;
         plan.zero_bytes += c.size;
         continue;
@@ -183,7 +183,7 @@ class PlannedImage final : public Reader {
           fd = std::make_unique<Fd>(std::move(opened).value());
         }
         if (auto r = PReadExact(fd->get(), chunk_, li.offset + s.offset, li.name); !r) return r;
-        if (DigestOf(chunk_) != c.sha256)
+        if (DigestOf(chunk_) != c.digest)
           return VerificationError(what + ": " + li.name + " no longer holds it at byte " +
                                    std::to_string(s.offset) + " (the slot changed)");
         break;
@@ -215,7 +215,7 @@ class PlannedImage final : public Reader {
     const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
                                          c.compressed_size);
     if (auto r = ZstdDecompressFrame(frame, chunk_, dictionary_); !r) return r.error().Context(what);
-    if (DigestOf(chunk_) != c.sha256)
+    if (DigestOf(chunk_) != c.digest)
       return VerificationError(what + ": the fetched bytes do not match the signed index");
     return {};
   }

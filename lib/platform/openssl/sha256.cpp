@@ -61,6 +61,17 @@ std::string Sha256Hex(std::span<const uint8_t> data) {
   return h.HexDigest();
 }
 
+std::array<uint8_t, 32> Sha256Raw(std::span<const uint8_t> data) {
+  // Fetched once (the implicit fetch of EVP_sha256() costs ~0.35 us a call here).
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  if (!md || EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr) != 1 ||
+      len != out.size())
+    Fatal("digest");
+  return out;
+}
+
 std::string Sha256Hex(const std::string& data) {
   Sha256 h;
   h.Update(data);
