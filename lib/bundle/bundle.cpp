@@ -253,18 +253,25 @@ struct BundleOpener {
     if (!parsed) return parsed.error().Context(Q(where));
     b->manifest_ = std::move(parsed).value();
     if (head_only) return b;
-    if (const auto& index = b->manifest_.index) {
-      auto bytes = ReadChecked(*b, "chunk index", *index, kIndexLimit);
+    if (auto r = ReadIndex(*b); !r) return r.error();
+    return b;
+  }
+
+  // The members between the signature and the boot files: the chunk index and dictionary.
+  static Result ReadIndex(BundleReader& b) {
+    if (const auto& index = b.manifest_.index) {
+      auto bytes = ReadChecked(b, "chunk index", *index, kIndexLimit);
       if (!bytes) return bytes.error();
-      b->index_ = std::move(bytes).value();
+      b.index_ = std::move(bytes).value();
     }
     // The dictionary is checked whole before any frame is decoded with it.
-    if (const auto& dict = b->manifest_.dictionary) {
-      auto bytes = ReadChecked(*b, "zstd dictionary", *dict, kDictionaryLimit);
+    if (const auto& dict = b.manifest_.dictionary) {
+      auto bytes = ReadChecked(b, "zstd dictionary", *dict, kDictionaryLimit);
       if (!bytes) return bytes.error();
-      b->dictionary_ = std::move(bytes).value();
+      b.dictionary_ = std::move(bytes).value();
     }
-    return b;
+    b.head_only_ = false;
+    return {};
   }
 
   // The next member, `entry` of the manifest, read whole and checked against its size (at
@@ -322,6 +329,16 @@ Expected<std::unique_ptr<BundleReader>> BundleReader::OpenHead(
 Expected<std::unique_ptr<BundleReader>> BundleReader::OpenWithManifestSha256(
     Reader& source, const std::string& where, const std::string& manifest_sha256) {
   return BundleOpener::Open(source, where, nullptr, &manifest_sha256);
+}
+
+Expected<std::unique_ptr<BundleReader>> BundleReader::OpenHeadWithManifestSha256(
+    Reader& source, const std::string& where, const std::string& manifest_sha256) {
+  return BundleOpener::Open(source, where, nullptr, &manifest_sha256, true);
+}
+
+Result BundleReader::ReadIndex() {
+  if (!head_only_) return UsageError("BundleReader::ReadIndex() after the head was read on");
+  return BundleOpener::ReadIndex(*this);
 }
 
 Expected<std::unique_ptr<BundleReader>> BundleReader::OpenUnverified(Reader& source,

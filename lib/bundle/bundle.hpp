@@ -30,9 +30,15 @@ class BundleReader {
   // lists (custom.manifest_sha256); the signature member, if any, is not looked at.
   static Expected<std::unique_ptr<BundleReader>> OpenWithManifestSha256(
       Reader& source, const std::string& where, const std::string& manifest_sha256);
-  // Same, but without a signature check (os-update-bundle info): signature may be absent.
+  static Expected<std::unique_ptr<BundleReader>> OpenHeadWithManifestSha256(
+      Reader& source, const std::string& where, const std::string& manifest_sha256);
+  // Without a signature check (os-update-bundle info): signature may be absent.
   static Expected<std::unique_ptr<BundleReader>> OpenUnverified(Reader& source,
                                                                 const std::string& where);
+  // After an OpenHead*: reads on through the chunk index and dictionary (checked as Open
+  // checks them); the reader is then as Open leaves it. A patch needs neither: a device
+  // that takes one never downloads the index.
+  Result ReadIndex();
   ~BundleReader();
 
   const Manifest& manifest() const { return manifest_; }

@@ -209,6 +209,13 @@ Expected<std::unique_ptr<BundleReader>> OpenRequestedBundle(Reader& source, cons
   return BundleReader::Open(source, request.where, config.keys);
 }
 
+Expected<std::unique_ptr<BundleReader>> OpenRequestedHead(Reader& source, const ApplyRequest& request,
+                                                          const Config& config) {
+  if (!request.manifest_sha256.empty())
+    return BundleReader::OpenHeadWithManifestSha256(source, request.where, request.manifest_sha256);
+  return BundleReader::OpenHead(source, request.where, config.keys);
+}
+
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter) {
   // Invariants 5 and 1: no trial pending; the target is neither committed nor mounted.

@@ -101,6 +101,9 @@ void ReportUnchanged(const CopyOptions& copy, const CopyStats& stats, const Repo
 // manifest sha256 before its manifest is parsed.
 Expected<std::unique_ptr<BundleReader>> OpenRequestedBundle(Reader& source, const ApplyRequest& request,
                                                             const Config& config);
+// The same check, the manifest and signature only (BundleReader::OpenHead*).
+Expected<std::unique_ptr<BundleReader>> OpenRequestedHead(Reader& source, const ApplyRequest& request,
+                                                          const Config& config);
 
 Expected<ApplyResult> Apply(const SystemState& state, BootEnv& env, Reader& source,
                             const ApplyRequest& request, const Reporter& reporter);

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <optional>
 
 #include "bundle/bundle.hpp"
 #include "bundle/checked_reader.hpp"
@@ -42,12 +44,16 @@ Expected<std::string> FileSha256(const std::string& path) {
   }
 }
 
+// The chunk index, read from the bundle the first time the chunks are needed (a patch does
+// without it).
+using IndexLoader = std::function<Expected<const ChunkIndex*>()>;
+
 class DeltaContent final : public SlotContent {
  public:
-  DeltaContent(const SystemState& state, const BundleReader& b, const ChunkIndex& index,
+  DeltaContent(const SystemState& state, const BundleReader& b, IndexLoader index,
                RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
                std::string uri, SourceOptions options, bool try_patch)
-      : state_(state), b_(b), index_(index), source_(source),
+      : state_(state), b_(b), load_index_(std::move(index)), source_(source),
         boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
         uri_(std::move(uri)), options_(std::move(options)), try_patch_(try_patch) {}
 
@@ -64,6 +70,9 @@ class DeltaContent final : public SlotContent {
 
   Result Prepare(const Reporter& reporter) override {
     if (TryPatch(reporter)) return {};
+    auto index = load_index_();
+    if (!index) return Fail(index.error());
+    index_ = *index;
     if (!b_.dictionary_bytes().empty()) {
       auto dict = ZstdDictionary::ForDecoding(AsBytes(b_.dictionary_bytes()));
       if (!dict) return Fail(dict.error());
@@ -77,21 +86,21 @@ class DeltaContent final : public SlotContent {
       // The booted slot: its verified image. The target: whatever it holds, every chunk is
       // checked anyway.
       if (id == state_.booted && rec && rec->state == SlotState::Verified) li.size = rec->size;
-      if (id == target) li.size = std::min(slot.part.size, index_.image_size);
+      if (id == target) li.size = std::min(slot.part.size, index_->image_size);
       if (li.size > 0) locals_.push_back(li);
     }
-    plan_ = PlanDelta(index_, locals_, 64u << 10, 8u << 20,
+    plan_ = PlanDelta(*index_, locals_, 64u << 10, 8u << 20,
                       [&](const std::string& line) { reporter.Info(line); });
     std::string reused;
     for (size_t i = 0; i < locals_.size(); ++i)
       reused += ", " + HumanBytes(plan_.reused[i]) + " from " + locals_[i].name;
     reporter.Info("Partial fetch: " + std::to_string(plan_.fetch_bytes) + " bytes (" +
                   HumanBytes(plan_.fetch_bytes) + ") of the image's " +
-                  HumanBytes(index_.compressed_size) + " to download in " +
+                  HumanBytes(index_->compressed_size) + " to download in " +
                   std::to_string(plan_.ranges.size()) + " ranges; reusing" + reused.substr(1) +
                   ", " + HumanBytes(plan_.zero_bytes) + " of zeros");
     // Past this share, merged ranges and a later fallback could cost more than the whole.
-    if (plan_.fetch_bytes > index_.compressed_size / 10 * 9)
+    if (plan_.fetch_bytes > index_->compressed_size / 10 * 9)
       return Fail(SourceError("the device holds too little of the new image: a full download is cheaper"));
     return {};
   }
@@ -122,7 +131,7 @@ class DeltaContent final : public SlotContent {
 
   Expected<Reader*> Image() override {
     if (patch_) image_ = std::move(patch_);
-    else image_ = MakePlannedImage(index_, plan_, locals_, source_, image_offset_,
+    else image_ = MakePlannedImage(*index_, plan_, locals_, source_, image_offset_,
                                    dictionary_ ? &*dictionary_ : nullptr, &counters_);
     failing_ = std::make_unique<Marker>(*image_, *this);
     return failing_.get();
@@ -214,7 +223,8 @@ class DeltaContent final : public SlotContent {
 
   const SystemState& state_;
   const BundleReader& b_;
-  const ChunkIndex& index_;
+  IndexLoader load_index_;
+  const ChunkIndex* index_ = nullptr;
   RangeSource& source_;
   std::vector<uint64_t> boot_offsets_;
   uint64_t image_offset_;
@@ -254,39 +264,57 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     return VerificationError(InQuotes(request.where) + " (against its TUF target): size mismatch (expected " +
                              std::to_string(*request.target_length) + " bytes, got " + std::to_string(*size) + ")");
 
+  // The head only (manifest, signature): the index is fetched when the chunks are needed.
   auto front = FrontReader(ranges, *size);
-  auto bundle = OpenRequestedBundle(*front, request, state.config);
+  auto bundle = OpenRequestedHead(*front, request, state.config);
   if (!bundle) {
     // Signature and manifest errors are the same in a full download: no point in one.
     if (bundle.error().kind() == ErrorKind::Verification) return bundle.error();
     return fall_back(bundle.error().message());
   }
-  const BundleReader& b = **bundle;
+  BundleReader& b = **bundle;
   const Manifest& m = b.manifest();
   if (!m.index) return None();  // made with --no-chunks or before chunks: the full path
-  auto index = ParseChunkIndex(b.index_bytes(), request.where);
-  if (!index) return fall_back(index.error().message());
-  if (index->image_size != m.image.size)
-    return fall_back("the chunk index describes an image of " + std::to_string(index->image_size) +
-                     " bytes, the manifest one of " + std::to_string(m.image.size));
 
+  // Where the members are, from the manifest's sizes.
   uint64_t at = MemberSpan(b.manifest_bytes().size()) + MemberSpan(b.signature().size()) +
-                MemberSpan(b.index_bytes().size());
-  if (m.dictionary) at += MemberSpan(b.dictionary_bytes().size());
+                MemberSpan(m.index->size);
+  if (m.dictionary) at += MemberSpan(m.dictionary->size);
   std::vector<uint64_t> boot_offsets;
   for (const auto& f : m.boot_files) {
     boot_offsets.push_back(at + 512);
     at += MemberSpan(f.size);
   }
   const uint64_t image_offset = at + 512;
-  if (image_offset + index->compressed_size > *size)
-    return fall_back("the bundle is " + std::to_string(*size) + " bytes, too short for its chunk index");
+  if (image_offset > *size)
+    return fall_back("the bundle is " + std::to_string(*size) + " bytes, too short for its members");
+
+  std::optional<ChunkIndex> index;
+  bool index_refused = false;  // its bytes are not the signed ones: a full download has them too
+  IndexLoader load_index = [&]() -> Expected<const ChunkIndex*> {
+    if (index) return &*index;
+    if (auto r = b.ReadIndex(); !r) {
+      index_refused = r.error().kind() == ErrorKind::Verification;
+      return r.error();
+    }
+    auto parsed = ParseChunkIndex(b.index_bytes(), request.where);
+    if (!parsed) return parsed.error();
+    if (parsed->image_size != m.image.size)
+      return SourceError("the chunk index describes an image of " +
+                         std::to_string(parsed->image_size) + " bytes, the manifest one of " +
+                         std::to_string(m.image.size));
+    if (image_offset + parsed->compressed_size > *size)
+      return SourceError("the bundle is " + std::to_string(*size) +
+                         " bytes, too short for its chunk index");
+    index = std::move(parsed).value();
+    return &*index;
+  };
 
   // The patch first; a patch that fails while decoding (truncated, tampered, the base slot
   // changed) is a warning and the chunks are tried: the target slot is written again.
   uint64_t patch_fetched = 0, patch_requests = 0;
   for (const bool try_patch : {true, false}) {
-    DeltaContent content(state, b, *index, ranges, boot_offsets, image_offset, uri, options,
+    DeltaContent content(state, b, load_index, ranges, boot_offsets, image_offset, uri, options,
                          try_patch);
     auto result = InstallContent(state, env, b, content, request, reporter);
     patch_fetched += content.patch_bytes();
@@ -297,6 +325,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
                       result.error().message());
         continue;
       }
+      if (index_refused) return result.error();
       if (content.failed() || result.error().kind() == ErrorKind::Verification ||
           result.error().kind() == ErrorKind::Source)
         if (!request.dry_run || content.failed()) return fall_back(result.error().message());

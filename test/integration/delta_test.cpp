@@ -325,6 +325,52 @@ TEST_CASE("patch: over http from nginx in growing single-range GETs", "[delta][h
   CHECK_THAT(nginx.AccessLog(), Catch::Contains("GET /" + patch_name + " 206"));
   CheckAppliedV2(f, r);
 }
+
+TEST_CASE("patch: a device that takes the patch never downloads the bundle's chunk index",
+          "[delta][http]") {
+  // 1 KiB chunks: an index of ~100 KiB, past the bundle's first 64 KiB range. The
+  // patch way needs the manifest only; the index is read when the chunks are needed.
+  FakeDevice d;
+  const std::string v1 = d.MakeImage("v1.img", kSize, 7);
+  const std::string v2 = ChangedImage(d, v1);
+  const std::vector<std::string> small{"--chunk-size", "1024"};
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", small);
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", small);
+  RunningV1InB(d, b1);
+  const std::string patch = MakePatch(d, b1, v1, b2);
+  NginxServer nginx;
+  std::filesystem::copy_file(b2, nginx.root() + "/v2.osu");
+  std::filesystem::copy_file(patch, nginx.root() + "/" + std::filesystem::path(patch).filename().string());
+  auto bundle_bytes = [&] {
+    uint64_t sent = 0;
+    std::istringstream log(nginx.AccessLog());
+    for (std::string method, uri, status; log >> method >> uri >> status;) {
+      uint64_t bytes = 0;
+      log >> bytes;
+      if (uri == "/v2.osu") sent += bytes;
+      log.ignore(1 << 20, '\n');
+    }
+    return sent;
+  };
+
+  SECTION("patch: the bundle's first range only") {
+    auto r = Update(d, {"--apply", nginx.Url("v2.osu"), "--no-activate", "--json"});
+    INFO(r.out << r.err << nginx.AccessLog());
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    CHECK(bundle_bytes() <= (64u << 10) + 1);  // a 1-byte probe for its size, the first range
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+  }
+  SECTION("a patch for another base: the index is fetched then, and the chunks taken") {
+    std::filesystem::remove(nginx.root() + "/" + std::filesystem::path(patch).filename().string());
+    auto r = Update(d, {"--apply", nginx.Url("v2.osu"), "--no-activate", "--json"});
+    INFO(r.out << r.err << nginx.AccessLog());
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(bundle_bytes() > 96u << 10);  // the index came too
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+  }
+}
 namespace {
 
 // Text-like records (a small vocabulary): what a zstd dictionary can learn from.
