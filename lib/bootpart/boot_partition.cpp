@@ -19,6 +19,7 @@ namespace osu {
 namespace {
 
 constexpr const char* kRecordName = "record.yml";
+constexpr const char* kChunkListName = "chunks.idx";
 
 Record InvalidRecord(SlotId slot, const std::string& reason) {
   Record bad;
@@ -50,6 +51,17 @@ Result Unlink(const std::string& path) {
 
 std::string BootPartition::SlotDirectory(SlotId slot) const {
   return path_ + "/osu/" + SlotLetter(slot);
+}
+
+std::optional<std::string> BootPartition::LoadChunkList(SlotId slot) const {
+  const std::string path = SlotDirectory(slot) + "/" + kChunkListName;
+  struct stat st {};
+  // A regular file (never through a symlink) of an index's size: 64 MiB is a 40 GiB image.
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20))
+    return std::nullopt;
+  auto bytes = ReadFile(path);
+  if (!bytes) return std::nullopt;
+  return std::move(bytes).value();
 }
 
 std::optional<Record> BootPartition::LoadRecord(SlotId slot) const {
@@ -153,6 +165,19 @@ std::string SlotInstall::StagedPath(const std::string& name) const {
   return dir_ + "/" + std::string(kStagedPrefix) + name + std::string(kStagedSuffix);
 }
 
+Result SlotInstall::StageChunkList(const std::string& index) {
+  const std::string tmp = StagedPath(kChunkListName);
+  auto fd = CreateStagedFile(tmp);
+  if (!fd) return fd.error();
+  Result r = WriteAll(fd->get(), std::span(reinterpret_cast<const uint8_t*>(index.data()), index.size()),
+                      "'" + tmp + "'");
+  if (r && ::fsync(fd->get()) != 0) r = ErrnoError("Failed to fsync '" + tmp + "'");
+  // Only a whole list goes into place; without one, the next partial fetch reads the slot.
+  if (!r) ::unlink(tmp.c_str());
+  chunk_list_staged_ = r.ok();
+  return r;
+}
+
 Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {
   const std::string tmp = StagedPath(entry.name);
   // A leftover (or a planted symlink) is removed, and the new file created exclusively and
@@ -193,6 +218,10 @@ Result SlotInstall::Finish(const std::optional<BootSnippet>& snippet,
     // Renamed and fsynced again (vfat), as InstallFile does; the directory once, below.
     if (auto r = RenameIntoPlace(staged, final_path); !r) return r;
   }
+  if (chunk_list_staged_) {
+    keep.insert(kChunkListName);
+    if (auto r = RenameIntoPlace(StagedPath(kChunkListName), dir_ + "/" + kChunkListName); !r) return r;
+  }
   for (const auto& name : ListDirectory(dir_))
     if (!keep.count(name))
       if (auto r = Unlink(dir_ + "/" + name); !r) return r;
@@ -216,6 +245,8 @@ Result SlotInstall::Finish(const std::optional<BootSnippet>& snippet,
 Error SlotInstall::Fail(const Error& error) {
   for (const auto& f : staged_) ::unlink(StagedPath(f.name).c_str());
   staged_.clear();
+  if (chunk_list_staged_) ::unlink(StagedPath(kChunkListName).c_str());
+  chunk_list_staged_ = false;
   Record invalid = record_;
   invalid.state = SlotState::Invalid;
   invalid.reason = error.message();

@@ -2,6 +2,8 @@
 //   <boot>/osu/<A|B>/record.yml            what is known of the slot (format: record/)
 //   <boot>/osu/<A|B>/<boot files>          kernel, initrd, ... as the signed manifest lists them
 //   <boot>/osu/<A|B>/grub.cfg | boot.env   the slot's bootloader snippet (root=, command line)
+//   <boot>/osu/<A|B>/chunks.idx            the chunk index of the slot's image, when its bundle
+//                                          had one (delta/chunk_index.hpp): where its chunks are
 //   <boot>/osu/rejected                    versions this device rolled back from, one a line
 // The bootloader env on the same partition belongs to bootenv/. Every file goes in through
 // InstallFile or the install transaction below: temp, fsync, rename, fsync again, fsync dir.
@@ -28,6 +30,9 @@ class BootPartition {
   // nullopt when the slot has no record. An unreadable or malformed record comes back as an
   // Invalid record whose reason says so: it never counts as verified.
   std::optional<Record> LoadRecord(SlotId slot) const;
+  // The slot's chunks.idx as stored (nullopt when there is none). Not trusted: a chunk found
+  // through it is hashed again before it is used.
+  std::optional<std::string> LoadChunkList(SlotId slot) const;
   Result SaveRecord(const Record& record) const;
 
   std::vector<std::string> RejectedVersions() const;
@@ -59,6 +64,9 @@ class SlotInstall {
   static Expected<SlotInstall> Begin(const BootPartition& boot, Record installing);
 
   Result StageBootFile(const FileEntry& entry, Reader& data);
+  // The image's chunk index (the bundle's, checked against its manifest), kept as chunks.idx
+  // so that the next partial fetch finds this slot's chunks without reading the whole slot.
+  Result StageChunkList(const std::string& index);
   // A raw image brings no boot files: an older install's must go before the slot is written.
   Result RemoveBootFiles();
   // `image_sha256`/`image_size`: what was verified on the slot.
@@ -76,6 +84,7 @@ class SlotInstall {
   Record record_;
   std::string dir_;
   std::vector<FileEntry> staged_;
+  bool chunk_list_staged_ = false;
 };
 
 }  // namespace osu

@@ -26,7 +26,7 @@ std::string Lower(std::string s) {
 // would replace it, or be replaced by it.
 const std::set<std::string>& ReservedNames() {
   static const std::set<std::string> names{"record.yml", "grub.cfg", "boot.env", "cmdline.txt",
-                                           kManifestMember, kSignatureMember};
+                                           "chunks.idx", kManifestMember, kSignatureMember};
   return names;
 }
 

@@ -19,6 +19,7 @@ struct ChunkSizes {
   uint32_t min = 4u << 10;
   uint32_t avg = 16u << 10;
   uint32_t max = 64u << 10;
+  bool operator==(const ChunkSizes&) const = default;
 };
 
 // The length of the chunk at the front of `data`. `data` is shorter than sizes.max only at

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -63,38 +64,66 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
   };
   std::unordered_map<Digest, std::vector<Found>, DigestHash> found;
 
-  // Each local on its own thread (the booted and the target slot: two devices or two regions,
-  // both cores); the hits are merged in locals' order afterwards.
-  std::vector<std::vector<std::pair<size_t, uint64_t>>> hits(locals.size());  // (chunk, offset)
-  std::vector<std::string> warnings(locals.size());
-  auto scan = [&](size_t l) {
-    const LocalImage& li = locals[l];
-    auto fd = Fd::Open(li.path, O_RDONLY);
-    if (!fd) {
-      warnings[l] = "Not looking for chunks in " + li.name + ": " + fd.error().message();
-      return;
+  // Each local cut into as many parts as there are cores (at least 32 MiB each), every part on
+  // its own thread; the hits are merged in locals' and parts' order afterwards. A part's chunking
+  // starts at its own first byte: around each seam a chunk or two may not be found (fetched).
+  struct Part {
+    size_t local;
+    uint64_t begin, end;
+  };
+  std::vector<Part> parts;
+  const uint64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::vector<std::pair<size_t, uint64_t>>> hits_of_known(locals.size());
+  for (size_t l = 0; l < locals.size(); ++l) {
+    if (const auto& known = locals[l].known) {
+      for (const ChunkEntry& c : known->chunks)
+        if (auto it = wanted.find(c.digest); it != wanted.end() && c.offset + c.size <= locals[l].size)
+          hits_of_known[l].emplace_back(it->second, c.offset);
+      continue;
     }
-    RegionReader reader(fd->get(), li.offset, li.size, li.name);
-    auto r = ForEachChunk(reader, li.size, index.sizes,
+    const uint64_t size = locals[l].size;
+    const uint64_t n = std::clamp<uint64_t>(size / (32u << 20), 1, cores);
+    for (uint64_t k = 0; k < n; ++k) parts.push_back(Part{l, size * k / n, size * (k + 1) / n});
+  }
+  std::vector<std::vector<std::pair<size_t, uint64_t>>> hits(parts.size());  // (chunk, offset)
+  std::vector<std::string> warnings(locals.size());
+  std::mutex warn_mu;
+  auto scan = [&](size_t p) {
+    const Part& part = parts[p];
+    const LocalImage& li = locals[part.local];
+    auto fail = [&](const std::string& what) {
+      std::lock_guard lock(warn_mu);
+      if (warnings[part.local].empty()) warnings[part.local] = what;
+    };
+    auto fd = Fd::Open(li.path, O_RDONLY);
+    if (!fd) return fail("Not looking for chunks in " + li.name + ": " + fd.error().message());
+    RegionReader reader(fd->get(), li.offset + part.begin, part.end - part.begin, li.name);
+    auto r = ForEachChunk(reader, part.end - part.begin, index.sizes,
                           [&](uint64_t offset, std::span<const uint8_t> data) -> Result {
                             if (auto it = wanted.find(DigestOf(data)); it != wanted.end())
-                              hits[l].emplace_back(it->second, offset);
+                              hits[p].emplace_back(it->second, part.begin + offset);
                             return {};
                           });
-    if (!r) warnings[l] = "Stopped looking for chunks in " + li.name + ": " + r.error().message();
+    if (!r) fail("Stopped looking for chunks in " + li.name + ": " + r.error().message());
   };
   {
     std::vector<std::thread> threads;
-    for (size_t l = 1; l < locals.size(); ++l) threads.emplace_back(scan, l);
-    if (!locals.empty()) scan(0);
+    for (size_t p = 1; p < parts.size(); ++p) threads.emplace_back(scan, p);
+    if (!parts.empty()) scan(0);
     for (auto& t : threads) t.join();
   }
-  for (size_t l = 0; l < locals.size(); ++l) {
+  for (size_t l = 0; l < locals.size(); ++l)
     if (!warnings[l].empty() && warn) warn(warnings[l]);
-    for (const auto& [chunk, offset] : hits[l]) {
+  auto add = [&](size_t local, const std::vector<std::pair<size_t, uint64_t>>& from) {
+    for (const auto& [chunk, offset] : from) {
       auto& v = found[index.chunks[chunk].digest];
-      if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(l), offset});
+      if (v.size() < 4) v.push_back(Found{static_cast<uint8_t>(local), offset});
     }
+  };
+  size_t p = 0;
+  for (size_t l = 0; l < locals.size(); ++l) {
+    add(l, hits_of_known[l]);
+    for (; p < parts.size() && parts[p].local == l; ++p) add(l, hits[p]);
   }
 
   // Zeros: a frame of a few bytes that decodes to a whole chunk is worth one check.
@@ -183,9 +212,11 @@ class PlannedImage final : public Reader {
           fd = std::make_unique<Fd>(std::move(opened).value());
         }
         if (auto r = PReadExact(fd->get(), chunk_, li.offset + s.offset, li.name); !r) return r;
-        if (DigestOf(chunk_) != c.digest)
+        if (DigestOf(chunk_) != c.digest) {
+          if (li.known && counters_) counters_->stale_list = true;
           return VerificationError(what + ": " + li.name + " no longer holds it at byte " +
                                    std::to_string(s.offset) + " (the slot changed)");
+        }
         break;
       }
       case DeltaPlan::From::Fetch: {

@@ -25,6 +25,10 @@ struct LocalImage {
   // The slot being written: a chunk found at slot offset X may be used only for image bytes
   // at or before X (the slot is written front to back; bytes before the write are gone).
   bool is_target = false;
+  // The chunks this image is known to hold (the slot's stored chunk list, made with the same
+  // chunk sizes as the index): used instead of reading the slot. Each chunk taken from it is
+  // hashed again before it is used, like any local chunk.
+  std::shared_ptr<const ChunkIndex> known;
 };
 
 struct DeltaPlan {
@@ -44,8 +48,8 @@ struct DeltaPlan {
   uint64_t zero_bytes = 0;
 };
 
-// Reads each local image once (sequentially, chunked like the index says) and keeps only the
-// positions of chunks the index needs: memory is the index plus one hash table of its chunks.
+// Reads each local image once (sequentially, chunked like the index says; a local with a
+// `known` chunk list is not read) and keeps only the positions of chunks the index needs: memory is the index plus one hash table of its chunks.
 // Consecutive fetched chunks merge into one range when the gap between them is at most
 // `merge_gap` bytes and the range stays under `max_range`. An unreadable local is skipped.
 DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& locals,
@@ -55,6 +59,7 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
 struct DeltaCounters {
   uint64_t fetched = 0;  // bytes received for the image
   uint64_t reused = 0;   // image bytes from the slots and zeros
+  bool stale_list = false;  // a chunk a stored chunk list (`known`) promised was not there
 };
 
 // The new image, decoded, front to back: local chunks read again and checked, fetched frames

@@ -13,6 +13,7 @@
 #include "common/fault.hpp"
 #include "common/text.hpp"
 #include "compress/compression.hpp"
+#include "delta/chunk_index.hpp"
 #include "device/block_device.hpp"
 #include "device/storage_media.hpp"
 #include "install/version.hpp"
@@ -280,6 +281,12 @@ Expected<ApplyResult> InstallContent(const SystemState& state, BootEnv& env,
   auto fail = [&](const Error& error) { return install->Fail(error); };
 
   if (auto r = content.StageBootFiles(*install, reporter); !r) return fail(r.error());
+  // The image's chunk index (checked against the signed manifest), if it describes this image:
+  // the next partial fetch finds the slot's chunks through it without reading the slot first.
+  if (auto idx = ParseChunkIndex(b.index_bytes(), request.where); idx && idx->image_size == m.image.size)
+    if (auto r = install->StageChunkList(b.index_bytes()); !r)
+      reporter.Info("warning: the chunk list of slot " + std::string(1, letter) +
+                    " not kept (the next partial fetch reads the slot): " + r.error().message());
   auto decoded = content.Image();
   if (!decoded) return fail(decoded.error());
 

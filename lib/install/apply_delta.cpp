@@ -52,10 +52,11 @@ class DeltaContent final : public SlotContent {
  public:
   DeltaContent(const SystemState& state, const BundleReader& b, IndexLoader index,
                RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
-               std::string uri, SourceOptions options, bool try_patch)
+               std::string uri, SourceOptions options, bool try_patch, bool stored_lists)
       : state_(state), b_(b), load_index_(std::move(index)), source_(source),
         boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
-        uri_(std::move(uri)), options_(std::move(options)), try_patch_(try_patch) {}
+        uri_(std::move(uri)), options_(std::move(options)), try_patch_(try_patch),
+        stored_lists_(stored_lists) {}
 
   bool patched() const { return patched_; }
   uint64_t patch_size() const { return patch_size_; }
@@ -83,22 +84,31 @@ class DeltaContent final : public SlotContent {
       const Slot& slot = state_.slots[id];
       const auto& rec = state_.record(id);
       LocalImage li{"slot " + SlotName(id), slot.WritePath(), slot.WriteOffset(), 0, id == target};
-      // The booted slot: its verified image. The target: whatever it holds, every chunk is
-      // checked anyway.
+      // The booted slot: its verified image. The target: whatever os-update last wrote there
+      // (an older release, an install cut short), every chunk is checked anyway. A target
+      // without a record (a new device's empty slot) is not read: a whole slot from an SD card
+      // is ~20 s of reading for chunks it is unlikely to hold.
       if (id == state_.booted && rec && rec->state == SlotState::Verified) li.size = rec->size;
-      if (id == target) li.size = std::min(slot.part.size, index_->image_size);
+      if (id == target && rec) li.size = std::min(slot.part.size, index_->image_size);
+      // A verified slot's stored chunk list, if made with the same chunk sizes: no reading.
+      if (stored_lists_ && rec && rec->state == SlotState::Verified && li.size > 0) {
+        li.known = StoredChunkList(id, *rec);
+        if (li.known) li.size = rec->size;
+      }
       if (li.size > 0) locals_.push_back(li);
+      if (li.known)
+        reporter.Info("Chunks of " + li.name + ": its stored chunk list (the slot is not read first)");
     }
     plan_ = PlanDelta(*index_, locals_, 64u << 10, 8u << 20,
                       [&](const std::string& line) { reporter.Info(line); });
-    std::string reused;
+    std::string reused;  // " X from slot A, Y from slot B,"
     for (size_t i = 0; i < locals_.size(); ++i)
-      reused += ", " + HumanBytes(plan_.reused[i]) + " from " + locals_[i].name;
+      reused += " " + HumanBytes(plan_.reused[i]) + " from " + locals_[i].name + ",";
     reporter.Info("Partial fetch: " + std::to_string(plan_.fetch_bytes) + " bytes (" +
                   HumanBytes(plan_.fetch_bytes) + ") of the image's " +
                   HumanBytes(index_->compressed_size) + " to download in " +
-                  std::to_string(plan_.ranges.size()) + " ranges; reusing" + reused.substr(1) +
-                  ", " + HumanBytes(plan_.zero_bytes) + " of zeros");
+                  std::to_string(plan_.ranges.size()) + " ranges; reusing" + reused + " " +
+                  HumanBytes(plan_.zero_bytes) + " of zeros");
     // Past this share, merged ranges and a later fallback could cost more than the whole.
     if (plan_.fetch_bytes > index_->compressed_size / 10 * 9)
       return Fail(SourceError("the device holds too little of the new image: a full download is cheaper"));
@@ -205,6 +215,14 @@ class DeltaContent final : public SlotContent {
     return true;
   }
 
+  std::shared_ptr<const ChunkIndex> StoredChunkList(SlotId id, const Record& rec) const {
+    auto bytes = state_.boot().LoadChunkList(id);
+    if (!bytes) return nullptr;
+    auto list = ParseChunkIndex(*bytes, state_.boot().SlotDirectory(id) + "/chunks.idx");
+    if (!list || list->image_size != rec.size || !(list->sizes == index_->sizes)) return nullptr;
+    return std::make_shared<const ChunkIndex>(std::move(list).value());
+  }
+
   // A boot file with the same sha256 in a slot's directory whose record lists it, checked
   // again now (a record is what was true once).
   std::optional<std::string> HeldBootFile(const FileEntry& f) const {
@@ -238,7 +256,7 @@ class DeltaContent final : public SlotContent {
   std::string uri_;
   SourceOptions options_;
   uint64_t boot_fetched_ = 0, boot_reused_ = 0, patch_size_ = 0;
-  bool try_patch_, failed_ = false, patched_ = false;
+  bool try_patch_, stored_lists_, failed_ = false, patched_ = false;
 };
 
 }  // namespace
@@ -313,19 +331,31 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   // The patch first; a patch that fails while decoding (truncated, tampered, the base slot
   // changed) is a warning and the chunks are tried: the target slot is written again.
   uint64_t patch_fetched = 0, patch_requests = 0;
-  for (const bool try_patch : {true, false}) {
+  // A stored chunk list that no longer matches its slot (the slot changed under its record):
+  // a warning, and the chunks once more with the slots read.
+  bool try_patch = true, stored_lists = true;
+  for (;;) {
     DeltaContent content(state, b, load_index, ranges, boot_offsets, image_offset, uri, options,
-                         try_patch);
+                         try_patch, stored_lists);
     auto result = InstallContent(state, env, b, content, request, reporter);
     patch_fetched += content.patch_bytes();
     patch_requests += content.patch_requests();
     if (!result) {
-      if (try_patch && content.patched() && content.failed() && !request.dry_run) {
-        reporter.Info("warning: the patch failed, trying the chunks it lacks: " +
-                      result.error().message());
-        continue;
-      }
       if (index_refused) return result.error();
+      if (content.failed() && !request.dry_run) {
+        if (content.patched()) {
+          reporter.Info("warning: the patch failed, trying the chunks it lacks: " +
+                        result.error().message());
+          try_patch = false;
+          continue;
+        }
+        if (content.counters().stale_list) {
+          reporter.Info("warning: a stored chunk list is out of date, reading the slots: " +
+                        result.error().message());
+          try_patch = stored_lists = false;
+          continue;
+        }
+      }
       if (content.failed() || result.error().kind() == ErrorKind::Verification ||
           result.error().kind() == ErrorKind::Source)
         if (!request.dry_run || content.failed()) return fall_back(result.error().message());
@@ -344,7 +374,6 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
                     " requests; reused " + HumanBytes(d.reused) + " held by the device");
     return None(std::move(result).value());
   }
-  return None();  // not reached: the second turn returns
 }
 
 }  // namespace osu

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 
+#include "delta/chunk_index.hpp"
 #include "support/device.hpp"
 #include "support/nginx.hpp"
 #include "support/support.hpp"
@@ -115,6 +116,47 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
     CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
     CHECK(VerifiedA(d));
     CHECK(ReadFile(d.boot() + "/osu/A/vmlinuz") == ReadFile(d.path("vmlinuz")));
+    // B's chunks came from its stored chunk list (v1's index, kept when v1 was installed);
+    // A now keeps v2's, byte for byte the bundle's index member.
+    CHECK_THAT(r.out, Catch::Contains("Chunks of slot B: its stored chunk list"));
+    const std::string b2 = ReadFile(f.b2);
+    const size_t at = b2.find("OSUCHIDX");
+    REQUIRE(at != std::string::npos);
+    const std::string list = ReadFile(d.boot() + "/osu/A/chunks.idx");
+    CHECK(b2.compare(at, list.size(), list) == 0);
+    CHECK_THAT(RecordA(d), !Catch::Contains("chunks.idx"));  // not a boot file
+  }
+  SECTION("without B's chunk list: slot B is read for its chunks, the same bytes fetched") {
+    auto with = Update(d, {"--apply", f.b2, "--dry-run", "--json"});
+    REQUIRE(with.code == 0);
+    CHECK_THAT(with.out, Catch::Contains("stored chunk list"));
+    std::filesystem::remove(d.boot() + "/osu/B/chunks.idx");
+    auto without = Update(d, {"--apply", f.b2, "--dry-run", "--json"});
+    REQUIRE(without.code == 0);
+    CHECK(JsonNumber(with.out, "download_bytes") == JsonNumber(without.out, "download_bytes"));
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, !Catch::Contains("stored chunk list"));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(JsonNumber(r.out, "fetched_bytes") < bundle_size / 4);
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
+    CHECK(VerifiedA(d));
+  }
+  SECTION("B's chunk list out of date (v2's, B holds v1): a warning, the slots read, A verified") {
+    const std::string bytes = ReadFile(f.b2);
+    const size_t at = bytes.find("OSUCHIDX");
+    REQUIRE(at != std::string::npos);
+    uint64_t count = 0;  // the index's own length: 40 bytes of header, 24 a chunk
+    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
+    WriteFile(d.boot() + "/osu/B/chunks.idx", bytes.substr(at, 40 + count * 24));
+    auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("warning: a stored chunk list is out of date, reading the slots"));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(f.v2));
+    CHECK(VerifiedA(d));
   }
   SECTION("--no-delta downloads the whole bundle") {
     auto r = Update(d, {"--apply", f.b2, "--no-activate", "--no-delta", "--json"});
@@ -150,7 +192,18 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
   }
   SECTION("a tampered chunk: the full download finds it too, A not verified, B untouched") {
     std::string bytes = ReadFile(f.b2);
-    bytes[bytes.size() - 200000] ^= 0x55;  // inside the image member's frames
+    // A frame the device must fetch: the chunk of v2's image bytes rewritten at 3,500,000.
+    const size_t at = bytes.find("OSUCHIDX");
+    REQUIRE(at != std::string::npos);
+    uint64_t count = 0;
+    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
+    auto index = osu::ParseChunkIndex(bytes.substr(at, 40 + count * 24), "v2");
+    REQUIRE(index);
+    const size_t image = bytes.find(std::string("v2.img.zst") + '\0') + 512;
+    REQUIRE(image % 512 == 0);
+    for (const auto& c : index->chunks)
+      if (c.offset <= 3510000 && 3510000 < c.offset + c.size)
+        bytes[image + c.compressed_offset + c.compressed_size / 2] ^= 0x55;
     WriteFile(f.b2, bytes);
     const std::string before = d.Snapshot();
     auto r = Update(d, {"--apply", f.b2, "--no-activate"});
@@ -281,6 +334,9 @@ TEST_CASE("patch: v1 booted in slot B, v2 through the patch from a file source",
     REQUIRE(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("warning: the patch failed, trying the chunks"));
     CHECK_THAT(r.out, Catch::Contains(how == "truncated" ? "truncated" : "segment "));
+    // B's stored chunk list promised the bytes that changed: the slots are read after all.
+    if (how == "base changed")
+      CHECK_THAT(r.out, Catch::Contains("warning: a stored chunk list is out of date"));
     CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
     CheckAppliedV2(f, r);
   }
