@@ -11,7 +11,9 @@
 #   10MiB/s  wall time with nginx's limit_rate 10m
 #   rss MiB  peak RSS of os-update (GNU time's %M: resident anonymous and file pages of the
 #            process, so the slot pages it reads count too)
-# The patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
+# Ways: full (--no-delta), chunks (slot A read for its chunks), chunks+list (slot A's chunk list
+# kept from v1's bundle, as os-update keeps it when it installs a chunked bundle: no reading),
+# patch. The patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
 # the others. Bytes only, % of the same full bundle: peers on the same images when installed
 # (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
 # and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2).
@@ -62,15 +64,24 @@ run_apply() {  # dev way -> "bytes reqs seconds rss_kib"
   cat time.out
 }
 
-measure_way() {  # way: one row, over loopback and at 10 MiB/s, each on a fresh device
-  local way=$1 bytes reqs secs rss slow
+# A device that installed v1 from its bundle keeps that bundle's chunk index beside slot A's
+# record (chunks.idx, byte for byte the index member: delta_test checks it); one whose v1 came
+# otherwise (a patch, the factory) has none, and its slot is read for chunks.
+keep_v1_list() {  # dev
+  tar -xOf "v1.$fs.osu" --wildcards '*.index' > "$1/boot/osu/A/chunks.idx"
+}
+
+measure_way() {  # way [list]: one row, over loopback and at 10 MiB/s, each on a fresh device
+  local way=$1 list=${2:-} bytes reqs secs rss slow
   make_device dev "v1.$fs"
+  [[ -n $list ]] && keep_v1_list dev
   start_nginx 0
   read -r bytes reqs secs rss < <(run_apply dev "$way")
   make_device dev "v1.$fs"
+  [[ -n $list ]] && keep_v1_list dev
   start_nginx 10m
   read -r _ _ slow _ < <(run_apply dev "$way")
-  printf '%-9s %-7s %-6s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way" "$bytes" \
+  printf '%-9s %-7s %-11s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way${list:++list}" "$bytes" \
     "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
 }
 
@@ -78,7 +89,7 @@ measure_way() {  # way: one row, over loopback and at 10 MiB/s, each on a fresh 
 [[ -f boot.vmlinuz ]] || head -c 8000000 /dev/urandom > boot.vmlinuz
 mkdir -p www
 make_tree
-printf '%-9s %-7s %-6s %12s %7s %5s %8s %8s %8s\n' fs change way fetched "%" reqs "apply s" "10MiB/s" "rss MiB"
+printf '%-9s %-7s %-11s %12s %7s %5s %8s %8s %8s\n' fs change way fetched "%" reqs "apply s" "10MiB/s" "rss MiB"
 for fs in $FSES; do
   make_image "$fs" tree.v1 "v1.$fs"
   for pct in $CHANGES; do
@@ -93,11 +104,12 @@ for fs in $FSES; do
     "$BUNDLE" create --image "v2.$fs" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
       --key keys/private.pem --output www/v2.osu
     full=$(stat -c %s www/v2.osu)
-    for way in full chunks; do measure_way "$way"; done
-    # The patch against v1 (os-update-bundle delta), under its default name beside the bundle,
-    # where the device looks first; fetched = the patch and the bundle's head.
     [[ -f v1.$fs.osu ]] || "$BUNDLE" create --image "v1.$fs" --boot-file boot.vmlinuz \
       --compatible bench --version 1.0 --key keys/private.pem --output "v1.$fs.osu"
+    for way in full chunks; do measure_way "$way"; done
+    measure_way chunks list
+    # The patch against v1 (os-update-bundle delta), under its default name beside the bundle,
+    # where the device looks first; fetched = the patch and the bundle's head.
     rm -f www/v2.osu.delta-*
     "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem >/dev/null
     measure_way patch
@@ -113,13 +125,13 @@ have = {f for _, _, fs in os.walk("cs1") for f in fs}
 print(sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk("cs2") for f in fs if f not in have))
 PY2
 )
-      printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" casync "$cas" "$(python3 -c "print($cas * 100 / $full)")"
+      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" casync "$cas" "$(python3 -c "print($cas * 100 / $full)")"
     fi
     if command -v zck >/dev/null && command -v zck_delta_size >/dev/null; then
       # zchunk's fetch: zck_delta_size's "Would download N of M bytes" for v1.zck -> v2.zck.
       zck -o v1.zck "v1.$fs" >/dev/null && zck -o v2.zck "v2.$fs" >/dev/null
       zb=$(zck_delta_size v1.zck v2.zck 2>&1 | awk '/Would download/ {print $3}')
-      printf '%-9s %-7s %-6s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
+      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
     fi
   done
 done
