@@ -53,7 +53,7 @@ struct DeltaPlan {
 // Consecutive fetched chunks merge into one range when the gap between them is at most
 // `merge_gap` bytes and the range stays under `max_range`. An unreadable local is skipped.
 DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& locals,
-                    uint64_t merge_gap = 64u << 10, uint64_t max_range = 8u << 20,
+                    uint64_t merge_gap = 4u << 10, uint64_t max_range = 8u << 20,
                     const std::function<void(const std::string&)>& warn = {});
 
 struct DeltaCounters {

@@ -99,7 +99,10 @@ class DeltaContent final : public SlotContent {
       if (li.known)
         reporter.Info("Chunks of " + li.name + ": its stored chunk list (the slot is not read first)");
     }
-    plan_ = PlanDelta(*index_, locals_, 64u << 10, 8u << 20,
+    // Gaps of at most 4 KiB merged: on the 256 MiB ext4 bench (5% change) a 64 KiB gap
+    // fetched 14.5 MB in 140 ranges, 4 KiB 12.0 MB in 239, none 12.0 MB in 272; a request
+    // costs ~0.5 KiB of headers, so the bytes on the link are what the gap decides.
+    plan_ = PlanDelta(*index_, locals_, 4u << 10, 8u << 20,
                       [&](const std::string& line) { reporter.Info(line); });
     std::string reused;  // " X from slot A, Y from slot B,"
     for (size_t i = 0; i < locals_.size(); ++i)
