@@ -323,7 +323,7 @@ TEST_CASE("patch: truncated, tampered, with trailing bytes, or on a changed base
 }
 
 TEST_CASE("patch: a header whose image size is near 2^64 needs its segments (no wrap to 0)") {
-  // Found by fuzz/fuzz_patch_header (regressions/fuzz_patch_header/segment-count-wrap.delta).
+  // Caught by fuzz_patch_header's coverage property: regressions/fuzz_patch_header/.
   osu::delta::PatchHeader h;
   h.segment_size = osu::delta::kMinSegment;
   h.base_size = 1;

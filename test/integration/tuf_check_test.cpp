@@ -362,7 +362,7 @@ TEST_CASE("tuf: canonical JSON is OLPC's, as securesystemslib writes it", "[tuf]
   REQUIRE(c);
   CHECK(*c == "{\"a\":\"q\\\"\\\\\n\",\"b\":[1,true,null],\"\xc3\xa9\":{}}");
   CHECK_FALSE(osu::tuf::Canonical(json::parse(R"({"a":1.5})"), "x"));
-  // 100 levels of nesting below the top are written, 101 refused (found by fuzz/fuzz_tuf).
+  // 100 levels of nesting below the top are written, 101 refused (fuzz/fuzz_tuf's regression).
   auto nested = [](size_t depth) { return json::parse(std::string(depth, '[') + std::string(depth, ']')); };
   CHECK(osu::tuf::Canonical(nested(101), "x"));
   auto deep = osu::tuf::Canonical(nested(102), "x");
