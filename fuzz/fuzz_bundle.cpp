@@ -1,10 +1,8 @@
 // A bundle from any bytes: BundleReader::Open with the fuzz test key (the seed bundles are
 // signed with it, so mutations after the signature get through), then OpenUnverified, each
 // drained as `os-update --apply` reads it: boot files, the decoded image, Finish().
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -15,6 +13,7 @@
 #include "bundle/content_rules.hpp"
 #include "compress/compression.hpp"
 #include "fuzz_check.hpp"
+#include "fuzz_reader.hpp"
 
 #ifndef OSU_FUZZ_DIR
 #error "OSU_FUZZ_DIR must name the fuzz/ source directory"
@@ -25,40 +24,8 @@ namespace {
 // Decoding stops here: a tiny xz or zstd stream can expand to gigabytes.
 constexpr uint64_t kDecodeLimit = 8u << 20;
 
-// The input as a stream, handed out in chunks of a size the input decides (libarchive's
-// reads and our tar callback see every split).
-class BytesReader final : public osu::Reader {
- public:
-  BytesReader(const uint8_t* data, size_t size, size_t chunk)
-      : data_(data), size_(size), chunk_(chunk) {}
-  osu::Expected<size_t> Read(std::span<uint8_t> buf) override {
-    const size_t n = std::min({buf.size(), size_ - pos_, chunk_});
-    if (n) std::memcpy(buf.data(), data_ + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const uint8_t* data_;
-  size_t size_, pos_ = 0, chunk_;
-};
-
-// Reads to the end, up to `limit` bytes; false on an error or at the limit.
-bool Drain(osu::Reader& r, uint64_t limit) {
-  std::vector<uint8_t> buf(64u << 10);
-  uint64_t total = 0;
-  for (;;) {
-    auto n = r.Read(buf);
-    if (!n) {
-      osu::fuzz::Check(!n.error().message().empty(), "an error without a message");
-      return false;
-    }
-    if (*n == 0) return true;
-    osu::fuzz::Check(*n <= buf.size(), "a reader returned more than asked");
-    total += *n;
-    if (total >= limit) return false;
-  }
-}
+using osu::fuzz::BytesReader;
+using osu::fuzz::Drain;
 
 // Returns true when the whole bundle was read and every check passed.
 bool Consume(osu::BundleReader& bundle) {

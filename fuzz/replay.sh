@@ -8,7 +8,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=${OSU_SOURCE_DIR:-$(dirname "$here")}
 build=${OSU_FUZZ_BUILD:-$src/build-fuzz-replay}
-targets="fuzz_manifest fuzz_config fuzz_grubenv fuzz_uboot_env fuzz_cmdline fuzz_bundle fuzz_record"
+targets="fuzz_manifest fuzz_config fuzz_grubenv fuzz_uboot_env fuzz_cmdline fuzz_bundle fuzz_record
+  fuzz_tuf fuzz_chunk_index fuzz_patch_header"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$src" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DOSU_FUZZ=ON -DOSU_TESTS=OFF \

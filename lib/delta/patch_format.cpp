@@ -31,7 +31,8 @@ bool IsSha256Hex(const std::string& s) {
 }
 
 uint64_t SegmentCount(uint64_t target_size, uint32_t segment_size) {
-  return (target_size + segment_size - 1) / segment_size;
+  // Not (size + segment - 1) / segment: near 2^64 that wraps, and 0 segments "covered" the image.
+  return target_size / segment_size + (target_size % segment_size != 0 ? 1 : 0);
 }
 
 uint32_t PatchHeader::SegmentLength(size_t i) const {

@@ -3,6 +3,10 @@
 namespace osu::tuf {
 namespace {
 
+// Far deeper than metadata nests (5 levels). The writer recurses, and a root is written before
+// its signature is checked: 512 KiB of '[' from a server would overflow the stack.
+constexpr int kMaxDepth = 100;
+
 void Quote(const std::string& s, std::string& out) {
   out.push_back('"');
   for (char c : s) {
@@ -12,7 +16,11 @@ void Quote(const std::string& s, std::string& out) {
   out.push_back('"');
 }
 
-bool Write(const nlohmann::json& v, std::string& out) {
+bool Write(const nlohmann::json& v, std::string& out, int depth, bool& too_deep) {
+  if (depth > kMaxDepth) {
+    too_deep = true;
+    return false;
+  }
   switch (v.type()) {
     case nlohmann::json::value_t::null: out += "null"; return true;
     case nlohmann::json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return true;
@@ -25,7 +33,7 @@ bool Write(const nlohmann::json& v, std::string& out) {
       for (const auto& e : v) {
         if (!first) out.push_back(',');
         first = false;
-        if (!Write(e, out)) return false;
+        if (!Write(e, out, depth + 1, too_deep)) return false;
       }
       out.push_back(']');
       return true;
@@ -39,7 +47,7 @@ bool Write(const nlohmann::json& v, std::string& out) {
         first = false;
         Quote(k, out);
         out.push_back(':');
-        if (!Write(e, out)) return false;
+        if (!Write(e, out, depth + 1, too_deep)) return false;
       }
       out.push_back('}');
       return true;
@@ -52,9 +60,12 @@ bool Write(const nlohmann::json& v, std::string& out) {
 
 Expected<std::string> Canonical(const nlohmann::json& value, const std::string& what) {
   std::string out;
-  if (!Write(value, out))
-    return VerificationError(what + ": a number that is not an integer has no canonical JSON form");
-  return out;
+  bool too_deep = false;
+  if (Write(value, out, 0, too_deep)) return out;
+  if (too_deep)
+    return VerificationError(what + ": JSON nested deeper than " + std::to_string(kMaxDepth) +
+                             " levels");
+  return VerificationError(what + ": a number that is not an integer has no canonical JSON form");
 }
 
 }  // namespace osu::tuf

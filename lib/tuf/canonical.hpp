@@ -10,7 +10,8 @@
 
 namespace osu::tuf {
 
-// Floats have no canonical form: a Verification error naming `what`.
+// Floats have no canonical form, and nesting deeper than 100 levels is refused: a
+// Verification error naming `what`.
 Expected<std::string> Canonical(const nlohmann::json& value, const std::string& what);
 
 }  // namespace osu::tuf

@@ -9,6 +9,7 @@
 #include "common/fd.hpp"
 #include "common/text.hpp"
 #include "delta/patch.hpp"
+#include "delta/patch_format.hpp"
 #include "integration/bundle_fixture.hpp"
 #include "support/support.hpp"
 
@@ -319,6 +320,20 @@ TEST_CASE("patch: truncated, tampered, with trailing bytes, or on a changed base
     CHECK(a.error.find("sha256 mismatch") != std::string::npos);
     CheckOnlyTrueBytes(a, target);
   }
+}
+
+TEST_CASE("patch: a header whose image size is near 2^64 needs its segments (no wrap to 0)") {
+  // Caught by fuzz_patch_header's coverage property: regressions/fuzz_patch_header/.
+  osu::delta::PatchHeader h;
+  h.segment_size = osu::delta::kMinSegment;
+  h.base_size = 1;
+  h.target_size = UINT64_MAX;
+  h.base_sha256 = h.target_sha256 = std::string(64, 'a');
+  CHECK(osu::delta::SegmentCount(h.target_size, h.segment_size) == (uint64_t{1} << 48));
+  uint32_t count = 1;
+  auto parsed = osu::delta::ParseFixed(osu::delta::SerializeFixed(h), &count);  // 0 segments
+  REQUIRE_FALSE(parsed);
+  CHECK(parsed.error().message().find("0 segments do not cover an image of") != std::string::npos);
 }
 
 TEST_CASE("patch: os-update-bundle delta refuses bundles for other devices, and a missing key") {

@@ -93,6 +93,18 @@ std::string StateOf(const std::string& dir) {
   return out;
 }
 
+// Root v1 of the repository in t/repo, as shipped in the image (t/anchor.json).
+std::string ShipRoot(const TempDir& t) {
+  const std::string anchor = t / "anchor.json";
+  std::filesystem::copy_file(t / "repo/1.root.json", anchor);
+  return anchor;
+}
+
+// `tuf verify` of eos.osu in t/repo from `anchor`, trust state in t/state.
+std::vector<std::string> VerifyArgs(const TempDir& t, const std::string& anchor) {
+  return {"tuf", "verify", "--root", anchor, "--state", t / "state", "--base", t / "repo", "--target", "eos.osu"};
+}
+
 }  // namespace
 
 TEST_CASE("tuf: --check over http reads only metadata and answers from the signed target", "[tuf][http]") {
@@ -282,8 +294,7 @@ TEST_CASE("tuf: a root rotation is followed, and a lost state starts again from 
   TempDir t;
   Repo repo(t / "repo", t / "keys");
   repo.Root(1);
-  const std::string anchor = t / "anchor.json";
-  std::filesystem::copy_file(t / "repo/1.root.json", anchor);
+  const std::string anchor = ShipRoot(t);
   // Root v2: a new targets key, signed by the old root key (the root key stays).
   const std::string old_targets = repo.key_paths["targets"];
   const std::string fresh = t / "keys/targets2.pem";
@@ -296,8 +307,7 @@ TEST_CASE("tuf: a root rotation is followed, and a lost state starts again from 
   repo.key_objects[repo.key_ids["targets"]] = json::parse(osu::tuf::KeyJson(*pub));
   repo.Root(2);
   repo.Release(1, {{"version", "2.0"}, {"compatible", "x"}}, "bundle");
-  const std::vector<std::string> verify = {"tuf", "verify", "--root", anchor, "--state", t / "state",
-                                           "--base", t / "repo", "--target", "eos.osu"};
+  const std::vector<std::string> verify = VerifyArgs(t, anchor);
   auto ok = RunBundle(verify);
   INFO(ok.out << ok.err);
   REQUIRE(ok.code == 0);
@@ -325,11 +335,39 @@ TEST_CASE("tuf: a root rotation is followed, and a lost state starts again from 
   CHECK(json::parse(again.out)["root"] == 2);
 }
 
+TEST_CASE("tuf: a next root nested too deep for canonical JSON is refused, nothing changed", "[tuf]") {
+  TempDir t;
+  Repo repo(t / "repo", t / "keys");
+  repo.Root(1);
+  const std::string anchor = ShipRoot(t);
+  repo.Release(1, {{"version", "2.0"}, {"compatible", "x"}}, "bundle");
+  const std::vector<std::string> verify = VerifyArgs(t, anchor);
+  REQUIRE(RunBundle(verify).code == 0);
+  const std::string before = StateOf(t / "state");
+  // Read before any signature is checked, within the 512 KiB a root may have: the canonical
+  // writer recursed once per level and overflowed the stack (fuzz/regressions/fuzz_tuf).
+  const size_t levels = 200000;
+  WriteFile(t / "repo/2.root.json", R"({"signatures":[],"signed":{"_type":"root","x":)" +
+                                        std::string(levels, '[') + std::string(levels, ']') + "}}");
+  auto bad = RunBundle(verify);
+  INFO(bad.err);
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("2.root.json") != std::string::npos);
+  CHECK(bad.err.find("nested deeper than 100 levels") != std::string::npos);
+  CHECK(StateOf(t / "state") == before);
+}
+
 TEST_CASE("tuf: canonical JSON is OLPC's, as securesystemslib writes it", "[tuf]") {
   auto c = osu::tuf::Canonical(json::parse(R"({"b":[1,true,null],"a":"q\"\\\n","é":{}})"), "x");
   REQUIRE(c);
   CHECK(*c == "{\"a\":\"q\\\"\\\\\n\",\"b\":[1,true,null],\"\xc3\xa9\":{}}");
   CHECK_FALSE(osu::tuf::Canonical(json::parse(R"({"a":1.5})"), "x"));
+  // 100 levels of nesting below the top are written, 101 refused (fuzz/fuzz_tuf's regression).
+  auto nested = [](size_t depth) { return json::parse(std::string(depth, '[') + std::string(depth, ']')); };
+  CHECK(osu::tuf::Canonical(nested(101), "x"));
+  auto deep = osu::tuf::Canonical(nested(102), "x");
+  REQUIRE_FALSE(deep);
+  CHECK(deep.error().message() == "x: JSON nested deeper than 100 levels");
   CHECK(osu::tuf::ParseUtcTime("1970-01-02T00:00:00Z") == 86400);
   CHECK_FALSE(osu::tuf::ParseUtcTime("1970-01-02T00:00:00+01:00"));
   CHECK_FALSE(osu::tuf::ParseUtcTime("1970-13-02T00:00:00Z"));
