@@ -20,7 +20,7 @@ bool Same(const osu::ChunkIndex& a, const osu::ChunkIndex& b) {
     const osu::ChunkEntry& x = a.chunks[i];
     const osu::ChunkEntry& y = b.chunks[i];
     if (x.offset != y.offset || x.compressed_offset != y.compressed_offset || x.size != y.size ||
-        x.compressed_size != y.compressed_size || x.sha256 != y.sha256)
+        x.compressed_size != y.compressed_size || x.digest != y.digest)
       return false;
   }
   return true;

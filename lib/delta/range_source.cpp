@@ -51,13 +51,14 @@ class FileRanges final : public RangeSource {
 class RangeReader final : public Reader {
  public:
   RangeReader(RangeSource& source, uint64_t offset, uint64_t length, size_t piece,
-              size_t max_piece)
+              size_t max_piece, const uint64_t* cap)
       : source_(source), next_(offset), end_(offset + length), piece_(piece),
-        max_piece_(std::max(piece, max_piece)) {}
+        max_piece_(std::max(piece, max_piece)), cap_(cap) {}
   Expected<size_t> Read(std::span<uint8_t> out) override {
     if (pos_ == buf_.size()) {
-      if (next_ == end_) return size_t{0};
-      buf_.resize(static_cast<size_t>(std::min<uint64_t>(piece_, end_ - next_)));
+      const uint64_t end = cap_ ? std::min(end_, *cap_) : end_;
+      if (next_ >= end) return size_t{0};
+      buf_.resize(static_cast<size_t>(std::min<uint64_t>(piece_, end - next_)));
       if (auto r = source_.Read(next_, buf_); !r) return r.error();
       next_ += buf_.size();
       pos_ = 0;
@@ -73,6 +74,7 @@ class RangeReader final : public Reader {
   RangeSource& source_;
   uint64_t next_, end_;
   size_t piece_, max_piece_, pos_ = 0;
+  const uint64_t* cap_;
   std::vector<uint8_t> buf_;
 };
 
@@ -95,8 +97,8 @@ Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
 }
 
 std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
-                                        size_t piece, size_t max_piece) {
-  return std::make_unique<RangeReader>(source, offset, length, piece, max_piece);
+                                        size_t piece, size_t max_piece, const uint64_t* cap) {
+  return std::make_unique<RangeReader>(source, offset, length, piece, max_piece, cap);
 }
 
 }  // namespace osu

@@ -34,8 +34,11 @@ Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
                                                        const SourceOptions& options);
 
 // Reads [offset, offset + length) of `source` front to back, `piece` bytes in the first
-// request, each next one twice the last up to `max_piece` (0: always `piece`).
+// request, each next one twice the last up to `max_piece` (0: always `piece`). `cap`, when
+// given, is read before each request and nothing at or past it is asked for: a caller that
+// learns where what it needs ends (the bundle's index, from its manifest) lowers it.
 std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
-                                        size_t piece, size_t max_piece = 0);
+                                        size_t piece, size_t max_piece = 0,
+                                        const uint64_t* cap = nullptr);
 
 }  // namespace osu

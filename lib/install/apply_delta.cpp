@@ -26,8 +26,9 @@ uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
 // The front of the bundle (or a patch) in growing ranges, 64 KiB doubling up to 1 MiB: what is
 // read past the index (and dictionary) is image bytes a partial fetch may not need, so the
 // last range stays small.
-std::unique_ptr<Reader> FrontReader(RangeSource& source, uint64_t size) {
-  return MakeRangeReader(source, 0, size, 64u << 10, 1u << 20);
+std::unique_ptr<Reader> FrontReader(RangeSource& source, uint64_t size,
+                                    const uint64_t* cap = nullptr) {
+  return MakeRangeReader(source, 0, size, 64u << 10, 1u << 20, cap);
 }
 
 Expected<std::string> FileSha256(const std::string& path) {
@@ -286,7 +287,8 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
                              std::to_string(*request.target_length) + " bytes, got " + std::to_string(*size) + ")");
 
   // The head only (manifest, signature): the index is fetched when the chunks are needed.
-  auto front = FrontReader(ranges, *size);
+  uint64_t front_end = *size;  // lowered to the index's end once the manifest says where it is
+  auto front = FrontReader(ranges, *size, &front_end);
   auto bundle = OpenRequestedHead(*front, request, state.config);
   if (!bundle) {
     // Signature and manifest errors are the same in a full download: no point in one.
@@ -301,6 +303,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   uint64_t at = MemberSpan(b.manifest_bytes().size()) + MemberSpan(b.signature().size()) +
                 MemberSpan(m.index->size);
   if (m.dictionary) at += MemberSpan(m.dictionary->size);
+  front_end = std::min(at, *size);  // the front reads no further than the index (and dictionary)
   std::vector<uint64_t> boot_offsets;
   for (const auto& f : m.boot_files) {
     boot_offsets.push_back(at + 512);
