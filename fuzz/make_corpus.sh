@@ -15,7 +15,9 @@ targets=${*:-manifest config grubenv uboot_env cmdline bundle record tuf chunk_i
 want() { case " $targets " in *" $1 "* | *" fuzz_$1 "*) return 0 ;; esac; return 1; }
 for t in manifest config grubenv uboot_env cmdline bundle record tuf chunk_index patch_header; do
   want $t || continue
-  rm -rf "$corpus/fuzz_$t"; mkdir -p "$corpus/fuzz_$t"
+  # v1-*: inputs of an older format the parser still reads (the tool writes only the newest).
+  find "$corpus/fuzz_$t" -type f ! -name 'v1-*' -delete 2>/dev/null || true
+  mkdir -p "$corpus/fuzz_$t"
 done
 sha=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 
