@@ -223,13 +223,17 @@ struct BundleOpener {
 
     auto second = Next(*b);
     if (!second) return second.error();
+    const auto span = [](const TarReader::Entry& e) { return e.offset + 512 + (e.size + 511) / 512 * 512; };
+    b->head_end_ = span(**first);
     if (*second && (*second)->name == kSignatureMember) {
       auto sig = ReadSmall(*b, **second, kSignatureLimit);
       if (!sig) return sig.error();
       b->signature_ = std::move(sig).value();
+      b->head_end_ = span(**second);
     } else if (*second) {
       b->pending_ = std::make_unique<BundleReader::PendingMember>();
       b->pending_->entry = **second;
+      b->head_end_ = (*second)->offset;
     }
 
     // Nothing of the manifest is looked at before its signature (or hash) checked out.

@@ -45,6 +45,10 @@ class BundleReader {
   const std::string& manifest_bytes() const { return manifest_bytes_; }
   const std::string& signature() const { return signature_; }  // empty if unsigned
   const std::string& key_used() const { return key_used_; }    // empty if unverified
+  // Where the member after the manifest and the signature (if there is one) begins in the
+  // archive: the index, the dictionary, the boot files and the image follow in manifest order
+  // (the partial path fetches them by range from here).
+  uint64_t head_end() const { return head_end_; }
   // Format 2: the chunk index member, already checked against the manifest's size and
   // sha256 (delta/chunk_index.hpp parses it). Empty for format 1.
   const std::string& index_bytes() const { return index_; }
@@ -71,6 +75,7 @@ class BundleReader {
   std::unique_ptr<TarReader> tar_;
   Manifest manifest_;
   std::string manifest_bytes_, signature_, key_used_, index_, dictionary_;
+  uint64_t head_end_ = 0;
   std::unique_ptr<Reader> current_;
   size_t next_boot_ = 0;
   std::string where_;

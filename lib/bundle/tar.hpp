@@ -18,6 +18,7 @@ class TarReader {
     std::string name;
     uint64_t size = 0;
     bool regular = true;
+    uint64_t offset = 0;  // where its (first) header starts in the archive
   };
   // `source` is not owned. `where` names the bundle in messages.
   static Expected<std::unique_ptr<TarReader>> Open(Reader& source, const std::string& where);

@@ -181,7 +181,7 @@ TEST_CASE("tuf: --check over http reads only metadata and answers from the signe
     CHECK(held.code == 0);
     CHECK(json::parse(held.out)["reason"].get<std::string>().find("held back: rolled out to 30%") != std::string::npos);
 
-    repo.Release(3, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"rollout", {{"percent", 30}, {"salt", below}}}}, bundle);
+    repo.Release(3, {{"version", "2.1"}, {"compatible", "demo-x86_64"}, {"rollout", {{"percent", 30}, {"salt", below}}}}, bundle);
     auto in = RunUpdate(check);
     INFO(in.out << in.err);
     CHECK(in.code == 100);
@@ -280,6 +280,39 @@ TEST_CASE("tuf: --apply installs only the bundle its target entry binds", "[tuf]
     CHECK(r.code == 0);
     CHECK(r.err.find("installing it (--ignore-rollout)") != std::string::npos);
     CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+  }
+  SECTION("a bundle without a signature member installs by partial fetch, no fallback") {
+    // TUF needs no signature member: the members after the manifest start 512 bytes earlier.
+    // Slot B holds the listed (signed) bundle's image; the unsigned one differs in its last
+    // MiB: the chunks way fetches that MiB and the boot files by range.
+    repo.Release(2, listed, bundle);
+    REQUIRE(RunUpdate(apply).code == 0);
+    std::string next = ReadFile(image);
+    for (size_t i = 3 << 20; i < next.size(); i += 97) next[i] = static_cast<char>(next[i] ^ 0x5a);
+    WriteFile(d.path("next.img"), next);
+    const std::string unsigned_path = d.path("v2u.osu");
+    std::vector<std::string> args{"create", "--image", d.path("next.img"), "--compression", "zstd", "--cmdline",
+                                  "console=ttyS0 quiet", "--compatible", "demo-x86_64", "--version", "2.1",
+                                  "--unsigned", "--output", unsigned_path, "--level", "1"};
+    for (const auto& f : d.BootFiles()) args.insert(args.end(), {"--boot-file", f});
+    REQUIRE(RunBundle(args).code == 0);
+    // create --unsigned writes an empty signature member; another tool may write none.
+    MustRun("tar --delete -f " + unsigned_path + " manifest.sig");
+    REQUIRE(MustRun("tar -tf " + unsigned_path).find("manifest.sig") == std::string::npos);
+    const std::string served = ReadFile(unsigned_path);
+    WriteFile(nginx.root() + "/eos.osu", served);
+    auto m = RunBundle({"manifest", unsigned_path});
+    REQUIRE(m.code == 0);
+    repo.Release(3, {{"version", "2.1"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(m.out)}}, served);
+    std::vector<std::string> json_apply = apply;
+    json_apply.push_back("--json");
+    auto r = RunUpdate(json_apply);
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("\"way\":\"chunks\"") != std::string::npos);
+    CHECK((r.out + r.err).find("warning") == std::string::npos);
+    CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
+    CHECK(d.RegionSha256(d.SlotB(), next.size()) == osu::Sha256Hex(next));
   }
   SECTION("the listed bundle installs") {
     repo.Release(2, {{"version", "2.0"}, {"compatible", "demo-x86_64"}, {"manifest_sha256", osu::Sha256Hex(manifest.out)}}, bundle);

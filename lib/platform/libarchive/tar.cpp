@@ -63,6 +63,8 @@ class ArchiveTarReader final : public TarReader, private Reader {
     la_int64_t size = archive_entry_size(entry);
     e.size = size > 0 ? static_cast<uint64_t>(size) : 0;
     e.regular = archive_entry_filetype(entry) == AE_IFREG;
+    const la_int64_t at = archive_read_header_position(archive_.get());
+    e.offset = at > 0 ? static_cast<uint64_t>(at) : 0;
     member_ = e.name;
     in_data_ = true;
     return std::optional<Entry>(std::move(e));
