@@ -69,7 +69,7 @@ pct() { python3 -c "print(f'{$1 * 100 / $2:.1f}')"; }
 printf '%-9s %-24s %12s %7s %7s %8s %9s\n' fs bundle bytes "%xz" "%zstd" fetched "create s"
 for fs in $FSES; do
   make_image "$fs" tree.v1 "v1.$fs"
-  make_image "$fs" tree.c5 "v2.$fs"
+  make_image "$fs" "$(changed_tree 5)" "v2.$fs"
   make_device dev "v1.$fs"
   xz_s=$(create "v2.$fs" full-xz.osu --compression xz)
   zstd_s=$(create "v2.$fs" full-zstd.osu --compression zstd --no-chunks)

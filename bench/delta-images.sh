@@ -44,30 +44,49 @@ for top in ("/usr/share", "/usr/lib"):
 PY
 }
 
-# v2 trees: PCT% of the bytes rewritten (new content, other sizes) in whole files spread
-# over the tree, with a fixed seed.
+# v2 trees: PCT% of the bytes rewritten (new content, other sizes: 64 random bytes every 4 KiB
+# and a new tail) in whole files, with a fixed seed. DELTA_SPREAD says where the files are:
+#   dirs   (default) whole directories picked at random, as the issue's figures were made
+#          ("about 5% of its bytes changed across some 160 directories"): a release changes
+#          some packages, each one's files together
+#   files  single files picked at random over the whole tree (thousands of directories)
+# The tree is tree.<spread>.<pct>; the directories and files it touched go to stderr.
+SPREAD=${DELTA_SPREAD:-dirs}
+[[ $SPREAD == dirs || $SPREAD == files ]] || { echo "DELTA_SPREAD: dirs or files, not $SPREAD" >&2; exit 2; }
+changed_tree() { echo "tree.$SPREAD.$1"; }
 make_changed() {
-  local pct=$1 dir=tree.c$1
+  local pct=$1 dir
+  dir=$(changed_tree "$pct")
   [[ -d $dir ]] && return
-  cp -a tree.v1 "$dir"
-  python3 - "$dir" "$pct" <<'PY'
+  cp -a tree.v1 "$dir.tmp"
+  python3 - "$dir.tmp" "$pct" "$SPREAD" <<'PY'
 import os, random, sys
-d, pct = sys.argv[1], int(sys.argv[2])
-files = sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs)
-total = sum(os.path.getsize(f) for f in files)
+d, pct, spread = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+groups = {}
+for r, _, fs in os.walk(d):
+    for f in fs:
+        p = os.path.join(r, f)
+        groups.setdefault(r if spread == "dirs" else p, []).append(p)
+total = sum(os.path.getsize(p) for g in groups.values() for p in g)
 rng = random.Random(pct)
-rng.shuffle(files)
-changed = 0
-for f in files:
+keys = sorted(groups)
+rng.shuffle(keys)
+changed, files, dirs = 0, 0, set()
+for k in keys:
     if changed >= total * pct // 100: break
-    size = os.path.getsize(f)
-    data = bytearray(open(f, "rb").read())
-    for i in range(0, len(data), 4096):
-        data[i:i + 64] = rng.randbytes(min(64, len(data) - i))
-    data += rng.randbytes(rng.randrange(1, 8192))
-    open(f, "wb").write(bytes(data))
-    changed += size
+    for f in sorted(groups[k]):
+        if changed >= total * pct // 100: break
+        size = os.path.getsize(f)
+        data = bytearray(open(f, "rb").read())
+        for i in range(0, len(data), 4096):
+            data[i:i + 64] = rng.randbytes(min(64, len(data) - i))
+        data += rng.randbytes(rng.randrange(1, 8192))
+        open(f, "wb").write(bytes(data))
+        changed += size; files += 1; dirs.add(os.path.dirname(f))
+print(f"{pct}% ({spread}): {changed} of {total} bytes rewritten, {files} files in {len(dirs)} directories",
+      file=sys.stderr)
 PY
+  mv "$dir.tmp" "$dir"
 }
 
 make_image() {  # fs tree out

@@ -3,6 +3,7 @@
 # Usage: bench/delta.sh            (1 GiB images; DELTA_MIB=256 for a quicker run)
 # For ext4 (rebuilt with mke2fs -d, fixed UUID and hash seed) and squashfs (zstd) images of
 # real files from /usr/share and /usr/lib, with 1%, 5% and 20% of the files' bytes changed
+# (in whole directories; DELTA_SPREAD=files: in files all over the tree, delta-images.sh)
 # and an identical rebuild: a fake device (GPT disk image, slot A holds v1 with a verified
 # record) applies v2 from nginx with --no-activate, and the table says, per way:
 #   fetched  bytes nginx sent (its access log, $body_bytes_sent), and % of the full bundle
@@ -93,7 +94,7 @@ printf '%-9s %-7s %-11s %12s %7s %5s %8s %8s %8s\n' fs change way fetched "%" re
 for fs in $FSES; do
   make_image "$fs" tree.v1 "v1.$fs"
   for pct in $CHANGES; do
-    if [[ $pct == 0 ]]; then tree=tree.v1; label=rebuild; else make_changed "$pct"; tree=tree.c$pct; label="$pct%"; fi
+    if [[ $pct == 0 ]]; then tree=tree.v1; label=rebuild; else make_changed "$pct"; tree=$(changed_tree "$pct"); label="$pct%"; fi
     rm -f "v2.$fs"
     if [[ $pct == 0 ]]; then
       # The identical rebuild: the same tree through mke2fs/mksquashfs again.
