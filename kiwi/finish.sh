@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # finish.sh DISK PROFILE: after kiwi-ng built DISK (the .raw), has os-update write slot A's
 # factory record, <boot>/osu/A/record.yml (`os-update-bundle record`: the squashfs KIWI put in
-# p.lxreadonly hashed, the boot files listed, saved by the code an install saves records with).
+# p.lxreadonly hashed, the boot files listed, saved by the code an install saves records with),
+# and slot A's chunk list beside it (chunks.idx: the first partial fetch need not read slot A).
 # With it `os-update --rollback` can return to the factory system after an update. No mount:
 # the boot partition's osu/ is copied out and the record back with mtools.
 # os-update-bundle: $OSU_BUNDLE, else the one on PATH.
@@ -32,4 +33,6 @@ else
 fi
 "$bundle_tool" record --disk "$disk" --slot A --boot-path "$work" --version "$version" \
   --compatible "$compatible" --cmdline "$cmdline"
+# The list first (a record without its list only means the slot is read on the first update).
+mcopy -o -i "$esp" "$work/osu/A/chunks.idx" ::osu/A/chunks.idx
 mcopy -o -i "$esp" "$work/osu/A/record.yml" ::osu/A/record.yml

@@ -82,6 +82,12 @@ Result BootPartition::SaveRecord(const Record& record) const {
   return InstallFile(dir + "/" + kRecordName, SerializeRecord(record));
 }
 
+Result BootPartition::SaveChunkList(SlotId slot, const std::string& list) const {
+  const std::string dir = SlotDirectory(slot);
+  if (auto r = MakeDirectories(dir); !r) return r;
+  return InstallFile(dir + "/" + kChunkListName, list);
+}
+
 std::vector<std::string> BootPartition::RejectedVersions() const {
   std::vector<std::string> out;
   auto text = ReadFile(path_ + "/osu/rejected");
@@ -165,26 +171,13 @@ std::string SlotInstall::StagedPath(const std::string& name) const {
   return dir_ + "/" + std::string(kStagedPrefix) + name + std::string(kStagedSuffix);
 }
 
-Result SlotInstall::StageChunkList(const std::string& index) {
-  const std::string tmp = StagedPath(kChunkListName);
+// Creates the staged file for `name` (exclusively, never through a symlink: a leftover or a
+// planted link is removed first), writes `data` to it and fsyncs it. `fault`: a crash point
+// between the write and the fsync, or nullptr.
+Result SlotInstall::Stage(const std::string& name, Reader& data, const char* fault) {
+  const std::string tmp = StagedPath(name);
   auto fd = CreateStagedFile(tmp);
   if (!fd) return fd.error();
-  Result r = WriteAll(fd->get(), std::span(reinterpret_cast<const uint8_t*>(index.data()), index.size()),
-                      "'" + tmp + "'");
-  if (r && ::fsync(fd->get()) != 0) r = ErrnoError("Failed to fsync '" + tmp + "'");
-  // Only a whole list goes into place; without one, the next partial fetch reads the slot.
-  if (!r) ::unlink(tmp.c_str());
-  chunk_list_staged_ = r.ok();
-  return r;
-}
-
-Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {
-  const std::string tmp = StagedPath(entry.name);
-  // A leftover (or a planted symlink) is removed, and the new file created exclusively and
-  // never through a symlink: the bytes go only where os-update means them to.
-  auto fd = CreateStagedFile(tmp);
-  if (!fd) return fd.error();
-  staged_.push_back(entry);
   std::vector<uint8_t> buf(1 << 20);
   for (;;) {
     auto n = data.Read(buf);
@@ -192,9 +185,24 @@ Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {
     if (*n == 0) break;
     if (auto r = WriteAll(fd->get(), std::span(buf.data(), *n), "'" + tmp + "'"); !r) return r;
   }
-  FaultPoint("apply: boot file " + entry.name + " staged, before fsync");
+  if (fault) FaultPoint(fault);
   if (::fsync(fd->get()) != 0) return ErrnoError("Failed to fsync '" + tmp + "'");
   return {};
+}
+
+Result SlotInstall::StageChunkList(const std::string& index) {
+  StringReader reader(index);
+  Result r = Stage(kChunkListName, reader, nullptr);
+  // Only a whole list goes into place; without one, the next partial fetch reads the slot.
+  if (!r) ::unlink(StagedPath(kChunkListName).c_str());
+  chunk_list_staged_ = r.ok();
+  return r;
+}
+
+Result SlotInstall::StageBootFile(const FileEntry& entry, Reader& data) {
+  staged_.push_back(entry);  // removed again by Abandon, whatever happens below
+  const std::string fault = "apply: boot file " + entry.name + " staged, before fsync";
+  return Stage(entry.name, data, fault.c_str());
 }
 
 Result SlotInstall::RemoveBootFiles() {

@@ -34,6 +34,9 @@ class BootPartition {
   // through it is hashed again before it is used.
   std::optional<std::string> LoadChunkList(SlotId slot) const;
   Result SaveRecord(const Record& record) const;
+  // The factory's chunk list (factory_record.hpp), written in place as SaveRecord writes the
+  // record; an install stages its list with the boot files (SlotInstall) instead.
+  Result SaveChunkList(SlotId slot, const std::string& list) const;
 
   std::vector<std::string> RejectedVersions() const;
   bool WasRolledBack(const std::string& version) const;
@@ -79,6 +82,7 @@ class SlotInstall {
  private:
   SlotInstall(const BootPartition& boot, Record record);
   std::string StagedPath(const std::string& name) const;
+  Result Stage(const std::string& name, Reader& data, const char* fault);
 
   BootPartition boot_;
   Record record_;

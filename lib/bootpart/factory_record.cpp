@@ -13,6 +13,9 @@
 #include "bootpart/boot_partition.hpp"
 #include "common/fd.hpp"
 #include "crypto/sha256.hpp"
+#include "delta/chunk_index.hpp"
+#include "delta/chunker.hpp"
+#include "io/stream.hpp"
 
 namespace osu {
 namespace {
@@ -51,6 +54,27 @@ Expected<std::vector<FileEntry>> BootFiles(const std::string& dir) {
                       "': the slot would not be bootable");
   return files;
 }
+
+// The slot's first `length` bytes at `offset` of `fd`, as a Reader (exactly that many: a
+// short read is an error).
+class SlotReader final : public Reader {
+ public:
+  SlotReader(int fd, uint64_t offset, uint64_t length, std::string what)
+      : fd_(fd), offset_(offset), left_(length), what_(std::move(what)) {}
+  Expected<size_t> Read(std::span<uint8_t> buf) override {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), left_));
+    if (n == 0) return size_t{0};
+    if (auto r = PReadExact(fd_, buf.first(n), offset_, what_); !r) return r.error();
+    offset_ += n;
+    left_ -= n;
+    return n;
+  }
+
+ private:
+  int fd_;
+  uint64_t offset_, left_;
+  std::string what_;
+};
 
 }  // namespace
 
@@ -111,15 +135,24 @@ Expected<Record> WriteFactoryRecord(const FactoryRecordRequest& request) {
   auto boot_files = BootFiles(BootPartition(request.boot_path).SlotDirectory(request.slot));
   if (!boot_files) return boot_files.error();
 
+  // One pass over the slot: the image's sha256 and its chunk list (with the chunk sizes a
+  // bundle is made with; a list of other sizes is not used, the slot is read then).
+  SlotReader slot_reader(fd->get(), part->offset, size, what);
   Sha256 hash;
-  std::vector<uint8_t> buf(4u << 20);
-  for (uint64_t done = 0; done < size;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
-    if (auto r = PReadExact(fd->get(), std::span(buf.data(), n), part->offset + done, what); !r)
-      return r.error();
-    hash.Update(std::span<const uint8_t>(buf.data(), n));
-    done += n;
-  }
+  ChunkIndex list;
+  list.image_size = size;
+  auto cut = ForEachChunk(slot_reader, size, list.sizes,
+                          [&](uint64_t offset, std::span<const uint8_t> bytes) -> Result {
+                            hash.Update(bytes);
+                            ChunkEntry c;
+                            c.offset = offset;
+                            c.size = static_cast<uint32_t>(bytes.size());
+                            c.compressed_size = c.size;  // a list has no frames: as if stored raw
+                            c.digest = DigestOf(bytes);
+                            list.chunks.push_back(c);
+                            return {};
+                          });
+  if (!cut) return cut.error();
 
   Record record;
   record.slot = request.slot;
@@ -134,7 +167,11 @@ Expected<Record> WriteFactoryRecord(const FactoryRecordRequest& request) {
   // The factory slot is the committed one (first in the factory env's OSU_ORDER): --rollback
   // may return to it.
   record.committed_at = record.updated_at;
-  if (auto r = BootPartition(request.boot_path).SaveRecord(record); !r) return r.error();
+  // The list first: a record without its list is a slot that is read, a list without a
+  // record is never looked at.
+  const BootPartition boot(request.boot_path);
+  if (auto r = boot.SaveChunkList(request.slot, SerializeChunkIndex(list)); !r) return r.error();
+  if (auto r = boot.SaveRecord(record); !r) return r.error();
   return record;
 }
 

@@ -33,7 +33,10 @@ Expected<std::optional<uint64_t>> FileSystemImageSize(int fd, uint64_t offset,
 
 // Hashes the slot's image, lists the boot files in <boot_path>/osu/<S>/ (every file but the
 // record and the bootloader's slot snippet, grub.cfg / boot.env, as an install lists them),
-// and saves a verified record there, marked committed (the factory env boots that slot).
+// and saves a verified record there, marked committed (the factory env boots that slot), with
+// the slot's chunk list beside it (chunks.idx: the image cut as a bundle's chunk index cuts it,
+// in the same pass as the hash), so that the first partial fetch finds the factory slot's
+// chunks without reading the whole slot first, as it does for a slot it installed.
 // Nothing is written when any step fails.
 Expected<Record> WriteFactoryRecord(const FactoryRecordRequest& request);
 

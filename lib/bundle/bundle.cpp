@@ -30,21 +30,6 @@ constexpr uint64_t kIndexLimit = 64u << 20;
 // Names from the bundle, and the source as given: escaped, one line (common/text.hpp).
 std::string Q(const std::string& s) { return InQuotes(s); }
 
-class StringReader final : public Reader {
- public:
-  explicit StringReader(const std::string& data) : data_(data) {}
-  Expected<size_t> Read(std::span<uint8_t> buf) override {
-    size_t n = std::min(buf.size(), data_.size() - pos_);
-    std::memcpy(buf.data(), data_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
- private:
-  const std::string& data_;
-  size_t pos_ = 0;
-};
-
 Expected<std::string> ReadSmallMember(Reader& data, uint64_t size) {
   std::string out(static_cast<size_t>(size), '\0');
   size_t got = 0;

@@ -253,7 +253,7 @@ Result RunRecord(RecordArgs& a, const Streams& s) {
   s.out << BootPartition(a.request.boot_path).SlotDirectory(*slot) << "/record.yml: slot " << SlotName(*slot)
         << " verified, version " << record->version << ", " << record->size
         << " bytes, sha256 " << record->sha256 << ", " << record->boot_files.size()
-        << " boot files\n";
+        << " boot files; chunk list chunks.idx beside it\n";
   return {};
 }
 
@@ -389,7 +389,8 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
       "Example (KIWI: slot A, its boot files copied out of the ESP to esp/osu/A/):\n"
       "  os-update-bundle record --disk image.raw --slot A --boot-path esp --version 1.0.0 \\\n"
       "      --compatible eos-x86_64-kvm --cmdline 'console=ttyS0 ro'\n"
-      "Then copy esp/osu/A/record.yml back onto the boot partition.");
+      "Then copy esp/osu/A/chunks.idx (the slot's chunk list: the first partial fetch need not\n"
+      "read the slot) and esp/osu/A/record.yml back onto the boot partition.");
   rec->add_option("--disk", record.request.disk, "The built disk image (or disk device)")
       ->required();
   rec->add_option("--slot", record.slot, "A or B")->capture_default_str();

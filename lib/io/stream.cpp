@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <istream>
 #include <vector>
 
@@ -70,6 +72,13 @@ Expected<size_t> CountingReader::Read(std::span<uint8_t> buf) {
     total_ += *n;
     if (observe_) observe_(total_);
   }
+  return n;
+}
+
+Expected<size_t> StringReader::Read(std::span<uint8_t> buf) {
+  const size_t n = std::min(buf.size(), data_.size() - pos_);
+  std::memcpy(buf.data(), data_.data() + pos_, n);
+  pos_ += n;
   return n;
 }
 

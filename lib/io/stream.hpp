@@ -28,6 +28,17 @@ Result Drain(Reader& r);
 // Reads a std::istream (stdin in tests that run the CLI in-process).
 std::unique_ptr<Reader> MakeIstreamReader(std::istream& in, std::string name);
 
+// Reads a string it does not own (it must outlive the reader).
+class StringReader final : public Reader {
+ public:
+  explicit StringReader(const std::string& data) : data_(data) {}
+  Expected<size_t> Read(std::span<uint8_t> buf) override;
+
+ private:
+  const std::string& data_;
+  size_t pos_ = 0;
+};
+
 // Calls `observe(n)` with the byte count of every successful read: progress, counters.
 class CountingReader final : public Reader {
  public:

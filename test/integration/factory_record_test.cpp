@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "bootpart/boot_partition.hpp"
+#include "delta/chunk_index.hpp"
 #include "record/record.hpp"
 #include "support/device.hpp"
 #include "support/support.hpp"
@@ -123,4 +124,58 @@ TEST_CASE("record: bad input is one error line, exit 1, and no record") {
   CHECK(r.code == 1);
   CHECK(r.err.find("no boot files (kernel, initrd) in") != std::string::npos);
   CHECK_FALSE(FileExists(record));
+}
+
+TEST_CASE("record: the factory slot's chunk list spares the first partial fetch reading it") {
+  RequireTool("mksquashfs");
+  FakeDevice d;
+  std::filesystem::create_directories(d.path("tree/etc"));
+  WriteFile(d.path("tree/etc/os-release"), "IMAGE_VERSION=1.0.0\n");
+  MustRun("head -c 3000000 /dev/urandom > '" + d.path("tree/payload") + "'");
+  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("a.sqfs") +
+          "' -comp xz -quiet -noappend >/dev/null");
+  FactorySlotA(d, d.path("a.sqfs"));
+  REQUIRE(Record(d).code == 0);
+
+  // The list describes the slot's image chunk by chunk: each digest is the chunk's own.
+  const std::string list_path = d.boot() + "/osu/A/chunks.idx";
+  REQUIRE(FileExists(list_path));
+  auto list = osu::ParseChunkIndex(ReadFile(list_path), list_path);
+  REQUIRE(list);
+  const std::string image = ReadFile(d.path("a.sqfs"));
+  CHECK(list->image_size == image.size());
+  REQUIRE(list->chunks.size() > 10);
+  for (const auto& c : list->chunks) {
+    auto bytes = std::span(reinterpret_cast<const uint8_t*>(image.data()) + c.offset, c.size);
+    CHECK(osu::DigestOf(bytes) == c.digest);
+  }
+
+  // v2 keeps v1's payload and adds a file: a partial fetch reuses slot A's chunks through the
+  // list (the same plan as with the slot read), and slot B ends verified with v2's image.
+  MustRun("head -c 200000 /dev/urandom > '" + d.path("tree/added") + "'");
+  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("b.sqfs") +
+          "' -comp xz -quiet -noappend >/dev/null");
+  const std::string bundle = d.MakeBundle("v2.osu", d.path("b.sqfs"), "2.0.0", "zstd");
+  const std::vector<std::string> plan = {"--config", d.config(), "--apply", bundle, "--dry-run", "--json"};
+  auto with = RunUpdate(plan);
+  INFO(with.out << with.err);
+  REQUIRE(with.code == 0);
+  CHECK(with.out.find("Chunks of slot A: its stored chunk list") != std::string::npos);
+  std::filesystem::rename(list_path, list_path + ".away");
+  auto without = RunUpdate(plan);
+  REQUIRE(without.code == 0);
+  CHECK(without.out.find("stored chunk list") == std::string::npos);
+  auto planned = [](const std::string& out) {
+    const auto p = out.find("\"download_bytes\":");
+    REQUIRE(p != std::string::npos);
+    return std::stoull(out.substr(p + 17));
+  };
+  CHECK(planned(with.out) == planned(without.out));
+  CHECK(planned(with.out) < std::filesystem::file_size(bundle) / 2);
+  std::filesystem::rename(list_path + ".away", list_path);
+  auto r = RunUpdate({"--config", d.config(), "--apply", bundle, "--no-activate"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(d.RegionSha256(d.SlotB(), std::filesystem::file_size(d.path("b.sqfs"))) == Sha256OfFile(d.path("b.sqfs")));
+  CHECK(ReadFile(d.boot() + "/osu/B/record.yml").find("state: verified") != std::string::npos);
 }

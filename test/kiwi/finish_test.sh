@@ -78,4 +78,10 @@ print(v)' "$status" "$1"; }
 want_sha=$(sha256sum "$work/a.sqfs" | cut -d' ' -f1)
 [ "$(get slots.A.sha256)" = "$want_sha" ] || fail "slot A sha256: $(get slots.A.sha256), want $want_sha (sha256sum of the squashfs)"
 [ "$(get slots.A.image_size)" = "$(stat -c %s "$work/a.sqfs")" ] || fail "slot A size: $(get slots.A.image_size), want $(stat -c %s "$work/a.sqfs")"
+# The chunk list came along: a chunk index of the squashfs's length (its header's image size).
+list=$work/boot/osu/A/chunks.idx
+[ -f "$list" ] || fail "no osu/A/chunks.idx on the boot partition"
+[ "$(head -c 8 "$list")" = OSUCHIDX ] || fail "osu/A/chunks.idx is not a chunk index"
+list_size=$(od -An -t u8 -j 24 -N 8 "$list" | tr -d ' ')
+[ "$list_size" = "$(stat -c %s "$work/a.sqfs")" ] || fail "chunks.idx describes $list_size bytes, the squashfs is $(stat -c %s "$work/a.sqfs")"
 echo "kiwi-finish: 1 passed, 0 failed"
