@@ -17,7 +17,9 @@
 # patch. The patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
 # the others. Bytes only, % of the same full bundle: peers on the same images when installed
 # (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
-# and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2).
+# and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2); and
+# files-floor: the changed files alone as a tar at zstd -19, what no delta of a compressed
+# file system image can go much below (their blocks are compressed anew).
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
 set -euo pipefail
 
@@ -27,7 +29,7 @@ MIB=${DELTA_MIB:-1024}
 CHANGES=${DELTA_CHANGES:-"0 1 5 20"}
 FSES=${DELTA_FS:-"ext4 squashfs"}
 . "$HERE/delta-images.sh"
-bench_start delta-bench nginx /usr/bin/time
+bench_start delta-bench nginx /usr/bin/time zstd tar
 
 NGINX_PID=
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -133,6 +135,24 @@ PY2
       zck -o v1.zck "v1.$fs" >/dev/null && zck -o v2.zck "v2.$fs" >/dev/null
       zb=$(zck_delta_size v1.zck v2.zck 2>&1 | awk '/Would download/ {print $3}')
       printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
+    fi
+    if [[ $pct != 0 ]]; then
+      # A floor, not a way: the files that changed, as one tar at zstd -19. A file system that
+      # compresses its files (squashfs) stores a changed file's blocks compressed anew, so no
+      # delta of the image (patch, chunks, casync, zchunk) can send much less than this; ext4
+      # stores them raw and a patch can use their old bytes.
+      floor=$(python3 - "$tree" <<'PY3' | (cd "$tree" && tar -cf - -T - | zstd -19 -T0 -q -c | wc -c)
+import filecmp, os, sys
+new = sys.argv[1]
+for r, _, fs in os.walk(new):
+    for f in sorted(fs):
+        rel = os.path.relpath(os.path.join(r, f), new)
+        old = os.path.join("tree.v1", rel)
+        if not os.path.exists(old) or not filecmp.cmp(old, os.path.join(new, rel), shallow=False):
+            print(rel)
+PY3
+)
+      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" "files-floor" "$floor" "$(python3 -c "print($floor * 100 / $full)")"
     fi
   done
 done
