@@ -208,7 +208,10 @@ struct BundleOpener {
 
     auto second = Next(*b);
     if (!second) return second.error();
-    const auto span = [](const TarReader::Entry& e) { return e.offset + 512 + (e.size + 511) / 512 * 512; };
+    // Where a member read whole ends: its (ustar) header, its data padded to 512 bytes.
+    const auto span = [](const TarReader::Entry& e) {
+      return e.offset + 512 + (e.size + 511) / 512 * 512;
+    };
     b->head_end_ = span(**first);
     if (*second && (*second)->name == kSignatureMember) {
       auto sig = ReadSmall(*b, **second, kSignatureLimit);

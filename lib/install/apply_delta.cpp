@@ -299,9 +299,9 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   const Manifest& m = b.manifest();
   if (!m.index) return None();  // made with --no-chunks or before chunks: the full path
 
-  // Where the members are: after the head (the tar reader says where it ends; the signature
-  // member is absent from a bundle made --unsigned and published through TUF), in manifest
-  // order, with the manifest's sizes.
+  // Where the members are: after the head (the tar reader says where it ends: a bundle that
+  // another tool wrote for TUF may have no signature member at all), in manifest order, with
+  // the manifest's sizes.
   uint64_t at = b.head_end() + MemberSpan(m.index->size);
   if (m.dictionary) at += MemberSpan(m.dictionary->size);
   front_end = std::min(at, *size);  // the front reads no further than the index (and dictionary)
