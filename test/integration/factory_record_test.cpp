@@ -50,16 +50,22 @@ void RecordAndCheck(FakeDevice& d, const std::string& image) {
   CHECK(StatusField(d, "slots.A.image_size") == FileSize(image));
 }
 
+// A squashfs of d.path("tree") (etc/os-release; `payload` random bytes in payload when > 0,
+// `added` in added when > 0) at d.path(name).
+void Squashfs(FakeDevice& d, const std::string& name, size_t payload, size_t added = 0) {
+  std::filesystem::create_directories(d.path("tree/etc"));
+  WriteFile(d.path("tree/etc/os-release"), "IMAGE_VERSION=1.0.0\n");
+  if (payload) MustRun("head -c " + std::to_string(payload) + " /dev/urandom > '" + d.path("tree/payload") + "'");
+  if (added) MustRun("head -c " + std::to_string(added) + " /dev/urandom > '" + d.path("tree/added") + "'");
+  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path(name) + "' -comp xz -quiet -noappend >/dev/null");
+}
+
 }  // namespace
 
 TEST_CASE("record: a squashfs slot A is verified by --status, with sha256sum's hash") {
   RequireTool("mksquashfs");
   FakeDevice d;
-  std::filesystem::create_directories(d.path("tree/etc"));
-  WriteFile(d.path("tree/etc/os-release"), "IMAGE_VERSION=1.0.0\n");
-  MustRun("head -c 200000 /dev/urandom > '" + d.path("tree/payload") + "'");
-  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("a.sqfs") +
-          "' -comp xz -quiet -noappend >/dev/null");
+  Squashfs(d, "a.sqfs", 200000);
   RecordAndCheck(d, d.path("a.sqfs"));
   CHECK(StatusField(d, "slots.A.version") == "\"1.0.0\"");
   // The boot files an install would list (not the GRUB snippet), read back by os-update.
@@ -129,11 +135,7 @@ TEST_CASE("record: bad input is one error line, exit 1, and no record") {
 TEST_CASE("record: the factory slot's chunk list spares the first partial fetch reading it") {
   RequireTool("mksquashfs");
   FakeDevice d;
-  std::filesystem::create_directories(d.path("tree/etc"));
-  WriteFile(d.path("tree/etc/os-release"), "IMAGE_VERSION=1.0.0\n");
-  MustRun("head -c 3000000 /dev/urandom > '" + d.path("tree/payload") + "'");
-  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("a.sqfs") +
-          "' -comp xz -quiet -noappend >/dev/null");
+  Squashfs(d, "a.sqfs", 3000000);
   FactorySlotA(d, d.path("a.sqfs"));
   REQUIRE(Record(d).code == 0);
 
@@ -152,9 +154,7 @@ TEST_CASE("record: the factory slot's chunk list spares the first partial fetch 
 
   // v2 keeps v1's payload and adds a file: a partial fetch reuses slot A's chunks through the
   // list (the same plan as with the slot read), and slot B ends verified with v2's image.
-  MustRun("head -c 200000 /dev/urandom > '" + d.path("tree/added") + "'");
-  MustRun("mksquashfs '" + d.path("tree") + "' '" + d.path("b.sqfs") +
-          "' -comp xz -quiet -noappend >/dev/null");
+  Squashfs(d, "b.sqfs", 0, 200000);
   const std::string bundle = d.MakeBundle("v2.osu", d.path("b.sqfs"), "2.0.0", "zstd");
   const std::vector<std::string> plan = {"--config", d.config(), "--apply", bundle, "--dry-run", "--json"};
   auto with = RunUpdate(plan);
