@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "common/error.hpp"
+
 namespace osu {
 
 // set osu_root="<root>"
@@ -11,6 +13,10 @@ namespace osu {
 // Both double-quoted with '"', '$' and '\' backslash-escaped, so GRUB's parser gives back the
 // exact bytes. Newlines and other control characters become spaces (the kernel splits its
 // command line on them anyway, and a raw newline would end the GRUB command).
-std::string GrubSlotConfig(const std::string& root, const std::string& cmdline);
+// A command line with '"', '\'' or '\\' is refused (Verification error): grub.cfg expands
+// ${osu_cmdline} into words at spaces, not at quotes, and GRUB's `linux` hands the kernel each
+// of those characters with a backslash before it, which the kernel keeps: `a="b c"` would
+// arrive as `a=\"b` and `c\"`. U-Boot and the Pi firmware pass such arguments as written.
+Expected<std::string> GrubSlotConfig(const std::string& root, const std::string& cmdline);
 
 }  // namespace osu

@@ -60,8 +60,11 @@ Expected<BootSnippet> SlotBootSnippet(const Config& config, const Slot& slot,
   if (slot.part.partuuid.empty())
     return StateError("slot " + SlotName(slot.id) + " (" + slot.Describe() +
                       ") has no partition UUID for the bootloader's root=");
-  if (config.bootloader == Bootloader::Grub)
-    return BootSnippet{"grub.cfg", GrubSlotConfig(root, m.cmdline)};
+  if (config.bootloader == Bootloader::Grub) {
+    auto text = GrubSlotConfig(root, m.cmdline);
+    if (!text) return text.error();
+    return BootSnippet{"grub.cfg", *text};
+  }
   if (config.bootloader == Bootloader::PiFirmware) {
     auto text = PiSlotCmdlineText(root, slot.id, m.cmdline);
     if (!text) return text.error().Context("bundle's cmdline");

@@ -147,6 +147,23 @@ TEST_CASE("hostile content: --check and --apply refuse a correctly signed bundle
   }
 }
 
+TEST_CASE("a cmdline with quotes: a GRUB device refuses to apply it, nothing changes",
+          "[apply][content]") {
+  // Valid for U-Boot and the Pi firmware, which pass it as written; GRUB's linux command would
+  // hand the kernel a=\"b and c\" (the fake device boots with GRUB).
+  Device dev;
+  const std::string before = Everything(dev.d);
+  const std::string bundle =
+      dev.Forge([](osu::Manifest& m) { m.cmdline = "quiet dyndbg=\"file x.c +p\""; });
+  auto r = Update(dev.d, {"--apply", bundle});
+  INFO("stderr: " << r.err);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("the bundle's cmdline has a \", which GRUB's linux command"));
+  CHECK(HasOneErrorLine(r.err));
+  CHECK(Everything(dev.d) == before);
+  CHECK(LastActivatorCalls().empty());
+}
+
 TEST_CASE("hostile content: os-update-bundle verify and info report it", "[content]") {
   Device dev;
   for (const Case& c : HostileCases()) {

@@ -36,7 +36,7 @@ class Esp {
     MustRun("mkfs.vfat -C " + image_ + " 4096 >/dev/null");
     Mtools("mmd -i " + image_ + " ::osu ::osu/A ::osu/B");
     for (SlotId s : {SlotId::A, SlotId::B}) {
-      SetSlotConfig(s, osu::GrubSlotConfig("PARTUUID=" + Uuid(s), "quiet console=ttyS0"));
+      SetSlotConfig(s, *osu::GrubSlotConfig("PARTUUID=" + Uuid(s), "quiet console=ttyS0"));
       const std::string d = std::string("::osu/") + osu::SlotLetter(s);
       WriteFile(dir_ / "blob", "not a kernel");
       Mtools("mcopy -o -i " + image_ + " " + (dir_ / "blob") + " " + d + "/vmlinuz");
@@ -231,8 +231,10 @@ TEST_CASE("grub.cfg in grub-emu: the per-slot command line survives GRUB's parse
   RequireGrubEmu();
   Esp esp;
   esp.SetEnv(osu::SelectionChanges(osu::FactorySelection()));
-  const std::string cmdline = "quiet a=$HOME b=\\c d=\"e;f\" ${x} 'g'";
-  esp.SetSlotConfig(SlotId::A, osu::GrubSlotConfig("PARTUUID=" + Uuid(SlotId::A), cmdline));
+  // What GRUB's parser would expand or split on ($, ;, backquotes) arrives as written; quotes
+  // and backslashes are refused before (GrubSlotConfig).
+  const std::string cmdline = "quiet a=$HOME d=e;f ${x} g=`h`";
+  esp.SetSlotConfig(SlotId::A, *osu::GrubSlotConfig("PARTUUID=" + Uuid(SlotId::A), cmdline));
   CHECK(esp.Boot() == "/osu/A/vmlinuz root=PARTUUID=" + Uuid(SlotId::A) + " osu.slot=A " +
                           cmdline);
   // A slot without its grub.cfg is not booted with an empty root=.

@@ -244,8 +244,18 @@ TEST_CASE("GRUB env: variables that do not fit fail naming the file, nothing wri
 }
 
 TEST_CASE("per-slot grub.cfg quotes what GRUB's parser would expand") {
-  CHECK(osu::GrubSlotConfig("PARTUUID=1234-ab", "quiet console=ttyS0") ==
+  CHECK(*osu::GrubSlotConfig("PARTUUID=1234-ab", "quiet console=ttyS0") ==
         "set osu_root=\"PARTUUID=1234-ab\"\nset osu_cmdline=\"quiet console=ttyS0\"\n");
-  CHECK(osu::GrubSlotConfig("PARTUUID=x", "a=\"b c\" $d \\e\nf") ==
-        "set osu_root=\"PARTUUID=x\"\nset osu_cmdline=\"a=\\\"b c\\\" \\$d \\\\e f\"\n");
+  CHECK(*osu::GrubSlotConfig("PARTUUID=x", "a=b;c $d\nf") ==
+        "set osu_root=\"PARTUUID=x\"\nset osu_cmdline=\"a=b;c \\$d f\"\n");
+}
+
+TEST_CASE("per-slot grub.cfg refuses what GRUB's linux command would escape for the kernel") {
+  for (const std::string cmdline : {"a=\"b c\"", "a='b'", "a=b\\c"}) {
+    CAPTURE(cmdline);
+    auto r = osu::GrubSlotConfig("PARTUUID=x", cmdline);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind() == osu::ErrorKind::Verification);
+    CHECK_THAT(r.error().message(), Catch::Contains("GRUB devices need a command line without quotes"));
+  }
 }
