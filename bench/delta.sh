@@ -18,8 +18,8 @@
 # the others. Bytes only, % of the same full bundle: peers on the same images when installed
 # (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
 # and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2); and
-# files-floor: the changed files alone as a tar at zstd -19, what no delta of a compressed
-# file system image can go much below (their blocks are compressed anew).
+# files-zstd: the changed files alone as a tar at zstd -19, for scale (what shipping the
+# changed files whole would cost).
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
 set -euo pipefail
 
@@ -137,10 +137,10 @@ PY2
       printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" zchunk "$zb" "$(python3 -c "print($zb * 100 / $full)")"
     fi
     if [[ $pct != 0 ]]; then
-      # A floor, not a way: the files that changed, as one tar at zstd -19. A file system that
-      # compresses its files (squashfs) stores a changed file's blocks compressed anew, so no
-      # delta of the image (patch, chunks, casync, zchunk) can send much less than this; ext4
-      # stores them raw and a patch can use their old bytes.
+      # For scale, not a way: the files that changed, as one tar at zstd -19 (what an update
+      # that ships changed files whole would send). Not a floor: a patch reuses the old bytes
+      # of a changed file wherever the image holds them raw (ext4; squashfs blocks of files
+      # that do not compress, .gz or .png, are stored raw too).
       floor=$(python3 - "$tree" <<'PY3' | (cd "$tree" && tar -cf - -T - | zstd -19 -T0 -q -c | wc -c)
 import filecmp, os, sys
 new = sys.argv[1]
@@ -152,7 +152,7 @@ for r, _, fs in os.walk(new):
             print(rel)
 PY3
 )
-      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" "files-floor" "$floor" "$(python3 -c "print($floor * 100 / $full)")"
+      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" "files-zstd" "$floor" "$(python3 -c "print($floor * 100 / $full)")"
     fi
   done
 done
