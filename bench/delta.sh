@@ -141,7 +141,7 @@ PY2
       # that ships changed files whole would send). Not a floor: a patch reuses the old bytes
       # of a changed file wherever the image holds them raw (ext4; squashfs blocks of files
       # that do not compress, .gz or .png, are stored raw too).
-      floor=$(python3 - "$tree" <<'PY3' | (cd "$tree" && tar -cf - -T - | zstd -19 -T0 -q -c | wc -c)
+      files=$(python3 - "$tree" <<'PY3' | (cd "$tree" && tar -cf - -T - | zstd -19 -T0 -q -c | wc -c)
 import filecmp, os, sys
 new = sys.argv[1]
 for r, _, fs in os.walk(new):
@@ -152,7 +152,7 @@ for r, _, fs in os.walk(new):
             print(rel)
 PY3
 )
-      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" "files-zstd" "$floor" "$(python3 -c "print($floor * 100 / $full)")"
+      printf '%-9s %-7s %-11s %12d %6.1f%%\n' "$fs" "$label" "files-zstd" "$files" "$(python3 -c "print($files * 100 / $full)")"
     fi
   done
 done
