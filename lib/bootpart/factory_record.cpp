@@ -26,8 +26,9 @@ uint64_t Le(const uint8_t* p, int bytes) {
   return v;
 }
 
-// The files an install would have listed: the slot snippet and the record are the
-// bootloader's and os-update's own, not the bundle's.
+// The files an install would have listed: the slot snippet, the record and the chunk list
+// (a record made again finds the last one's) are the bootloader's and os-update's own, not
+// the bundle's.
 Expected<std::vector<FileEntry>> BootFiles(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return ErrnoError("Failed to open the slot's boot directory '" + dir + "'", errno,
@@ -36,7 +37,7 @@ Expected<std::vector<FileEntry>> BootFiles(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name == "." || name == ".." || name == "record.yml" || name == "grub.cfg" ||
-        name == "boot.env" || name == "cmdline.txt")
+        name == "boot.env" || name == "cmdline.txt" || name == "chunks.idx")
       continue;
     struct stat st {};
     if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) names.push_back(name);
