@@ -109,10 +109,16 @@ std::optional<std::string> GrubUnquote(const std::string& text, size_t& p) {
   return std::nullopt;
 }
 
-// The per-slot grub.cfg gives GRUB back the root and command line (control bytes as spaces).
+// The per-slot grub.cfg gives GRUB back the root and command line (control bytes as spaces);
+// a command line with a quote or a backslash is refused, and only such a one.
 void CheckGrubSlotConfig(const std::string& text) {
   const std::string root = "PARTUUID=6e2c7d3a-52a1-4c3e-9f0b-0a1b2c3d4e5f";
-  const std::string cfg = osu::GrubSlotConfig(root, text);
+  auto made = osu::GrubSlotConfig(root, text);
+  const bool refusable = text.find_first_of("\"'\\") != std::string::npos;
+  Check(!made == refusable, refusable ? "grub.cfg takes a quote or backslash: " + text
+                                      : "grub.cfg refuses a command line without quotes: " + text);
+  if (!made) return;
+  const std::string& cfg = *made;
   std::string want = text;
   for (char& c : want)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
