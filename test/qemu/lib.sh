@@ -277,7 +277,9 @@ vm_boot() {
 }
 
 # What the agent printed in boot N: its lines (prefix removed), its BEGIN line, its exit code.
-agent_output() { tr -d '\r' < "$VM_LOG" | sed -n "s/^OSU-AGENT\[$1\] //p"; }
+# A line the agent prints while systemd shuts down (os-update's kexec message) can share the
+# console line with a status message's padding: match the marker anywhere in the line.
+agent_output() { tr -d '\r' < "$VM_LOG" | sed -n "s/^.*OSU-AGENT\[$1\] //p"; }
 agent_begin() { tr -d '\r' < "$VM_LOG" | grep -m1 "^OSU-AGENT-BEGIN boot=$1 " || true; }
 agent_rc() { tr -d '\r' < "$VM_LOG" | sed -n "s/^OSU-AGENT-END boot=$1 rc=//p" | tail -n1; }
 # The first JSON object line the agent printed in boot N that has key KEY.
