@@ -380,7 +380,14 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   del->add_option("--segment-size", delta.options.segment_size,
                   "Bytes of the new image per frame: a device holds one (64 KiB-32 MiB)")
       ->capture_default_str();
-  del->callback([&] { action = [&] { return RunDelta(delta, streams); }; });
+  bool no_blocks = false;
+  del->add_flag("--no-blocks", no_blocks,
+                "Patch the image's zstd blocks (squashfs) as bytes, not by their content: "
+                "patch format 1, which os-update before 2026-12 reads (larger for squashfs)");
+  del->callback([&] {
+    delta.options.blocks = !no_blocks;
+    action = [&] { return RunDelta(delta, streams); };
+  });
 
   RecordArgs record;
   auto* rec = app.add_subcommand(

@@ -65,6 +65,9 @@ struct PatchOptions {
   uint32_t segment_size = 16u << 20;  // bytes of new image per frame (device buffer size)
   int level = 3;                      // zstd level
   unsigned threads = 0;               // frames compressed at once; 0 = online CPUs
+  // Format 2 when the new image has zstd blocks (squashfs) the base lacks that can be made
+  // again; false: format 1 always (for devices whose os-update reads only that).
+  bool blocks = true;
 };
 Result CreatePatch(const std::string& base, const std::string& target,
                    const std::string& private_key, const std::string& output,

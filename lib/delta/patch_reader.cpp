@@ -2,11 +2,14 @@
 // segment at a time.
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "common/text.hpp"
 #include "crypto/sha256.hpp"
 #include "crypto/signature.hpp"
+#include "delta/blocks.hpp"
 #include "delta/mapping.hpp"
 #include "delta/patch.hpp"
 #include "delta/patch_codec.hpp"
@@ -65,8 +68,12 @@ Expected<PatchHeader> ReadHeader(Reader& patch, const PatchExpectation& expect) 
     return VerificationError("patch makes image " + Short(h->target_sha256) +
                              ", not the bundle's " + Short(expect.target_sha256));
   }
-  auto entries = ReadExact(patch, size_t{count} * delta::kEntrySize, "its segment table");
+  auto entries = ReadExact(patch, size_t{count} * delta::EntrySize(*h), "its segment table");
   if (!entries) return entries.error();
+  // Format 2: the entries say how many block records follow (parsed again once signed).
+  if (auto r = delta::ParseEntries(*entries, *h); !r) return r.error();
+  auto records = ReadExact(patch, delta::RecordBytes(*h), "its block records");
+  if (!records) return records.error();
   auto sig_size = ReadExact(patch, 4, "its signature");
   if (!sig_size) return sig_size.error();
   uint32_t n = 0;
@@ -76,18 +83,21 @@ Expected<PatchHeader> ReadHeader(Reader& patch, const PatchExpectation& expect) 
   }
   auto sig = ReadExact(patch, n, "its signature");
   if (!sig) return sig.error();
-  auto key = VerifyWithAnyKey(*fixed + *entries, *sig, expect.keys);
+  auto key = VerifyWithAnyKey(*fixed + *entries + *records, *sig, expect.keys);
   if (!key) return key.error().Context("patch signature");
-  if (auto r = delta::ParseEntries(*entries, *h); !r) return r.error();
+  if (auto r = delta::ParseRecords(*records, *h); !r) return r.error();
   return h;
 }
 
 class PatchedImageReader final : public Reader {
  public:
   PatchedImageReader(delta::Mapping base, std::unique_ptr<Reader> patch, PatchHeader header,
-                     std::unique_ptr<delta::SegmentDecoder> decoder, std::string where)
+                     std::unique_ptr<delta::SegmentDecoder> decoder,
+                     std::vector<std::unique_ptr<delta::FrameCompressor>> compressors,
+                     std::string where)
       : base_(std::move(base)), patch_(std::move(patch)), header_(std::move(header)),
-        decoder_(std::move(decoder)), where_(std::move(where)) {}
+        decoder_(std::move(decoder)), compressors_(std::move(compressors)),
+        where_(std::move(where)) {}
 
   Expected<size_t> Read(std::span<uint8_t> buf) override {
     if (failed_) return *failed_;
@@ -112,15 +122,77 @@ class PatchedImageReader final : public Reader {
     const std::string what = "segment " + std::to_string(i);
     // Sized to this segment: the buffers never outgrow one segment and one frame.
     frame_.resize(e.frame_size);
-    segment_.resize(header_.SegmentLength(i));
+    segment_.resize(e.length);
     pos_ = 0;
     if (auto r = ReadExactInto(*patch_, frame_, what); !r) return r;
-    if (auto r = decoder_->Decode(frame_, segment_); !r) return r.error().Context(what);
+    // Format 2: the base blocks it names, decoded right before the base (the prefix).
+    const uint64_t prefix = delta::DecodedSize(e.base_blocks);
+    if (auto r = delta::DecodeBaseBlocks(base_.bytes(), e.base_blocks, base_.Room(prefix)); !r) {
+      return VerificationError(what + ": " + r.error().message() +
+                               "; the base slot is not what it claims");
+    }
+    if (e.blocks.empty()) {
+      if (auto r = decoder_->Decode(base_.WithRoom(prefix), frame_, segment_); !r) {
+        return r.error().Context(what);
+      }
+    } else {
+      decoded_.resize(e.decoded_length);
+      if (auto r = decoder_->Decode(base_.WithRoom(prefix), frame_, decoded_); !r) {
+        return r.error().Context(what);
+      }
+      if (auto r = CompressBlocks(e, what); !r) return r;
+    }
     const std::string got = Sha256Hex(segment_);
     if (got != e.sha256) {
       // Either the patch was altered or the base slot no longer holds the base image.
       return VerificationError(what + ": sha256 mismatch (expected " + e.sha256 + ", got " +
                                got + "); the patch or the base slot is not what it claims");
+    }
+    return {};
+  }
+
+  // The segment from its decoded form: its blocks compressed again (on every core: level 15
+  // is ~10x slower than the rest of the decoding), the bytes between copied.
+  Result CompressBlocks(const delta::SegmentEntry& e, const std::string& what) {
+    uint32_t from = 0, to = 0;
+    std::vector<uint32_t> at;  // where each block goes in the segment
+    for (const delta::Recompress& b : e.blocks) {
+      std::memcpy(segment_.data() + to, decoded_.data() + from, b.offset - from);
+      to += b.offset - from;
+      at.push_back(to);
+      to += b.size;
+      from = b.offset + b.content_size;
+    }
+    std::memcpy(segment_.data() + to, decoded_.data() + from, e.decoded_length - from);
+    std::atomic<size_t> next{0};
+    std::vector<Result> results(compressors_.size());
+    auto work = [&](size_t t) {
+      std::vector<uint8_t> out;
+      for (size_t k; (k = next++) < e.blocks.size();) {
+        const delta::Recompress& b = e.blocks[k];
+        out.resize(delta::MaxFrameSize(b.content_size));
+        auto n = compressors_[t]->Compress(
+            std::span<const uint8_t>(decoded_).subspan(b.offset, b.content_size), b.level, out);
+        if (!n) {
+          results[t] = n.error().Context(what);
+          return;
+        }
+        if (*n != b.size) {
+          results[t] = VerificationError(
+              what + ": a block compressed at level " + std::to_string(b.level) + " is " +
+              std::to_string(*n) + " bytes, not " + std::to_string(b.size) +
+              " (this device's zstd compresses otherwise than the builder's)");
+          return;
+        }
+        std::memcpy(segment_.data() + at[k], out.data(), b.size);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < compressors_.size() && t < e.blocks.size(); ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& t : pool) t.join();
+    for (auto& r : results) {
+      if (!r) return r;
     }
     return {};
   }
@@ -145,8 +217,9 @@ class PatchedImageReader final : public Reader {
   std::unique_ptr<Reader> patch_;
   PatchHeader header_;
   std::unique_ptr<delta::SegmentDecoder> decoder_;
+  std::vector<std::unique_ptr<delta::FrameCompressor>> compressors_;  // format 2: one a core
   std::string where_;
-  std::vector<uint8_t> frame_, segment_;
+  std::vector<uint8_t> frame_, segment_, decoded_;
   size_t next_ = 0, pos_ = 0;
   std::optional<Error> failed_;
 };
@@ -169,13 +242,21 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
     return StateError(what + " is " + std::to_string(base_slot.length) +
                       " bytes, smaller than the base image's " + std::to_string(expect.base_size));
   }
-  auto base = delta::Mapping::Create(base_slot.fd, base_slot.offset, expect.base_size, what);
+  const bool blocks = header->format == delta::kFormatBlocks;
+  auto base = delta::Mapping::Create(base_slot.fd, base_slot.offset, expect.base_size, what,
+                                     blocks ? delta::kMaxBasePrefix : 0);
   if (!base) return base.error();
-  auto decoder = delta::MakeSegmentDecoder(base->bytes());
+  auto decoder = delta::MakeSegmentDecoder();
   if (!decoder) return decoder.error();
+  std::vector<std::unique_ptr<delta::FrameCompressor>> compressors;
+  for (unsigned t = 0; blocks && t < std::max(1u, std::thread::hardware_concurrency()); ++t) {
+    auto c = delta::MakeFrameCompressor();
+    if (!c) return c.error();
+    compressors.push_back(std::move(c).value());
+  }
   return std::unique_ptr<Reader>(std::make_unique<PatchedImageReader>(
       std::move(base).value(), std::move(patch), std::move(header).value(),
-      std::move(decoder).value(), where));
+      std::move(decoder).value(), std::move(compressors), where));
 }
 
 }  // namespace osu

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "common/text.hpp"
 #include "crypto/sha256.hpp"
 #include "crypto/signature.hpp"
+#include "delta/blocks.hpp"
 #include "delta/mapping.hpp"
 #include "delta/patch.hpp"
 #include "delta/patch_codec.hpp"
@@ -40,19 +43,20 @@ Expected<std::string> HashOf(std::span<const uint8_t> data) {
   return h.HexDigest();
 }
 
-// Encodes the segments of `target` on `threads` threads and hands the frames to `sink` in
-// order. At most 2 frames per thread wait to be written: memory stays bounded.
-Result EncodeSegments(std::span<const uint8_t> base, std::span<const uint8_t> target,
-                      PatchHeader& header, const PatchOptions& options, unsigned threads,
-                      const std::function<Result(const std::vector<uint8_t>&)>& sink) {
-  const size_t count = header.segments.size();
+// Encodes `count` segments on `threads` threads, each with the function make_worker gave it,
+// and hands the frames to `sink` in order. At most 2 frames per thread wait to be written:
+// memory stays bounded.
+using SegmentWork = std::function<Expected<std::vector<uint8_t>>(size_t)>;
+Result EncodeSegments(size_t count, unsigned threads,
+                      const std::function<Expected<SegmentWork>()>& make_worker,
+                      const std::function<Result(size_t, const std::vector<uint8_t>&)>& sink) {
   std::mutex mu;
   std::condition_variable cv;
   std::map<size_t, Expected<std::vector<uint8_t>>> done;
   size_t next = 0, written = 0;
   bool stop = false;
   auto work = [&] {
-    auto encoder = delta::MakeSegmentEncoder(base, options.segment_size, options.level);
+    auto worker = make_worker();
     for (;;) {
       size_t i;
       {
@@ -62,9 +66,7 @@ Result EncodeSegments(std::span<const uint8_t> base, std::span<const uint8_t> ta
         i = next++;
       }
       Expected<std::vector<uint8_t>> frame =
-          encoder ? (*encoder)->Encode(target.subspan(i * options.segment_size,
-                                                      header.SegmentLength(i)))
-                  : Expected<std::vector<uint8_t>>(encoder.error());
+          worker ? (*worker)(i) : Expected<std::vector<uint8_t>>(worker.error());
       std::lock_guard lock(mu);
       done.emplace(i, std::move(frame));
       cv.notify_all();
@@ -82,13 +84,7 @@ Result EncodeSegments(std::span<const uint8_t> base, std::span<const uint8_t> ta
       frame.emplace(std::move(it->second));
       done.erase(it);
     }
-    if (!*frame) {
-      result = frame->error();
-    } else {
-      const size_t i = written;
-      header.segments[i].frame_size = static_cast<uint32_t>((*frame)->size());
-      result = sink(**frame);
-    }
+    result = *frame ? sink(written, **frame) : Result(frame->error());
     std::lock_guard lock(mu);
     ++written;
     if (!result) stop = true;
@@ -96,6 +92,17 @@ Result EncodeSegments(std::span<const uint8_t> base, std::span<const uint8_t> ta
   }
   for (auto& t : pool) t.join();
   return result;
+}
+
+// Format 1: the target in segments of segment_size bytes.
+std::vector<delta::SegmentPlan> FixedSegments(uint64_t target_size, uint32_t segment_size) {
+  std::vector<delta::SegmentPlan> plans(delta::SegmentCount(target_size, segment_size));
+  for (size_t i = 0; i < plans.size(); ++i) {
+    plans[i].offset = uint64_t{segment_size} * i;
+    plans[i].entry.length = plans[i].entry.decoded_length =
+        static_cast<uint32_t>(std::min<uint64_t>(segment_size, target_size - plans[i].offset));
+  }
+  return plans;
 }
 
 // An unlinked file in `dir` (nothing is left behind if the build stops).
@@ -141,25 +148,69 @@ Result CreatePatchFromFds(int base_fd, int target_fd, const std::string& private
   auto target_sha = HashOf(target->bytes());
   h.base_sha256 = *base_sha;
   h.target_sha256 = *target_sha;
-  h.segments.resize(delta::SegmentCount(h.target_size, h.segment_size));
-  for (size_t i = 0; i < h.segments.size(); ++i) {
-    h.segments[i].sha256 = Sha256Hex(target->bytes().subspan(i * h.segment_size, h.SegmentLength(i)));
+  const unsigned threads =
+      options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  // Format 2 when the target has zstd blocks the base lacks and they can be made again here.
+  std::vector<delta::SegmentPlan> plans;
+  if (options.blocks) {
+    const auto base_blocks = delta::FindBlocks(base->bytes());
+    const auto changed =
+        delta::FindChangedBlocks(target->bytes(), base_blocks, base->bytes(), threads);
+    if (!changed.empty()) {
+      h.format = delta::kFormatBlocks;
+      plans = delta::PlanSegments(base->bytes(), base_blocks, target->bytes(), changed,
+                                  options.segment_size);
+    }
+  }
+  if (plans.empty()) plans = FixedSegments(h.target_size, h.segment_size);
+  for (auto& plan : plans) {
+    plan.entry.sha256 = Sha256Hex(target->bytes().subspan(plan.offset, plan.entry.length));
+    h.segments.push_back(plan.entry);
   }
 
   auto frames = TempFile(DirName(output));
   if (!frames) return frames.error();
-  const unsigned threads =
-      options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   const std::string frames_what = "the patch's frames";
-  if (auto r = EncodeSegments(base->bytes(), target->bytes(), h, options, threads,
-                              [&](const std::vector<uint8_t>& f) {
+  const uint64_t room = h.format == delta::kFormatBlocks ? delta::kMaxBasePrefix : 0;
+  auto make_worker = [&]() -> Expected<SegmentWork> {
+    auto encoder =
+        delta::MakeSegmentEncoder(*base_size + room, options.segment_size, options.level);
+    if (!encoder) return encoder.error();
+    // Each thread its own view of the base with room before it for decoded base blocks.
+    auto view = delta::Mapping::Create(base_fd, 0, *base_size, "the base image", room);
+    if (!view) return view.error();
+    auto state = std::make_shared<std::pair<std::unique_ptr<delta::SegmentEncoder>,
+                                            delta::Mapping>>(std::move(encoder).value(),
+                                                             std::move(view).value());
+    return SegmentWork([&, state](size_t i) -> Expected<std::vector<uint8_t>> {
+      auto& [enc, base_view] = *state;
+      const delta::SegmentPlan& plan = plans[i];
+      const uint64_t prefix = delta::DecodedSize(plan.entry.base_blocks);
+      if (auto r = delta::DecodeBaseBlocks(base_view.bytes(), plan.entry.base_blocks, base_view.Room(prefix));
+          !r) {
+        return r.error();
+      }
+      if (plan.entry.blocks.empty()) {
+        return enc->Encode(base_view.WithRoom(prefix),
+                           target->bytes().subspan(plan.offset, plan.entry.length));
+      }
+      std::vector<uint8_t> decoded(plan.entry.decoded_length);
+      if (auto r = delta::DecodeSegment(target->bytes(), plan, decoded); !r) return r.error();
+      return enc->Encode(base_view.WithRoom(prefix), decoded);
+    });
+  };
+  if (auto r = EncodeSegments(plans.size(), threads, make_worker,
+                              [&](size_t i, const std::vector<uint8_t>& f) {
+                                h.segments[i].frame_size = static_cast<uint32_t>(f.size());
                                 return WriteAll(frames->get(), f, frames_what);
                               });
       !r) {
     return r;
   }
 
-  const std::string signed_part = delta::SerializeFixed(h) + delta::SerializeEntries(h);
+  const std::string signed_part =
+      delta::SerializeFixed(h) + delta::SerializeEntries(h) + delta::SerializeRecords(h);
   auto sig = Sign(signed_part, private_key);
   if (!sig) return sig.error();
   std::string head = signed_part;

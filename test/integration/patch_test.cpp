@@ -8,7 +8,10 @@
 
 #include "common/fd.hpp"
 #include "common/text.hpp"
+#include "crypto/signature.hpp"
+#include "delta/blocks.hpp"
 #include "delta/patch.hpp"
+#include "delta/patch_codec.hpp"
 #include "delta/patch_format.hpp"
 #include "integration/bundle_fixture.hpp"
 #include "support/support.hpp"
@@ -351,4 +354,222 @@ TEST_CASE("patch: os-update-bundle delta refuses bundles for other devices, and 
   r = RunBundle({"delta", "--from", old_bundle, "--to", old_bundle, "--key", f.dir / "none.pem"});
   osu::test::bundle::RequireRefused(r, "none.pem", osu::cli::kExitUsage);
   CHECK(MustRun("ls " + f.dir.path()).find("delta") == std::string::npos);
+}
+
+namespace {
+
+// Words from a small vocabulary: compressible like the files a squashfs holds.
+std::string Text(size_t n, unsigned seed) {
+  static const char* const kWords[] = {"kernel ", "slot ", "update ", "boot ", "image ",
+                                       "verify ", "device ", "fleet ", "\n", "0x1f ", "root "};
+  std::string out;
+  uint32_t x = seed * 2654435761u + 1;
+  while (out.size() < n) {
+    x = x * 1664525u + 1013904223u;
+    out += kWords[(x >> 16) % 11];
+  }
+  out.resize(n);
+  return out;
+}
+
+// An image laid out as a squashfs is: a header, then blocks each compressed on its own with
+// zstd (ZSTD_compressCCtx at level 12, as mksquashfs calls it at its level), raw bytes
+// between some. The target changes 64 bytes every 4 KiB of some blocks (a file rewritten),
+// drops one and adds one: the blocks after a change are the same, further along.
+struct BlockImages {
+  osu::test::bundle::Fixture f;
+  osu::test::TempDir d;
+  std::string base = d / "base.sqfs", target = d / "target.sqfs";
+
+  static std::string Frame(const std::string& content) {
+    auto c = osu::delta::MakeFrameCompressor();
+    REQUIRE(c.ok());
+    std::vector<uint8_t> out(osu::delta::MaxFrameSize(content.size()));
+    auto n = (*c)->Compress(std::span(reinterpret_cast<const uint8_t*>(content.data()),
+                                      content.size()),
+                            12, out);
+    REQUIRE(n.ok());
+    return std::string(reinterpret_cast<const char*>(out.data()), *n);
+  }
+
+  static std::string Image(const std::vector<std::string>& blocks) {
+    std::string image = osu::test::bundle::RandomBytes(4096, 1);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      image += Frame(blocks[i]);
+      if (i % 5 == 4) image += osu::test::bundle::RandomBytes(3000, static_cast<unsigned>(i));
+    }
+    return image + osu::test::bundle::RandomBytes(8192, 2);
+  }
+
+  BlockImages() {
+    std::vector<std::string> blocks;
+    for (unsigned i = 0; i < 40; ++i) blocks.push_back(Text(128u << 10, i));
+    WriteFile(base, Image(blocks));
+    for (size_t i : {3u, 17u, 30u}) {
+      for (size_t at = 0; at + 64 < blocks[i].size(); at += 4096) {
+        blocks[i].replace(at, 64, osu::test::bundle::RandomBytes(64, static_cast<unsigned>(at)));
+      }
+    }
+    blocks.erase(blocks.begin() + 10);
+    blocks.insert(blocks.begin() + 20, Text(100000, 99));
+    WriteFile(target, Image(blocks));
+  }
+
+  std::string Patch(bool use_blocks, const std::string& name) {
+    osu::PatchOptions options;
+    options.segment_size = 1u << 20;
+    options.blocks = use_blocks;
+    const std::string out = d / name;
+    auto made = osu::CreatePatch(base, target, f.key, out, options);
+    INFO((made ? "" : made.error().message()));
+    REQUIRE(made.ok());
+    return out;
+  }
+};
+
+// The patch's header parsed (it is the builder's own, so only what it says is checked here).
+struct ParsedPatch {
+  osu::delta::PatchHeader h;
+  std::string frames;  // everything after the signature
+};
+ParsedPatch Parse(const std::string& bytes) {
+  ParsedPatch p;
+  uint32_t count = 0;
+  auto h = osu::delta::ParseFixed(bytes.substr(0, osu::delta::kFixedSize), &count);
+  REQUIRE(h.ok());
+  size_t at = osu::delta::kFixedSize;
+  const size_t entries = size_t{count} * osu::delta::EntrySize(*h);
+  REQUIRE(osu::delta::ParseEntries(bytes.substr(at, entries), *h).ok());
+  at += entries;
+  const size_t records = osu::delta::RecordBytes(*h);
+  REQUIRE(osu::delta::ParseRecords(bytes.substr(at, records), *h).ok());
+  at += records;
+  uint32_t sig = 0;
+  for (int i = 3; i >= 0; --i) sig = (sig << 8) | static_cast<uint8_t>(bytes[at + static_cast<size_t>(i)]);
+  p.h = std::move(h).value();
+  p.frames = bytes.substr(at + 4 + sig);
+  return p;
+}
+
+// The patch again with its header as `p` says, signed with `key`: what a builder holding the
+// signing key could publish.
+std::string Signed(const ParsedPatch& p, const std::string& key) {
+  using namespace osu::delta;
+  const std::string head = SerializeFixed(p.h) + SerializeEntries(p.h) + SerializeRecords(p.h);
+  auto sig = osu::Sign(head, key);
+  REQUIRE(sig.ok());
+  std::string size;
+  for (int i = 0; i < 4; ++i) size.push_back(static_cast<char>((sig->size() >> (8 * i)) & 0xff));
+  return head + size + *sig + p.frames;
+}
+
+}  // namespace
+
+TEST_CASE("patch: zstd blocks that changed are carried uncompressed and compressed again (format 2)") {
+  BlockImages s;
+  const std::string blocks = s.Patch(true, "blocks.delta"), bytes = s.Patch(false, "bytes.delta");
+  const ParsedPatch p = Parse(ReadFile(blocks));
+  CHECK(p.h.format == osu::delta::kFormatBlocks);
+  CHECK(Parse(ReadFile(bytes)).h.format == osu::delta::kFormat);
+  size_t recompressed = 0, base_blocks = 0;
+  for (const auto& e : p.h.segments) {
+    recompressed += e.blocks.size();
+    base_blocks += e.base_blocks.size();
+    for (const auto& b : e.blocks) CHECK(b.level == 12);  // found, not assumed
+  }
+  CHECK(recompressed == 4);  // the three changed blocks and the new one
+  CHECK(base_blocks >= 3);   // the changed blocks' old versions, to copy from
+  // The changed blocks' old content is reused: a fraction of the patch made of bytes.
+  const uint64_t with = SizeOf(blocks), without = SizeOf(bytes);
+  INFO("format 2: " << with << " bytes, format 1: " << without);
+  CHECK(with * 3 < without);
+
+  Applied a = Apply(s.base, blocks, Expect(s.base, s.target, s.f.pub));
+  INFO(a.error);
+  REQUIRE(a.error.empty());
+  CHECK(a.bytes == ReadFile(s.target));
+  // In a disk image at an offset that is not page-aligned (the decoded base blocks sit right
+  // before the base in memory: its first page is then written copy-on-write, not the disk).
+  const std::string disk = s.d / "disk.img";
+  const uint64_t offset = (1u << 20) + 512;
+  WriteFile(disk, osu::test::bundle::RandomBytes(offset, 3) + ReadFile(s.base));
+  const std::string before = Sha256OfFile(disk);
+  a = Apply(disk, blocks, Expect(s.base, s.target, s.f.pub), offset);
+  REQUIRE(a.error.empty());
+  CHECK(a.bytes == ReadFile(s.target));
+  CHECK(Sha256OfFile(disk) == before);
+}
+
+TEST_CASE("patch: format 2 from a hostile builder or on another device: an error, no wrong byte") {
+  BlockImages s;
+  const std::string patch = s.Patch(true, "blocks.delta");
+  const osu::PatchExpectation good = Expect(s.base, s.target, s.f.pub);
+  ParsedPatch p = Parse(ReadFile(patch));
+  auto first_with_blocks = [&]() -> osu::delta::SegmentEntry& {
+    for (auto& e : p.h.segments) {
+      if (!e.blocks.empty() && !e.base_blocks.empty()) return e;
+    }
+    FAIL("no segment with blocks");
+    return p.h.segments.front();
+  };
+
+  SECTION("a device whose zstd makes other bytes at that level") {
+    first_with_blocks().blocks.front().level = 3;  // what another zstd version amounts to
+    WriteFile(patch, Signed(p, s.f.key));
+    Applied a = Apply(s.base, patch, good);
+    REQUIRE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CHECK(a.error.find("compresses otherwise than the builder's") != std::string::npos);
+    CheckOnlyTrueBytes(a, s.target);
+  }
+  SECTION("a base block that is not a block of the base (another offset)") {
+    first_with_blocks().base_blocks.front().offset += 1;
+    WriteFile(patch, Signed(p, s.f.key));
+    Applied a = Apply(s.base, patch, good);
+    REQUIRE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CHECK(a.error.find("base block at byte") != std::string::npos);
+    CheckOnlyTrueBytes(a, s.target);
+  }
+  SECTION("records that do not describe the segment: refused at the header") {
+    auto& e = first_with_blocks();
+    SECTION("a block past the segment's end") { e.blocks.back().offset = e.decoded_length; }
+    SECTION("blocks that overlap") {
+      if (e.blocks.size() < 2) e.blocks.push_back(e.blocks.front());
+      e.blocks[1].offset = e.blocks[0].offset;
+    }
+    SECTION("a level zstd does not have") { e.blocks.front().level = 99; }
+    SECTION("a base block past the base's end") { e.base_blocks.front().offset = good.base_size; }
+    SECTION("more decoded base blocks than a device holds (16 MiB)") {
+      e.base_blocks.front().content_size = osu::delta::kMaxBlock;
+      while (osu::delta::DecodedSize(e.base_blocks) <= osu::delta::kMaxBasePrefix) {
+        e.base_blocks.push_back(e.base_blocks.front());
+      }
+    }
+    SECTION("sizes that do not add up to the segment") { e.blocks.front().size += 1; }
+    WriteFile(patch, Signed(p, s.f.key));
+    Applied a = Apply(s.base, patch, good);
+    CHECK_FALSE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CHECK(a.error.find("patch segment") != std::string::npos);
+  }
+  SECTION("the base slot changed inside a block the patch decodes") {
+    std::string base = ReadFile(s.base);
+    const auto& b = first_with_blocks().base_blocks.front();
+    base[b.offset + b.size / 2] = static_cast<char>(base[b.offset + b.size / 2] ^ 0x10);
+    WriteFile(s.base, base);
+    Applied a = Apply(s.base, patch, good);
+    REQUIRE(a.opened);
+    CHECK(a.kind == osu::ErrorKind::Verification);
+    CheckOnlyTrueBytes(a, s.target);
+  }
+  SECTION("truncated in its block records") {
+    const std::string full = ReadFile(patch);
+    const size_t records_at =
+        osu::delta::kFixedSize + p.h.segments.size() * osu::delta::kEntrySize2;
+    WriteFile(patch, full.substr(0, records_at + 20));
+    Applied a = Apply(s.base, patch, good);
+    CHECK_FALSE(a.opened);
+    CHECK(a.error.find("truncated in its block records") != std::string::npos);
+  }
 }

@@ -1,0 +1,262 @@
+#include "delta/blocks.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <string_view>
+#include <thread>
+#include <unordered_set>
+
+#include "delta/patch_codec.hpp"
+
+namespace osu::delta {
+namespace {
+
+std::string_view View(std::span<const uint8_t> data, uint64_t offset, uint32_t size) {
+  return {reinterpret_cast<const char*>(data.data() + offset), size};
+}
+
+uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// Content anchors: positions whose 8 bytes hash to a value with a zero top byte (1 in 256,
+// found again wherever the same bytes are), keyed by a hash of the 32 bytes there. After an
+// anchor the next 32 bytes are skipped, so a run of one byte value gives few.
+template <typename F>
+void ForEachAnchor(std::span<const uint8_t> data, F&& f) {
+  constexpr uint64_t k1 = 0x9e3779b97f4a7c15ull, k2 = 0xc2b2ae3d27d4eb4full,
+                     k3 = 0x165667b19e3779f9ull, k4 = 0xd6e8feb86659fd93ull;
+  for (size_t p = 0; p + 32 <= data.size(); ++p) {
+    const uint8_t* at = data.data() + p;
+    if (((Load64(at) * k1) >> 56) != 0) continue;
+    f((Load64(at) * k1) ^ (Load64(at + 8) * k2) ^ (Load64(at + 16) * k3) ^ (Load64(at + 24) * k4));
+    p += 31;
+  }
+}
+
+// Anchor key -> the base block it was first seen in, sorted by key.
+using AnchorIndex = std::vector<std::pair<uint64_t, uint32_t>>;
+
+AnchorIndex IndexBase(std::span<const uint8_t> base, const std::vector<ImageBlock>& blocks) {
+  AnchorIndex index;
+  std::vector<uint8_t> buf;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const ImageBlock& b = blocks[i];
+    buf.resize(b.content_size);
+    if (!DecodeFrame(base.subspan(b.offset, b.size), buf)) continue;
+    ForEachAnchor(buf, [&](uint64_t key) { index.emplace_back(key, static_cast<uint32_t>(i)); });
+  }
+  std::stable_sort(index.begin(), index.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  index.erase(std::unique(index.begin(), index.end(),
+                          [](const auto& a, const auto& b) { return a.first == b.first; }),
+              index.end());
+  return index;
+}
+
+// The (at most two) base blocks sharing the most anchors with `content`, two at least.
+std::vector<uint32_t> Resembling(const AnchorIndex& index, std::span<const uint8_t> content) {
+  std::map<uint32_t, uint32_t> votes;
+  ForEachAnchor(content, [&](uint64_t key) {
+    auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
+    if (it != index.end() && it->first == key) ++votes[it->second];
+  });
+  std::vector<std::pair<uint32_t, uint32_t>> ranked;  // votes, block
+  for (const auto& [block, n] : votes) {
+    if (n >= 2) ranked.emplace_back(n, block);
+  }
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < ranked.size() && i < 2; ++i) out.push_back(ranked[i].second);
+  return out;
+}
+
+// Levels to try, most likely first: mksquashfs's default (15), then the others.
+std::vector<int> LevelOrder() {
+  std::vector<int> order{15, 19, 3, 22, 9, 12, 6, 1};
+  for (int l = 1; l <= MaxFrameLevel(); ++l) {
+    if (std::find(order.begin(), order.end(), l) == order.end()) order.push_back(l);
+  }
+  return order;
+}
+
+}  // namespace
+
+std::vector<ImageBlock> FindBlocks(std::span<const uint8_t> image) {
+  std::vector<ImageBlock> out;
+  const uint8_t* data = image.data();
+  for (size_t i = 0; i + 4 <= image.size();) {
+    const void* hit = std::memchr(data + i, 0x28, image.size() - i);
+    if (!hit) break;
+    i = static_cast<size_t>(static_cast<const uint8_t*>(hit) - data);
+    auto f = ProbeFrame(image.subspan(i), kMaxBlock);
+    if (!f) {
+      ++i;
+      continue;
+    }
+    out.push_back({i, f->size, f->content_size, 0});
+    i += f->size;
+  }
+  return out;
+}
+
+std::vector<ImageBlock> FindChangedBlocks(std::span<const uint8_t> target,
+                                          const std::vector<ImageBlock>& base_blocks,
+                                          std::span<const uint8_t> base, unsigned threads) {
+  std::unordered_set<std::string_view> known;
+  for (const auto& b : base_blocks) known.insert(View(base, b.offset, b.size));
+  std::vector<ImageBlock> candidates;
+  for (const auto& b : FindBlocks(target)) {
+    if (!known.count(View(target, b.offset, b.size))) candidates.push_back(b);
+  }
+  const std::vector<int> order = LevelOrder();
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    auto compressor = MakeFrameCompressor();
+    if (!compressor) return;
+    std::vector<uint8_t> raw, again;
+    int last = order.front();
+    for (size_t i; (i = next++) < candidates.size();) {
+      ImageBlock& b = candidates[i];
+      raw.resize(b.content_size);
+      again.resize(MaxFrameSize(b.content_size));
+      if (!DecodeFrame(target.subspan(b.offset, b.size), raw)) continue;
+      std::vector<int> tries{last};
+      for (int l : order) {
+        if (l != last) tries.push_back(l);
+      }
+      for (int level : tries) {
+        auto n = (*compressor)->Compress(raw, level, again);
+        if (n && *n == b.size && std::memcmp(again.data(), target.data() + b.offset, b.size) == 0) {
+          b.level = last = level;
+          break;
+        }
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < std::max(1u, threads); ++t) pool.emplace_back(work);
+  for (auto& t : pool) t.join();
+  std::erase_if(candidates, [](const ImageBlock& b) { return b.level == 0; });
+  return candidates;
+}
+
+std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
+                                      const std::vector<ImageBlock>& base_blocks,
+                                      std::span<const uint8_t> target,
+                                      const std::vector<ImageBlock>& changed,
+                                      uint32_t segment_size) {
+  const AnchorIndex index = IndexBase(base, base_blocks);
+  std::vector<SegmentPlan> out;
+  SegmentPlan cur;
+  std::vector<uint32_t> chosen;  // base blocks of the current segment
+  uint64_t prefix = 0;
+  auto flush = [&](uint64_t pos) {
+    std::sort(chosen.begin(), chosen.end());
+    for (uint32_t id : chosen) {
+      const ImageBlock& b = base_blocks[id];
+      cur.entry.base_blocks.push_back({b.offset, b.size, b.content_size});
+    }
+    out.push_back(std::move(cur));
+    cur = SegmentPlan{};
+    cur.offset = pos;
+    chosen.clear();
+    prefix = 0;
+  };
+  std::vector<uint8_t> content;
+  uint64_t pos = 0;
+  size_t next = 0;
+  while (pos < target.size()) {
+    SegmentEntry& e = cur.entry;
+    const uint32_t used = std::max(e.length, e.decoded_length);
+    if (next < changed.size() && changed[next].offset == pos &&
+        changed[next].content_size <= segment_size) {
+      const ImageBlock& b = changed[next];
+      content.resize(b.content_size);
+      std::vector<uint32_t> extra;
+      uint64_t need = 0;
+      if (DecodeFrame(target.subspan(b.offset, b.size), content)) {
+        for (uint32_t id : Resembling(index, content)) {
+          if (std::find(chosen.begin(), chosen.end(), id) != chosen.end()) continue;
+          extra.push_back(id);
+          need += base_blocks[id].content_size;
+        }
+      }
+      const bool fits = uint64_t{used} + std::max(b.size, b.content_size) <= segment_size &&
+                        prefix + need <= kMaxBasePrefix;
+      if (!fits && used > 0) {
+        flush(pos);
+        continue;
+      }
+      if (prefix + need <= kMaxBasePrefix) {
+        chosen.insert(chosen.end(), extra.begin(), extra.end());
+        prefix += need;
+      }
+      e.blocks.push_back({e.decoded_length, b.content_size, b.size, b.level});
+      e.decoded_length += b.content_size;
+      e.length += b.size;
+      pos += b.size;
+      ++next;
+      continue;
+    }
+    if (next < changed.size() && changed[next].offset == pos) ++next;  // too large: raw
+    const uint64_t until = next < changed.size() ? changed[next].offset : target.size();
+    if (used >= segment_size) {
+      flush(pos);
+      continue;
+    }
+    const auto n = static_cast<uint32_t>(std::min<uint64_t>(until - pos, segment_size - used));
+    e.decoded_length += n;
+    e.length += n;
+    pos += n;
+  }
+  if (cur.entry.length > 0) flush(pos);
+  return out;
+}
+
+Result DecodeSegment(std::span<const uint8_t> target, const SegmentPlan& plan,
+                     std::span<uint8_t> out) {
+  uint64_t from = plan.offset;
+  uint32_t to = 0;
+  auto copy = [&](uint32_t n) {
+    std::memcpy(out.data() + to, target.data() + from, n);
+    from += n;
+    to += n;
+  };
+  for (const Recompress& b : plan.entry.blocks) {
+    copy(b.offset - to);
+    if (auto r = DecodeFrame(target.subspan(from, b.size), out.subspan(to, b.content_size)); !r) {
+      return r;
+    }
+    from += b.size;
+    to += b.content_size;
+  }
+  copy(plan.entry.decoded_length - to);
+  return {};
+}
+
+uint64_t DecodedSize(const std::vector<BaseBlock>& blocks) {
+  uint64_t n = 0;
+  for (const auto& b : blocks) n += b.content_size;
+  return n;
+}
+
+Result DecodeBaseBlocks(std::span<const uint8_t> base, const std::vector<BaseBlock>& blocks,
+                        std::span<uint8_t> out) {
+  size_t at = 0;
+  for (const BaseBlock& b : blocks) {
+    if (auto r = DecodeFrame(base.subspan(b.offset, b.size), out.subspan(at, b.content_size)); !r) {
+      return r.error().Context("base block at byte " + std::to_string(b.offset));
+    }
+    at += b.content_size;
+  }
+  return {};
+}
+
+}  // namespace osu::delta
