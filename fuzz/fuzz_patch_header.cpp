@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "crypto/sha256.hpp"
+#include "delta/blocks.hpp"
 #include "delta/patch.hpp"
+#include "delta/patch_codec.hpp"
 #include "delta/patch_format.hpp"
 #include "fuzz_check.hpp"
 #include "fuzz_reader.hpp"
@@ -33,12 +35,21 @@ namespace {
 using namespace osu;
 
 // The base image the seed patches apply to; make_corpus.sh writes the same bytes
-// (`yes 'osu patch base' | head -c 65536`), the self-test checks its sha256 against theirs.
+// (`yes 'osu patch base' | head -c 65536`, then `seq 1 12000` as a zstd -15 block), the
+// self-test checks its sha256 against theirs.
 std::string BaseImage() {
   std::string base;
   while (base.size() < 65536) base += "osu patch base\n";
   base.resize(65536);
-  return base;
+  std::string lines;
+  for (int i = 1; i <= 12000; ++i) lines += std::to_string(i) + "\n";
+  auto compressor = delta::MakeFrameCompressor();
+  if (!compressor) fuzz::Fail("self-test: zstd");
+  std::vector<uint8_t> block(delta::MaxFrameSize(lines.size()));
+  auto n = (*compressor)->Compress(
+      std::span(reinterpret_cast<const uint8_t*>(lines.data()), lines.size()), 15, block);
+  if (!n) fuzz::Fail("self-test: zstd");
+  return base + std::string(reinterpret_cast<const char*>(block.data()), *n);
 }
 
 struct Fixture {
@@ -54,21 +65,45 @@ void CheckHeaderParsers(const std::string& bytes) {
   auto h = delta::ParseFixed(fixed, &count);
   if (!h) return;
   fuzz::Check(h->segments.empty(), "ParseFixed filled segments");
-  fuzz::Check(count == delta::SegmentCount(h->target_size, h->segment_size),
-              "segment count does not cover the target");
-  const std::string entries = bytes.substr(delta::kFixedSize, size_t{count} * delta::kEntrySize);
-  if (entries.size() != size_t{count} * delta::kEntrySize) return;  // truncated table
+  if (h->format == delta::kFormat) {
+    fuzz::Check(count == delta::SegmentCount(h->target_size, h->segment_size),
+                "segment count does not cover the target");
+  }
+  const size_t entry_size = delta::EntrySize(*h);
+  const std::string entries = bytes.substr(delta::kFixedSize, size_t{count} * entry_size);
+  if (entries.size() != size_t{count} * entry_size) return;  // truncated table
   if (!delta::ParseEntries(entries, *h)) return;
   fuzz::Check(h->segments.size() == count, "ParseEntries parsed another count");
   uint64_t covered = 0;
-  for (size_t i = 0; i < count; ++i) {
-    const uint32_t length = h->SegmentLength(i);
-    fuzz::Check(length > 0 && length <= h->segment_size, "a segment length out of range");
-    covered += length;
+  for (const auto& e : h->segments) {
+    fuzz::Check(e.length > 0 && e.length <= delta::kMaxSegment && e.decoded_length > 0 &&
+                    e.decoded_length <= h->segment_size,
+                "a segment length out of range");
+    covered += e.length;
   }
   fuzz::Check(covered == h->target_size, "segments do not add up to the target size");
   fuzz::Check(delta::SerializeFixed(*h) == fixed, "SerializeFixed changed the fixed fields");
   fuzz::Check(delta::SerializeEntries(*h) == entries, "SerializeEntries changed the table");
+  // Format 2's block records: whatever parses describes its segment and the base.
+  const size_t record_bytes = delta::RecordBytes(*h);
+  const std::string records = bytes.substr(delta::kFixedSize + entries.size(), record_bytes);
+  if (records.size() != record_bytes || !delta::ParseRecords(records, *h)) return;
+  fuzz::Check(delta::SerializeRecords(*h) == records, "SerializeRecords changed the records");
+  for (const auto& e : h->segments) {
+    fuzz::Check(delta::DecodedSize(e.base_blocks) <= delta::kMaxBasePrefix,
+                "decoded base blocks beyond the bound");
+    for (const auto& b : e.base_blocks) {
+      fuzz::Check(b.offset + b.size <= h->base_size, "a base block outside the base");
+    }
+    uint64_t end = 0, length = e.decoded_length;
+    for (const auto& b : e.blocks) {
+      fuzz::Check(b.offset >= end && uint64_t{b.offset} + b.content_size <= e.decoded_length,
+                  "blocks overlap or leave the segment");
+      end = uint64_t{b.offset} + b.content_size;
+      length = length - b.content_size + b.size;
+    }
+    fuzz::Check(length == e.length, "blocks that do not make the segment's length");
+  }
 }
 
 // Opens and drains `bytes` as a patch; true when the whole target image came out.

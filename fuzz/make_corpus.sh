@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates the seed corpora in fuzz/corpus/ from real tools (grub-editenv, mkenvimage,
-# os-update-bundle, openssl).
+# os-update-bundle, openssl, zstd).
 # Usage: fuzz/make_corpus.sh PATH/TO/os-update-bundle [TARGET...] (default: every target; the
 # others' seeds stay as they are).
 set -eu
@@ -223,12 +223,19 @@ tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/one-
 fi
 
 # Patches from `os-update-bundle delta`, signed with the fuzz test key: the base is the one
-# fuzz_patch_header.cpp builds (BaseImage()), the target changes a line of it and grows by
-# 70000 bytes; 64 KiB segments (3 of them) and one segment of 1 MiB.
+# fuzz_patch_header.cpp builds (BaseImage(): lines of text and a zstd block made as mksquashfs
+# makes them; zstd compresses a file whose size it knows exactly so), the target changes a
+# line of each and grows by 70000 bytes; 64 KiB segments and one segment of 1 MiB in format
+# 2 (the changed block carried uncompressed and compressed again by the device), 64 KiB
+# segments in format 1 (--no-blocks).
 if want patch_header; then
-yes 'osu patch base' | head -c 65536 >"$tmp/base.img"
-{ head -c 30000 "$tmp/base.img"; printf 'a changed line\n'; tail -c +30016 "$tmp/base.img"
-  seq 1 70000 | head -c 70000; } >"$tmp/target.img"
+seq 1 12000 >"$tmp/block"
+zstd -q -15 --no-check "$tmp/block" -o "$tmp/block.zst"
+{ yes 'osu patch base' | head -c 65536; cat "$tmp/block.zst"; } >"$tmp/base.img"
+sed 's/^6000$/a changed line/' "$tmp/block" >"$tmp/block2"
+zstd -q -15 --no-check "$tmp/block2" -o "$tmp/block2.zst"
+{ head -c 30000 "$tmp/base.img"; printf 'a changed line\n'; head -c 65536 "$tmp/base.img" |
+  tail -c +30016; cat "$tmp/block2.zst"; seq 1 70000 | head -c 70000; } >"$tmp/target.img"
 for v in base target; do
   "$bundle_tool" create --image "$tmp/$v.img" --compression zstd --no-chunks \
     --compatible eos-x86_64-kvm --version 1.0 --unsigned --output "$tmp/$v.osu" >/dev/null
@@ -237,6 +244,9 @@ for s in 65536 1048576; do
   "$bundle_tool" delta --from "$tmp/base.osu" --to "$tmp/target.osu" --segment-size $s \
     --key "$here/keys/fuzz-test.key" --output "$tmp/$s.delta" >/dev/null
 done
+"$bundle_tool" delta --from "$tmp/base.osu" --to "$tmp/target.osu" --segment-size 65536 \
+  --no-blocks --key "$here/keys/fuzz-test.key" --output "$tmp/format1.delta" >/dev/null
 mv "$tmp/65536.delta" "$corpus/fuzz_patch_header/segments-64k.delta"
 mv "$tmp/1048576.delta" "$corpus/fuzz_patch_header/one-segment.delta"
+mv "$tmp/format1.delta" "$corpus/fuzz_patch_header/format1-segments-64k.delta"
 fi

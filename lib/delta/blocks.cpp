@@ -179,14 +179,20 @@ std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
         changed[next].content_size <= segment_size) {
       const ImageBlock& b = changed[next];
       content.resize(b.content_size);
+      std::vector<uint32_t> like;
+      if (DecodeFrame(target.subspan(b.offset, b.size), content)) like = Resembling(index, content);
+      if (like.empty()) {
+        // Nothing in the base to copy it from: its compressed bytes (made at the image's
+        // level) are smaller than the patch's own coding of its content would be.
+        ++next;
+        continue;
+      }
       std::vector<uint32_t> extra;
       uint64_t need = 0;
-      if (DecodeFrame(target.subspan(b.offset, b.size), content)) {
-        for (uint32_t id : Resembling(index, content)) {
-          if (std::find(chosen.begin(), chosen.end(), id) != chosen.end()) continue;
-          extra.push_back(id);
-          need += base_blocks[id].content_size;
-        }
+      for (uint32_t id : like) {
+        if (std::find(chosen.begin(), chosen.end(), id) != chosen.end()) continue;
+        extra.push_back(id);
+        need += base_blocks[id].content_size;
       }
       const bool fits = uint64_t{used} + std::max(b.size, b.content_size) <= segment_size &&
                         prefix + need <= kMaxBasePrefix;

@@ -34,7 +34,8 @@ std::vector<ImageBlock> FindChangedBlocks(std::span<const uint8_t> target,
 
 // The target cut into segments that decode to at most `segment_size` bytes, at block
 // boundaries, each with the base blocks its changed blocks most resemble (found by sampled
-// content anchors), at most kMaxBasePrefix decoded bytes of them per segment.
+// content anchors), at most kMaxBasePrefix decoded bytes of them per segment. A changed block
+// that resembles none stays as it is (compressed), as do the bytes between blocks.
 struct SegmentPlan {
   uint64_t offset = 0;  // in the target
   SegmentEntry entry;   // length, decoded_length, base_blocks, blocks (frame and hash unset)

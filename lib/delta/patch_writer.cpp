@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -158,9 +159,14 @@ Result CreatePatchFromFds(int base_fd, int target_fd, const std::string& private
     const auto changed =
         delta::FindChangedBlocks(target->bytes(), base_blocks, base->bytes(), threads);
     if (!changed.empty()) {
-      h.format = delta::kFormatBlocks;
       plans = delta::PlanSegments(base->bytes(), base_blocks, target->bytes(), changed,
                                   options.segment_size);
+    }
+    if (std::none_of(plans.begin(), plans.end(),
+                     [](const auto& p) { return !p.entry.blocks.empty(); })) {
+      plans.clear();  // no block worth it: format 1, which every device reads
+    } else {
+      h.format = delta::kFormatBlocks;
     }
   }
   if (plans.empty()) plans = FixedSegments(h.target_size, h.segment_size);
