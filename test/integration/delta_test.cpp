@@ -8,6 +8,8 @@
 #include <random>
 
 #include "delta/chunk_index.hpp"
+#include "delta/patch_format.hpp"
+#include "integration/block_images.hpp"
 #include "support/device.hpp"
 #include "support/nginx.hpp"
 #include "support/support.hpp"
@@ -361,6 +363,51 @@ TEST_CASE("patch: v1 booted in slot B, v2 through the patch from a file source",
     CHECK_THAT(r.out, Catch::Contains("from slot B"));
     CHECK(JsonNumber(r.out, "reused_bytes") > 0);
     CHECK(JsonNumber(r.out, "fetched_bytes") < f.bundle_size);
+  }
+}
+
+TEST_CASE("patch format 2: changed zstd blocks (a squashfs's) compressed again on the device",
+          "[delta]") {
+  FakeDevice d;
+  const auto pair = osu::test::blocks::MakePair();
+  const std::string v1 = d.path("v1.sqfs"), v2 = d.path("v2.sqfs");
+  WriteFile(v1, pair.base);
+  WriteFile(v2, pair.target);
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd");
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd");
+  RunningV1InB(d, b1);
+  const std::string patch = MakePatch(d, b1, v1, b2);
+  REQUIRE(osu::test::blocks::Parse(ReadFile(patch)).h.format == osu::delta::kFormatBlocks);
+  const std::string slot_b = d.Fingerprint(d.SlotB());
+  auto check_v2 = [&](const osu::test::MainResult& r) {
+    CHECK(d.RegionSha256(d.SlotA(), pair.target.size()) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);  // the base slot is only read
+    CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(b2));
+  };
+
+  SECTION("the patch: slot A holds v2, verified") {
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    CHECK_THAT(r.out + r.err, !Catch::Contains("warning:"));
+    CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(patch) + kFront);
+    check_v2(r);
+  }
+  SECTION("a device whose zstd compresses otherwise than the builder's: a warning, the chunks") {
+    // Signed by the builder's key: only the bytes this device makes differ (as another zstd
+    // version's would).
+    auto p = osu::test::blocks::Parse(ReadFile(patch));
+    osu::test::blocks::WithBlocks(p).blocks.front().level = 3;
+    WriteFile(patch, osu::test::blocks::Signed(p, d.private_key()));
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("warning: the patch failed, trying the chunks") &&
+                          Catch::Contains("compresses otherwise than the builder's"));
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    check_v2(r);
   }
 }
 

@@ -8,11 +8,10 @@
 
 #include "common/fd.hpp"
 #include "common/text.hpp"
-#include "crypto/signature.hpp"
 #include "delta/blocks.hpp"
 #include "delta/patch.hpp"
-#include "delta/patch_codec.hpp"
 #include "delta/patch_format.hpp"
+#include "integration/block_images.hpp"
 #include "integration/bundle_fixture.hpp"
 #include "support/support.hpp"
 
@@ -358,69 +357,21 @@ TEST_CASE("patch: os-update-bundle delta refuses bundles for other devices, and 
 
 namespace {
 
-// Words from a small vocabulary: compressible like the files a squashfs holds.
-std::string Text(size_t n, unsigned seed) {
-  static const char* const kWords[] = {"kernel ", "slot ", "update ", "boot ", "image ",
-                                       "verify ", "device ", "fleet ", "\n", "0x1f ", "root "};
-  std::string out;
-  uint32_t x = seed * 2654435761u + 1;
-  while (out.size() < n) {
-    x = x * 1664525u + 1013904223u;
-    out += kWords[(x >> 16) % 11];
-  }
-  out.resize(n);
-  return out;
-}
+using osu::test::blocks::Parse;
+using osu::test::blocks::ParsedPatch;
+using osu::test::blocks::Signed;
 
-// An image laid out as a squashfs is: a header, then blocks each compressed on its own with
-// zstd (ZSTD_compressCCtx at level 12, as mksquashfs calls it at its level), raw bytes
-// between some. The target changes 64 bytes every 4 KiB of some blocks (a file rewritten),
-// drops one and adds one: the blocks after a change are the same, further along.
 struct BlockImages {
   osu::test::bundle::Fixture f;
   osu::test::TempDir d;
   std::string base = d / "base.sqfs", target = d / "target.sqfs";
   uint64_t new_block = 0;  // compressed bytes of the new file's block: in any patch
 
-  static std::string Frame(const std::string& content) {
-    auto c = osu::delta::MakeFrameCompressor();
-    REQUIRE(c.ok());
-    std::vector<uint8_t> out(osu::delta::MaxFrameSize(content.size()));
-    auto n = (*c)->Compress(std::span(reinterpret_cast<const uint8_t*>(content.data()),
-                                      content.size()),
-                            12, out);
-    REQUIRE(n.ok());
-    return std::string(reinterpret_cast<const char*>(out.data()), *n);
-  }
-
-  static std::string Image(const std::vector<std::string>& blocks) {
-    std::string image = osu::test::bundle::RandomBytes(4096, 1);
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      image += Frame(blocks[i]);
-      if (i % 5 == 4) image += osu::test::bundle::RandomBytes(3000, static_cast<unsigned>(i));
-    }
-    return image + osu::test::bundle::RandomBytes(8192, 2);
-  }
-
   BlockImages() {
-    std::vector<std::string> blocks;
-    for (unsigned i = 0; i < 40; ++i) blocks.push_back(Text(128u << 10, i));
-    WriteFile(base, Image(blocks));
-    for (size_t i : {3u, 17u, 30u}) {
-      for (size_t at = 0; at + 64 < blocks[i].size(); at += 4096) {
-        blocks[i].replace(at, 64, osu::test::bundle::RandomBytes(64, static_cast<unsigned>(at)));
-      }
-    }
-    blocks.erase(blocks.begin() + 10);
-    // A file unlike any other (hex digits: compressible, no run of words the base has).
-    std::string hex;
-    for (char c : osu::test::bundle::RandomBytes(50000, 99)) {
-      hex += "0123456789abcdef"[static_cast<uint8_t>(c) >> 4];
-      hex += "0123456789abcdef"[static_cast<uint8_t>(c) & 15];
-    }
-    new_block = Frame(hex).size();
-    blocks.insert(blocks.begin() + 20, hex);
-    WriteFile(target, Image(blocks));
+    const auto pair = osu::test::blocks::MakePair();
+    WriteFile(base, pair.base);
+    WriteFile(target, pair.target);
+    new_block = pair.new_block;
   }
 
   std::string Patch(bool use_blocks, const std::string& name) {
@@ -434,42 +385,6 @@ struct BlockImages {
     return out;
   }
 };
-
-// The patch's header parsed (it is the builder's own, so only what it says is checked here).
-struct ParsedPatch {
-  osu::delta::PatchHeader h;
-  std::string frames;  // everything after the signature
-};
-ParsedPatch Parse(const std::string& bytes) {
-  ParsedPatch p;
-  uint32_t count = 0;
-  auto h = osu::delta::ParseFixed(bytes.substr(0, osu::delta::kFixedSize), &count);
-  REQUIRE(h.ok());
-  size_t at = osu::delta::kFixedSize;
-  const size_t entries = size_t{count} * osu::delta::EntrySize(*h);
-  REQUIRE(osu::delta::ParseEntries(bytes.substr(at, entries), *h).ok());
-  at += entries;
-  const size_t records = osu::delta::RecordBytes(*h);
-  REQUIRE(osu::delta::ParseRecords(bytes.substr(at, records), *h).ok());
-  at += records;
-  uint32_t sig = 0;
-  for (int i = 3; i >= 0; --i) sig = (sig << 8) | static_cast<uint8_t>(bytes[at + static_cast<size_t>(i)]);
-  p.h = std::move(h).value();
-  p.frames = bytes.substr(at + 4 + sig);
-  return p;
-}
-
-// The patch again with its header as `p` says, signed with `key`: what a builder holding the
-// signing key could publish.
-std::string Signed(const ParsedPatch& p, const std::string& key) {
-  using namespace osu::delta;
-  const std::string head = SerializeFixed(p.h) + SerializeEntries(p.h) + SerializeRecords(p.h);
-  auto sig = osu::Sign(head, key);
-  REQUIRE(sig.ok());
-  std::string size;
-  for (int i = 0; i < 4; ++i) size.push_back(static_cast<char>((sig->size() >> (8 * i)) & 0xff));
-  return head + size + *sig + p.frames;
-}
 
 }  // namespace
 
@@ -517,11 +432,7 @@ TEST_CASE("patch: format 2 from a hostile builder or on another device: an error
   const osu::PatchExpectation good = Expect(s.base, s.target, s.f.pub);
   ParsedPatch p = Parse(ReadFile(patch));
   auto first_with_blocks = [&]() -> osu::delta::SegmentEntry& {
-    for (auto& e : p.h.segments) {
-      if (!e.blocks.empty() && !e.base_blocks.empty()) return e;
-    }
-    FAIL("no segment with blocks");
-    return p.h.segments.front();
+    return osu::test::blocks::WithBlocks(p);
   };
 
   SECTION("a device whose zstd makes other bytes at that level") {
