@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <thread>
 
@@ -99,15 +101,39 @@ class PatchedImageReader final : public Reader {
         decoder_(std::move(decoder)), compressors_(std::move(compressors)),
         where_(std::move(where)) {}
 
+  ~PatchedImageReader() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+
   Expected<size_t> Read(std::span<uint8_t> buf) override {
     if (failed_) return *failed_;
-    if (buf.empty()) return size_t{0};
+    if (buf.empty() || done_) return size_t{0};
     if (pos_ == segment_.size()) {
-      if (next_ == header_.segments.size()) {
-        if (auto r = CheckEnd(); !r) return Fail(r.error());
+      // The next segment is decoded while the caller writes this one (started on the first
+      // read: a dry run that only opens the patch decodes nothing).
+      if (!worker_.joinable()) worker_ = std::thread([this] { Work(); });
+      Next next;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return ready_.has_value(); });
+        next = std::move(*ready_);
+        ready_.reset();
+        // The worker decodes the segment after it into this one's buffer: two in all.
+        spare_ = std::move(segment_);
+      }
+      cv_.notify_all();
+      if (next.error) return Fail(*next.error);
+      if (next.end) {
+        done_ = true;
         return size_t{0};
       }
-      if (auto r = LoadSegment(); !r) return Fail(r.error());
+      segment_ = std::move(next.bytes);
+      pos_ = 0;
     }
     const size_t n = std::min(buf.size(), segment_.size() - pos_);
     std::memcpy(buf.data(), segment_.data() + pos_, n);
@@ -116,14 +142,48 @@ class PatchedImageReader final : public Reader {
   }
 
  private:
-  Result LoadSegment() {
-    const size_t i = next_++;
+  struct Next {
+    std::vector<uint8_t> bytes;
+    std::optional<Error> error;
+    bool end = false;
+  };
+
+  // The worker thread: one segment after the other, each decoded once the previous one was
+  // taken (so two segments at most: the caller's and the one being decoded), then the end.
+  void Work() {
+    for (size_t i = 0;; ++i) {
+      Next n;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !ready_.has_value(); });
+        if (stop_) return;
+        n.bytes = std::move(spare_);
+      }
+      if (i == header_.segments.size()) {
+        if (auto r = CheckEnd(); r) {
+          n.end = true;
+        } else {
+          n.error = r.error();
+        }
+      } else if (auto r = LoadSegment(i, n.bytes); !r) {
+        n.error = r.error();
+      }
+      const bool last = n.end || n.error;
+      {
+        std::lock_guard lock(mu_);
+        ready_ = std::move(n);
+      }
+      cv_.notify_all();
+      if (last) return;
+    }
+  }
+
+  Result LoadSegment(size_t i, std::vector<uint8_t>& segment) {
     const delta::SegmentEntry& e = header_.segments[i];
     const std::string what = "segment " + std::to_string(i);
     // Sized to this segment: the buffers never outgrow one segment and one frame.
     frame_.resize(e.frame_size);
-    segment_.resize(e.length);
-    pos_ = 0;
+    segment.resize(e.length);
     if (auto r = ReadExactInto(*patch_, frame_, what); !r) return r;
     // Format 2: the base blocks it names, decoded right before the base (the prefix).
     const uint64_t prefix = delta::DecodedSize(e.base_blocks);
@@ -132,7 +192,7 @@ class PatchedImageReader final : public Reader {
                                "; the base slot is not what it claims");
     }
     if (e.blocks.empty()) {
-      if (auto r = decoder_->Decode(base_.WithRoom(prefix), frame_, segment_); !r) {
+      if (auto r = decoder_->Decode(base_.WithRoom(prefix), frame_, segment); !r) {
         return r.error().Context(what);
       }
     } else {
@@ -140,9 +200,9 @@ class PatchedImageReader final : public Reader {
       if (auto r = decoder_->Decode(base_.WithRoom(prefix), frame_, decoded_); !r) {
         return r.error().Context(what);
       }
-      if (auto r = CompressBlocks(e, what); !r) return r;
+      if (auto r = CompressBlocks(e, what, segment); !r) return r;
     }
-    const std::string got = Sha256Hex(segment_);
+    const std::string got = Sha256Hex(segment);
     if (got != e.sha256) {
       // Either the patch was altered or the base slot no longer holds the base image.
       return VerificationError(what + ": sha256 mismatch (expected " + e.sha256 + ", got " +
@@ -153,17 +213,18 @@ class PatchedImageReader final : public Reader {
 
   // The segment from its decoded form: its blocks compressed again (on every core: level 15
   // is ~10x slower than the rest of the decoding), the bytes between copied.
-  Result CompressBlocks(const delta::SegmentEntry& e, const std::string& what) {
+  Result CompressBlocks(const delta::SegmentEntry& e, const std::string& what,
+                        std::vector<uint8_t>& segment) {
     uint32_t from = 0, to = 0;
     std::vector<uint32_t> at;  // where each block goes in the segment
     for (const delta::Recompress& b : e.blocks) {
-      std::memcpy(segment_.data() + to, decoded_.data() + from, b.offset - from);
+      std::memcpy(segment.data() + to, decoded_.data() + from, b.offset - from);
       to += b.offset - from;
       at.push_back(to);
       to += b.size;
       from = b.offset + b.content_size;
     }
-    std::memcpy(segment_.data() + to, decoded_.data() + from, e.decoded_length - from);
+    std::memcpy(segment.data() + to, decoded_.data() + from, e.decoded_length - from);
     std::atomic<size_t> next{0};
     std::vector<Result> results(compressors_.size());
     auto work = [&](size_t t) {
@@ -184,7 +245,7 @@ class PatchedImageReader final : public Reader {
               " (this device's zstd compresses otherwise than the builder's)");
           return;
         }
-        std::memcpy(segment_.data() + at[k], out.data(), b.size);
+        std::memcpy(segment.data() + at[k], out.data(), b.size);
       }
     };
     std::vector<std::thread> pool;
@@ -219,9 +280,17 @@ class PatchedImageReader final : public Reader {
   std::unique_ptr<delta::SegmentDecoder> decoder_;
   std::vector<std::unique_ptr<delta::FrameCompressor>> compressors_;  // format 2: one a core
   std::string where_;
-  std::vector<uint8_t> frame_, segment_, decoded_;
-  size_t next_ = 0, pos_ = 0;
+  std::vector<uint8_t> frame_, decoded_;  // the worker's
+  std::vector<uint8_t> segment_;          // the caller's
+  size_t pos_ = 0;
+  bool done_ = false;
   std::optional<Error> failed_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Next> ready_;    // decoded, not taken yet
+  std::vector<uint8_t> spare_;  // the buffer the caller is done with
+  bool stop_ = false;
+  std::thread worker_;  // last: joined before the members it uses go
 };
 
 }  // namespace
