@@ -2,7 +2,7 @@
 // sha256>` beside a bundle that turns the base image into the bundle's image. The new image
 // is cut into segments; each is one zstd frame compressed with the whole base image as its
 // prefix, so a device decodes a segment at a time into a bounded buffer, with the base slot
-// mapped read-only as the prefix (memory: one segment and one frame, not a window).
+// mapped read-only as the prefix (memory: a few segments, not a window).
 // A signed header names the base and target images and the sha256 of every segment: a patch
 // for another image is refused before a byte is decoded, and no segment is handed out before
 // its hash matched. Format and choices: lib/delta/README.md.
@@ -46,8 +46,10 @@ struct PatchBase {
 // expect.base_size bytes are mapped read-only. It must not be the slot the output is written
 // to: every segment may read any byte of the base, so a base overwritten while decoding
 // breaks later segments (caught by their hashes, but the patch is then wasted). The reader
-// yields the target image's expect.target_size bytes; memory: one segment and one frame (at
-// most 32 MiB each).
+// yields the target image's expect.target_size bytes; it decodes the next segment on a thread
+// of its own while the caller takes this one (started by the first Read). Memory: two segments
+// and a frame (at most 32 MiB each); format 2 adds a segment's decoded form and its decoded
+// base blocks (16 MiB).
 // Errors: a patch for another base or target, a bad signature, a malformed, truncated or
 // tampered header or segment, trailing bytes: Verification error naming `where` (the caller
 // falls back to the next way); errors of `patch` itself (network, 404) keep their kind; a

@@ -21,7 +21,7 @@ inline constexpr size_t kFixedSize = 8 + 4 + 4 + 8 + 64 + 8 + 64 + 4;
 inline constexpr size_t kEntrySize = 4 + 64;
 inline constexpr size_t kEntrySize2 = 4 + 4 + 4 + 4 + 4 + 64;
 inline constexpr size_t kRecordSize = 16;
-// A device holds one segment and one frame: this bounds what a header may ask of it.
+// A device holds two segments and a frame: this bounds what a header may ask of it.
 inline constexpr uint32_t kMinSegment = 64u << 10, kMaxSegment = 32u << 20;
 inline constexpr uint32_t kSignatureLimit = 16u << 10;
 // Format 2: a block decodes to at most 4 MiB (squashfs: 1 MiB); a segment's decoded base
