@@ -21,6 +21,7 @@ struct ImageBlock {
   uint32_t size = 0;
   uint32_t content_size = 0;
   int level = 0;  // the level that reproduces it (changed blocks only)
+  bool checksum = false;
 };
 
 // Every zstd frame in `image` whose header states its content size (at most kMaxBlock).

@@ -44,6 +44,7 @@ size_t MaxFrameSize(size_t size);
 struct EmbeddedFrame {
   uint32_t size = 0;          // compressed bytes
   uint32_t content_size = 0;  // decoded bytes, from the frame header
+  bool checksum = false;      // has a content checksum (ZSTD_compressCCtx's frames have none)
 };
 // The zstd frame that starts at data[0], if one does whose header states a content size of
 // 1 to max_content bytes and whose blocks are all within `data`.

@@ -139,7 +139,9 @@ std::optional<EmbeddedFrame> ProbeFrame(std::span<const uint8_t> data, uint32_t 
   }
   const size_t size = ZSTD_findFrameCompressedSize(data.data(), data.size());
   if (ZSTD_isError(size) || size > UINT32_MAX) return std::nullopt;
-  return EmbeddedFrame{static_cast<uint32_t>(size), static_cast<uint32_t>(content)};
+  // Frame_Header_Descriptor (RFC 8878 3.1.1.1.1), after the magic: bit 2 is the checksum flag.
+  return EmbeddedFrame{static_cast<uint32_t>(size), static_cast<uint32_t>(content),
+                       (data[4] & 0x04) != 0};
 }
 
 Result DecodeFrame(std::span<const uint8_t> frame, std::span<uint8_t> out) {
