@@ -14,7 +14,8 @@
 #            process, so the slot pages it reads count too)
 # Ways: full (--no-delta), chunks (slot A read for its chunks), chunks+list (slot A's chunk list
 # kept from v1's bundle, as os-update keeps it when it installs a chunked bundle: no reading),
-# patch. The patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
+# patch (patch-bytes: the same with `delta --no-blocks`, format 1, when that differs). The
+# patch way (os-update-bundle delta against v1's bundle, beside v2's) is measured like
 # the others. Bytes only, % of the same full bundle: peers on the same images when installed
 # (scripts/install-deps.sh --bench): casync (the chunk files of v2's store missing from v1's)
 # and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2); and
@@ -74,8 +75,8 @@ keep_v1_list() {  # dev
   tar -xOf "v1.$fs.osu" --wildcards '*.index' > "$1/boot/osu/A/chunks.idx"
 }
 
-measure_way() {  # way [list]: one row, over loopback and at 10 MiB/s, each on a fresh device
-  local way=$1 list=${2:-} bytes reqs secs rss slow
+measure_way() {  # way [list [name]]: one row, over loopback and at 10 MiB/s, each on a fresh device
+  local way=$1 list=${2:-} name=${3:-} bytes reqs secs rss slow
   make_device dev "v1.$fs"
   [[ -n $list ]] && keep_v1_list dev
   start_nginx 0
@@ -84,7 +85,7 @@ measure_way() {  # way [list]: one row, over loopback and at 10 MiB/s, each on a
   [[ -n $list ]] && keep_v1_list dev
   start_nginx 10m
   read -r _ _ slow _ < <(run_apply dev "$way")
-  printf '%-9s %-7s %-11s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "$way${list:++list}" "$bytes" \
+  printf '%-9s %-7s %-11s %12d %6.1f%% %5d %8.1f %8.1f %8.1f\n' "$fs" "$label" "${name:-$way${list:++list}}" "$bytes" \
     "$(python3 -c "print($bytes * 100 / $full)")" "$reqs" "$secs" "$slow" "$(python3 -c "print($rss / 1024)")"
 }
 
@@ -116,7 +117,12 @@ for fs in $FSES; do
     rm -f www/v2.osu.delta-*
     "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem >/dev/null
     measure_way patch
-    rm -f www/v2.osu.delta-*
+    # The same in format 1 (--no-blocks: a squashfs's zstd blocks patched as bytes, none
+    # compressed again on the device), when format 2 made another patch.
+    mv www/v2.osu.delta-* patch-blocks.tmp
+    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --no-blocks >/dev/null
+    cmp -s patch-blocks.tmp www/v2.osu.delta-* || measure_way patch "" patch-bytes
+    rm -f www/v2.osu.delta-* patch-blocks.tmp
     if command -v casync >/dev/null; then
       # casync's fetch: the v2 store's chunk files that the v1 store (the seed's) lacks.
       rm -rf cs1 cs2
