@@ -177,7 +177,8 @@ class PlannedImage final : public Reader {
                const std::vector<LocalImage>& locals, RangeSource& bundle, uint64_t member_offset,
                const ZstdDictionary* dictionary, DeltaCounters* counters)
       : index_(index), plan_(plan), locals_(locals), bundle_(bundle),
-        member_offset_(member_offset), dictionary_(dictionary), counters_(counters) {}
+        member_offset_(member_offset), dictionary_(dictionary), counters_(counters),
+        window_(index.window) {}
 
   Expected<size_t> Read(std::span<uint8_t> out) override {
     if (pos_ == chunk_.size()) {
@@ -196,12 +197,14 @@ class PlannedImage final : public Reader {
   Result Fill(size_t i) {
     const ChunkEntry& c = index_.chunks[i];
     const DeltaPlan::Source& s = plan_.sources[i];
-    chunk_.resize(c.size);
+    // Every chunk goes through the window, local ones too: a fetched frame's prefix is the
+    // image assembled before it, whichever way its bytes came.
+    chunk_ = window_.Next(c.size);
     const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
                              std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
     switch (s.from) {
       case DeltaPlan::From::Zero:
-        std::fill(chunk_.begin(), chunk_.end(), 0);
+        std::fill(chunk_.begin(), chunk_.end(), uint8_t{0});
         break;
       case DeltaPlan::From::Local: {
         const LocalImage& li = locals_[s.local];
@@ -245,7 +248,8 @@ class PlannedImage final : public Reader {
     }
     const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
                                          c.compressed_size);
-    if (auto r = ZstdDecompressFrame(frame, chunk_, dictionary_); !r) return r.error().Context(what);
+    if (auto r = ZstdDecompressFrame(frame, chunk_, dictionary_, window_.prefix()); !r)
+      return r.error().Context(what);
     if (DigestOf(chunk_) != c.digest)
       return VerificationError(what + ": the fetched bytes do not match the signed index");
     return {};
@@ -317,7 +321,9 @@ class PlannedImage final : public Reader {
   uint64_t member_offset_;
   const ZstdDictionary* dictionary_;
   DeltaCounters* counters_;
-  std::vector<uint8_t> chunk_, buf_;
+  DecodeWindow window_;
+  std::span<uint8_t> chunk_;  // in window_
+  std::vector<uint8_t> buf_;
   size_t pos_ = 0, next_ = 0, next_range_ = 0;
   const DeltaPlan::Range* range_ = nullptr;
   std::unordered_map<uint8_t, std::unique_ptr<Fd>> fds_;
