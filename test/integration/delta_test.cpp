@@ -43,6 +43,21 @@ void RunningV1InB(FakeDevice& d, const std::string& v1_bundle) {
   REQUIRE(d.EnvVar("OSU_ORDER") == "B A");
 }
 
+// Where a bundle's chunk index member starts, and the member (version 2: a 40-byte header,
+// version 3 of format 4: 44, then 24 bytes a chunk).
+size_t IndexAt(const std::string& bundle) {
+  const size_t at = bundle.find("OSUCHIDX");
+  REQUIRE(at != std::string::npos);
+  return at;
+}
+std::string IndexOf(const std::string& bundle) {
+  const size_t at = IndexAt(bundle);
+  const size_t header = bundle[at + 8] >= 3 ? 44 : 40;
+  uint64_t count = 0;
+  std::memcpy(&count, bundle.data() + at + header - 8, sizeof count);
+  return bundle.substr(at, header + count * 24);
+}
+
 std::string RecordA(FakeDevice& d) { return ReadFile(d.boot() + "/osu/A/record.yml"); }
 bool VerifiedA(FakeDevice& d) { return RecordA(d).find("state: verified") != std::string::npos; }
 
@@ -145,11 +160,7 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
   }
   SECTION("B's chunk list out of date (v2's, B holds v1): a warning, the slots read, A verified") {
     const std::string bytes = ReadFile(f.b2);
-    const size_t at = bytes.find("OSUCHIDX");
-    REQUIRE(at != std::string::npos);
-    uint64_t count = 0;  // the index's own length: 40 bytes of header, 24 a chunk
-    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
-    WriteFile(d.boot() + "/osu/B/chunks.idx", bytes.substr(at, 40 + count * 24));
+    WriteFile(d.boot() + "/osu/B/chunks.idx", IndexOf(bytes));
     auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
@@ -193,11 +204,7 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
   SECTION("a tampered chunk: the full download finds it too, A not verified, B untouched") {
     std::string bytes = ReadFile(f.b2);
     // A frame the device must fetch: the chunk of v2's image bytes rewritten at 3,500,000.
-    const size_t at = bytes.find("OSUCHIDX");
-    REQUIRE(at != std::string::npos);
-    uint64_t count = 0;
-    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
-    auto index = osu::ParseChunkIndex(bytes.substr(at, 40 + count * 24), "v2");
+    auto index = osu::ParseChunkIndex(IndexOf(bytes), "v2");
     REQUIRE(index);
     const size_t image = bytes.find(std::string("v2.img.zst") + '\0') + 512;
     REQUIRE(image % 512 == 0);
@@ -396,11 +403,7 @@ TEST_CASE("patch: a device that takes the patch never downloads the bundle's chu
   const std::string patch = MakePatch(d, b1, v1, b2);
   // Where v2's index ends in the bundle: past the first range, or the test proves nothing.
   const std::string bundle = ReadFile(b2);
-  const size_t at = bundle.find("OSUCHIDX");
-  REQUIRE(at != std::string::npos);
-  uint64_t count = 0;
-  std::memcpy(&count, bundle.data() + at + 32, sizeof count);
-  const uint64_t index_end = at + 40 + count * 24;
+  const uint64_t index_end = IndexAt(bundle) + IndexOf(bundle).size();
   REQUIRE(index_end > (64u << 10) + 1);
   NginxServer nginx;
   std::filesystem::copy_file(b2, nginx.root() + "/v2.osu");
@@ -469,7 +472,8 @@ TEST_CASE("partial fetch with a zstd dictionary (format 3)", "[delta]") {
   for (uint64_t at : {500000u, 2500000u}) text.replace(at, 30000, ReadFile(TextImage(d, "n.img", 9, 30000)));
   const std::string v2 = d.path("v2.img");
   WriteFile(v2, text);
-  const std::vector<std::string> dict{"--dictionary-size", "32768"};
+  // A dictionary and a window do not combine: format 3 is made with --chunk-window 0.
+  const std::vector<std::string> dict{"--dictionary-size", "32768", "--chunk-window", "0"};
   const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", dict);
   const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", dict);
   RunningV1InB(d, b1);
