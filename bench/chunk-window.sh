@@ -5,8 +5,9 @@
 # Usage: bench/chunk-window.sh IMAGE...
 #   e.g. bench/chunk-window.sh /var/tmp/osu-d1-run256/v1.ext4 /var/tmp/osu-d1-run256/v1.squashfs
 # Per image and row:
-#   bundle    full xz (create's default: --compression xz, no chunks: today's full bundle), or
-#             chunks at window W and level L (--compression zstd --chunk-window W --level L;
+#   bundle    full xz (--compression xz: always one stream, today's full bundle before chunks),
+#             full zstd (--no-chunks at create's default compression), or chunks at window W
+#             and level L (--compression zstd --chunk-window W --level L;
 #             window 0 is format 2, independent frames)
 #   bytes     of the bundle (one 4 KiB boot file, so nearly all image)
 #   %xz       of the full xz bundle
@@ -60,6 +61,12 @@ for image in "$@"; do
     printf '%-30s %-22s %12d %6s%% %9s %9s %11s\n' "$name" "full xz" "$xz" 100.0 "$secs" "$vs" "$vm"
     rm -f "$name.xz.osu"
   fi
+  secs=$(create "$image" "$name.zst.osu" --compression zstd --no-chunks)
+  size=$(stat -c %s "$name.zst.osu")
+  read -r vs vm <<< "$(verify "$name.zst.osu")"
+  printf '%-30s %-22s %12d %6s%% %9s %9s %11s\n' "$name" "full zstd" "$size" "$(pct "$size" "$xz")" \
+    "$secs" "$vs" "$vm"
+  rm -f "$name.zst.osu"
   for v in $VARIANTS; do
     IFS=: read -r window level <<< "$v"
     out="$name.w$window.l$level.osu"

@@ -115,7 +115,7 @@ Expected<ChunkIndex> ParseChunkIndex(const std::string& b, const std::string& wh
 std::span<uint8_t> DecodeWindow::Next(size_t size) {
   if (end_ + size > buf_.size()) {
     const size_t keep = std::min<size_t>(window_, end_);
-    std::memmove(buf_.data(), buf_.data() + end_ - keep, keep);
+    if (keep > 0) std::memmove(buf_.data(), buf_.data() + end_ - keep, keep);  // never on null
     end_ = keep;
     if (buf_.size() < keep + size) buf_.resize(std::max<size_t>(2 * size_t{window_}, keep + size));
   }
@@ -127,6 +127,24 @@ std::span<uint8_t> DecodeWindow::Next(size_t size) {
 std::span<const uint8_t> DecodeWindow::prefix() const {
   const size_t n = std::min<size_t>(window_, start_);
   return {buf_.data() + start_ - n, n};
+}
+
+Expected<size_t> ChunkStream::Read(std::span<uint8_t> out) {
+  if (pos_ == chunk_.size()) {
+    if (next_ == chunks_.size()) {
+      if (auto r = End(); !r) return r.error();
+      return size_t{0};
+    }
+    const std::span<uint8_t> into = window_.Next(chunks_[next_].size);
+    if (auto r = Fill(next_, into); !r) return r.error();
+    chunk_ = into;
+    ++next_;
+    pos_ = 0;
+  }
+  const size_t n = std::min(out.size(), chunk_.size() - pos_);
+  std::memcpy(out.data(), chunk_.data() + pos_, n);
+  pos_ += n;
+  return n;
 }
 
 }  // namespace osu

@@ -37,6 +37,7 @@
 
 #include "common/error.hpp"
 #include "delta/chunker.hpp"
+#include "io/stream.hpp"
 
 namespace osu {
 
@@ -89,6 +90,28 @@ class DecodeWindow {
   uint32_t window_;
   std::vector<uint8_t> buf_;
   size_t start_ = 0, end_ = 0;
+};
+
+// An image handed out chunk by chunk in index order, each chunk made by Fill into the window
+// (the full path's frame decoder, the partial path's assembly): the bytes before a chunk are
+// its prefix, whichever way they came.
+class ChunkStream : public Reader {
+ public:
+  explicit ChunkStream(const ChunkIndex& index) : chunks_(index.chunks), window_(index.window) {}
+  Expected<size_t> Read(std::span<uint8_t> out) final;
+
+ protected:
+  // Chunk `i`'s bytes into `into` (its size); window().prefix() is the image before it.
+  virtual Result Fill(size_t i, std::span<uint8_t> into) = 0;
+  // After the last chunk (a Verification error when the source has more).
+  virtual Result End() { return {}; }
+  const DecodeWindow& window() const { return window_; }
+
+ private:
+  const std::vector<ChunkEntry>& chunks_;
+  DecodeWindow window_;
+  std::span<const uint8_t> chunk_;
+  size_t pos_ = 0, next_ = 0;
 };
 
 // The chunk digest of `data` (the first 16 bytes of its sha256).

@@ -155,65 +155,45 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
 
 namespace {
 
-class WindowedImageDecoder final : public Reader {
+class WindowedImageDecoder final : public ChunkStream {
  public:
   WindowedImageDecoder(Reader& frames, std::shared_ptr<const ChunkIndex> index)
-      : frames_(frames), index_(std::move(index)), window_(index_->window) {}
-
-  Expected<size_t> Read(std::span<uint8_t> out) override {
-    if (pos_ == chunk_.size()) {
-      if (next_ == index_->chunks.size()) return End();
-      if (auto r = Decode(index_->chunks[next_]); !r) return r.error();
-      ++next_;
-      pos_ = 0;
-    }
-    const size_t n = std::min(out.size(), chunk_.size() - pos_);
-    std::memcpy(out.data(), chunk_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
+      : ChunkStream(*index), frames_(frames), index_(std::move(index)) {}
 
  private:
-  std::string What(const ChunkEntry& c) const {
-    return "chunk " + std::to_string(next_) + " (image bytes " + std::to_string(c.offset) + "+" +
-           std::to_string(c.size) + ")";
-  }
-
-  Result Decode(const ChunkEntry& c) {
+  Result Fill(size_t i, std::span<uint8_t> into) override {
+    const ChunkEntry& c = index_->chunks[i];
+    const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
+                             std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
     frame_.resize(c.compressed_size);
     for (size_t got = 0; got < frame_.size();) {
       auto n = frames_.Read(std::span<uint8_t>(frame_).subspan(got));
       if (!n) return n.error();
       if (*n == 0)
-        return VerificationError("image member is truncated: " + What(c) + "'s frame ends after " +
+        return VerificationError("image member is truncated: " + what + "'s frame ends after " +
                                  std::to_string(got) + " of " + std::to_string(frame_.size()) +
                                  " bytes");
       got += *n;
     }
-    const std::span<uint8_t> into = window_.Next(c.size);
-    if (auto r = ZstdDecompressFrame(frame_, into, nullptr, window_.prefix()); !r)
-      return r.error().Context(What(c));
-    chunk_ = into;
+    if (auto r = ZstdDecompressFrame(frame_, into, nullptr, window().prefix()); !r)
+      return r.error().Context(what);
     return {};
   }
 
   // After the last frame the member must end: bytes the index does not describe are refused.
-  Expected<size_t> End() {
+  Result End() override {
     uint8_t extra;
     auto n = frames_.Read(std::span<uint8_t>(&extra, 1));
     if (!n) return n.error();
     if (*n != 0)
       return VerificationError("image member is longer than its " +
                                std::to_string(index_->compressed_size) + " bytes of frames");
-    return size_t{0};
+    return {};
   }
 
   Reader& frames_;
-  std::shared_ptr<const ChunkIndex> index_;
-  DecodeWindow window_;
+  std::shared_ptr<const ChunkIndex> index_;  // ChunkStream refers to its chunks
   std::vector<uint8_t> frame_;
-  std::span<const uint8_t> chunk_;
-  size_t pos_ = 0, next_ = 0;
 };
 
 }  // namespace
