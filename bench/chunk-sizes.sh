@@ -30,15 +30,6 @@ bench_start chunk-sizes tar
 make_tree
 make_changed 5
 
-create() {  # image output args... -> seconds
-  local image=$1 out=$2 start
-  shift 2
-  start=$(date +%s.%N)
-  "$BUNDLE" create --image "$image" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
-    --key keys/private.pem --output "$out" "$@" >/dev/null
-  python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"
-}
-
 # Bytes a device holding v1 downloads: the members before the image plus the planned ranges.
 fetched() {  # bundle
   "$OSU" --config dev/os-update.yml --apply "$1" --dry-run --json > plan.json 2> plan.err ||

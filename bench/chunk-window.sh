@@ -20,11 +20,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${OSU_BUILD:-$(dirname "$HERE")/build}
-BUNDLE=$BUILD/cmd/os-update-bundle
 WORK=${BENCH_DIR:-/var/tmp/osu-chunk-window}
 VARIANTS=${WINDOW_VARIANTS:-"0:12 2097152:6"}
-die() { echo "chunk-window: $*" >&2; exit 1; }
+. "$HERE/delta-images.sh"  # BUNDLE, die, create
+BENCH_NAME=chunk-window
 [[ $# -gt 0 ]] || die "usage: bench/chunk-window.sh IMAGE..."
 [[ -x $BUNDLE ]] || die "build first: $BUNDLE is missing"
 for tool in openssl python3 /usr/bin/time; do command -v "$tool" >/dev/null || die "missing $tool"; done
@@ -32,15 +31,6 @@ mkdir -p "$WORK"
 cd "$WORK"
 [[ -f keys/private.pem ]] || { mkdir -p keys && openssl genpkey -algorithm ed25519 -out keys/private.pem 2>/dev/null && openssl pkey -in keys/private.pem -pubout -out keys/public.pem; }
 [[ -f boot.vmlinuz ]] || head -c 4096 /dev/urandom > boot.vmlinuz
-
-create() {  # image output args... -> seconds
-  local image=$1 out=$2 start
-  shift 2
-  start=$(date +%s.%N)
-  "$BUNDLE" create --image "$image" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
-    --key keys/private.pem --output "$out" "$@" >/dev/null
-  python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"
-}
 
 verify() {  # bundle -> "seconds MiB"
   /usr/bin/time -f '%e %M' -o verify.time "$BUNDLE" verify "$1" --key keys/public.pem >/dev/null
