@@ -11,7 +11,9 @@
 #   fetched   % of that bundle a device holding v1 downloads (front members + planned ranges,
 #             from --apply --dry-run --json against a fake device; zero for the full rows)
 #   create s  wall time of os-update-bundle create on this machine
-# Variants: CHUNK_VARIANTS, words of avg:dictionary-bytes:level (default below).
+# Variants: CHUNK_VARIANTS, words of avg:dictionary-bytes:level[:window] (default below; the
+# window, format 4, is 0 unless given: a dictionary needs window 0). bench/chunk-window.sh
+# measures windows on existing images.
 # Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-chunk-bench).
 set -euo pipefail
 
@@ -19,7 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=${BENCH_DIR:-/var/tmp/osu-chunk-bench}
 MIB=${CHUNK_MIB:-256}
 FSES=${CHUNK_FS:-"ext4 squashfs"}
-VARIANTS=${CHUNK_VARIANTS:-"16384:0:12 16384:1048576:12 32768:1048576:12 65536:1048576:12"}
+VARIANTS=${CHUNK_VARIANTS:-"16384:0:12 16384:1048576:12 32768:1048576:12 65536:1048576:12 16384:0:6:2097152"}
 . "$HERE/delta-images.sh"
 bench_start chunk-sizes tar
 
@@ -27,15 +29,6 @@ bench_start chunk-sizes tar
 [[ -f boot.vmlinuz ]] || head -c 4096 /dev/urandom > boot.vmlinuz
 make_tree
 make_changed 5
-
-create() {  # image output args... -> seconds
-  local image=$1 out=$2 start
-  shift 2
-  start=$(date +%s.%N)
-  "$BUNDLE" create --image "$image" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
-    --key keys/private.pem --output "$out" "$@" >/dev/null
-  python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"
-}
 
 # Bytes a device holding v1 downloads: the members before the image plus the planned ranges.
 fetched() {  # bundle
@@ -78,12 +71,14 @@ for fs in $FSES; do
   printf '%-9s %-24s %12d %6s%% %6s%% %8s %9s\n' "$fs" "full xz" "$xz" 100.0 "$(pct "$xz" "$zs")" - "$xz_s"
   printf '%-9s %-24s %12d %6s%% %6s%% %8s %9s\n' "$fs" "full zstd" "$zs" "$(pct "$zs" "$xz")" 100.0 - "$zstd_s"
   for v in $VARIANTS; do
-    IFS=: read -r avg dict level <<< "$v"
+    IFS=: read -r avg dict level window <<< "$v"
+    window=${window:-0}
     secs=$(create "v2.$fs" chunked.osu --compression zstd --chunk-size "$avg" \
-      --dictionary-size "$dict" --level "$level")
+      --dictionary-size "$dict" --level "$level" --chunk-window "$window")
     size=$(stat -c %s chunked.osu)
     got=$(fetched chunked.osu)
     label="chunks $((avg >> 10))K dict $((dict >> 10))K L$level"
+    [[ $window == 0 ]] || label="chunks $((avg >> 10))K w$((window >> 10))K L$level"
     printf '%-9s %-24s %12d %6s%% %6s%% %7s%% %9s\n' "$fs" "$label" "$size" "$(pct "$size" "$xz")" \
       "$(pct "$size" "$zs")" "$(pct "$got" "$size")" "$secs"
   done

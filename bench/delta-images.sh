@@ -9,6 +9,16 @@ OSU=$BUILD/cmd/os-update
 BUNDLE=$BUILD/cmd/os-update-bundle
 BENCH_NAME=bench
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+# A signed bundle of `image` with the bench's key and boot file (in the working directory);
+# prints the wall time of os-update-bundle create in seconds.
+create() {  # image output args... -> seconds
+  local image=$1 out=$2 start
+  shift 2
+  start=$(date +%s.%N)
+  "$BUNDLE" create --image "$image" --boot-file boot.vmlinuz --compatible bench --version 2.0 \
+    --key keys/private.pem --output "$out" "$@" >/dev/null
+  python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')"
+}
 # Checks the tools both benches need and more, then works in $WORK.
 bench_start() {  # name extra-tools...
   BENCH_NAME=$1

@@ -43,7 +43,7 @@ bool Consume(osu::BundleReader& bundle) {
   osu::fuzz::Check(boot_files == m.boot_files.size(), "a boot file was skipped");
   auto image = bundle.Image();
   if (!image) return false;
-  auto decoder = osu::MakeDecoder(m.compression, **image, 1);
+  auto decoder = osu::MakeImageDecoder(bundle, **image, 1);
   if (!decoder) return false;
   auto checked = osu::MakeCheckedReader(**decoder, m.image.size, m.image.sha256, "image");
   if (!Drain(*checked, kDecodeLimit)) return false;

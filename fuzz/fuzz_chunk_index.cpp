@@ -13,7 +13,7 @@ namespace {
 
 bool Same(const osu::ChunkIndex& a, const osu::ChunkIndex& b) {
   if (a.sizes.min != b.sizes.min || a.sizes.avg != b.sizes.avg || a.sizes.max != b.sizes.max ||
-      a.image_size != b.image_size || a.compressed_size != b.compressed_size ||
+      a.image_size != b.image_size || a.window != b.window || a.compressed_size != b.compressed_size ||
       a.chunks.size() != b.chunks.size())
     return false;
   for (size_t i = 0; i < a.chunks.size(); ++i) {

@@ -28,12 +28,18 @@ yes 'root file system block' | head -c 4096 >"$tmp/rootfs.img"
 printf 'kernel\n' >"$tmp/vmlinuz"
 printf 'initrd\n' >"$tmp/initrd.img"
 for c in none xz zstd gzip; do
+  # zstd: format 2 (independent frames) here, format 4 (frames with a window) below.
   "$bundle_tool" create --image "$tmp/rootfs.img" --compression $c \
     --boot-file "$tmp/vmlinuz" --boot-file "$tmp/initrd.img" \
     --cmdline 'console=ttyS0,115200 quiet rd.shell=0' --compatible eos-x86_64-kvm \
     --version 2.0.0 --min-version 1.0.0 --key "$here/keys/fuzz-test.key" \
-    --output "$corpus/fuzz_bundle/signed-$c.osu" >/dev/null
+    $([ $c = zstd ] && echo --chunk-window 0) --output "$corpus/fuzz_bundle/signed-$c.osu" >/dev/null
 done
+# Format 4: several chunks, each frame made with the image before it.
+seq 1 8000 >"$tmp/lines.img"
+"$bundle_tool" create --image "$tmp/lines.img" --compression zstd --chunk-size 4096 \
+  --boot-file "$tmp/vmlinuz" --compatible eos-x86_64-kvm --version 2.0.0 \
+  --key "$here/keys/fuzz-test.key" --output "$corpus/fuzz_bundle/signed-zstd-window.osu" >/dev/null
 "$bundle_tool" create --image "$tmp/rootfs.img" --compression none --compatible eos-rpi5 \
   --version 1.0 --unsigned --output "$corpus/fuzz_bundle/unsigned-none.osu" >/dev/null
 fi
@@ -212,12 +218,17 @@ fi
 if want chunk_index; then
 seq 1 30000 >"$tmp/seq.img"
 for avg in 1024 4096 16384; do
+  # Version 2 (--chunk-window 0, format 2) and version 3 (a window, format 4).
+  "$bundle_tool" create --image "$tmp/seq.img" --compression zstd --chunk-size $avg \
+    --chunk-window 0 --compatible eos-x86_64-kvm --version 2.0 --unsigned \
+    --output "$tmp/chunks.osu" >/dev/null
+  tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/avg-$avg.index"
   "$bundle_tool" create --image "$tmp/seq.img" --compression zstd --chunk-size $avg \
     --compatible eos-x86_64-kvm --version 2.0 --unsigned --output "$tmp/chunks.osu" >/dev/null
-  tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/avg-$avg.index"
+  tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/v3-avg-$avg.index"
 done
 printf 'one chunk\n' >"$tmp/small.img"
-"$bundle_tool" create --image "$tmp/small.img" --compression zstd \
+"$bundle_tool" create --image "$tmp/small.img" --compression zstd --chunk-window 0 \
   --compatible eos-x86_64-kvm --version 2.0 --unsigned --output "$tmp/chunks.osu" >/dev/null
 tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/one-chunk.index"
 fi

@@ -255,6 +255,20 @@ struct BundleOpener {
       auto bytes = ReadChecked(b, "chunk index", *index, kIndexLimit);
       if (!bytes) return bytes.error();
       b.index_ = std::move(bytes).value();
+      // Format 4's full path decodes with the index: it is parsed here, once, and its window
+      // must be there (a format 2 or 3 index with one is refused by the partial path).
+      if (b.manifest_.windowed) {
+        auto parsed = ParseChunkIndex(b.index_, b.where_);
+        if (!parsed) return parsed.error();
+        if (parsed->window == 0)
+          return VerificationError(Q(b.where_) + ": format 4 needs a chunk index with a window; " +
+                                   Q(index->name) + " has none");
+        if (parsed->image_size != b.manifest_.image.size)
+          return VerificationError(Q(b.where_) + ": the chunk index describes an image of " +
+                                   std::to_string(parsed->image_size) + " bytes, the manifest one of " +
+                                   std::to_string(b.manifest_.image.size));
+        b.windowed_index_ = std::make_shared<const ChunkIndex>(std::move(parsed).value());
+      }
     }
     // The dictionary is checked whole before any frame is decoded with it.
     if (const auto& dict = b.manifest_.dictionary) {
@@ -391,6 +405,12 @@ Result BundleReader::Finish() {
   return {};
 }
 
+Expected<std::unique_ptr<Reader>> MakeImageDecoder(const BundleReader& b, Reader& raw,
+                                                   unsigned threads) {
+  if (auto index = b.windowed_index()) return MakeWindowedImageDecoder(raw, std::move(index));
+  return MakeDecoder(b.manifest().compression, raw, threads, AsBytes(b.dictionary_bytes()));
+}
+
 struct BundleWriter::Impl {
   std::unique_ptr<BundleOutput> out;
 };
@@ -422,6 +442,11 @@ Result CreateBundle(const CreateOptions& o) {
   if (o.chunk_avg && (o.chunk_avg < 1024 || o.chunk_avg > (1u << 20) ||
                       (o.chunk_avg & (o.chunk_avg - 1)) != 0))
     return UsageError("--chunk-size must be a power of two from 1024 to 1048576");
+  if (o.chunk_window > kMaxChunkWindow)
+    return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow) + " bytes");
+  if (o.chunks && o.compression == Compression::Zstd && o.chunk_window > 0 && o.dictionary_size > 0)
+    return UsageError("--dictionary-size needs --chunk-window 0: a dictionary and a window do "
+                      "not combine (format 3 or format 4)");
 
   Manifest m;
   m.compatible = o.compatible;
@@ -466,9 +491,11 @@ Result CreateBundle(const CreateOptions& o) {
       compressed.path = o.output + ".image.tmp";
       ChunkSizes sizes;
       if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
-      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size);
+      auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size,
+                                     o.chunk_window);
       if (built) {
         index_bytes = SerializeChunkIndex(built->index);
+        m.windowed = built->index.window > 0;
         dictionary_bytes = std::move(built->dictionary);
       } else {
         r = built.error();

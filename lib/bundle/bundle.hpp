@@ -10,6 +10,7 @@
 
 #include "bundle/manifest.hpp"
 #include "common/error.hpp"
+#include "delta/chunk_index.hpp"
 #include "io/stream.hpp"
 
 namespace osu {
@@ -54,6 +55,8 @@ class BundleReader {
   const std::string& index_bytes() const { return index_; }
   // Format 3: the zstd dictionary member, checked like the index. Empty before format 3.
   const std::string& dictionary_bytes() const { return dictionary_; }
+  // Format 4: the index parsed (its window > 0 checked); null before format 4.
+  std::shared_ptr<const ChunkIndex> windowed_index() const { return windowed_index_; }
 
   // The next boot file, in manifest order. The returned reader fails at its end if the
   // member's bytes do not match the manifest's size and sha256 (Verification error).
@@ -75,6 +78,7 @@ class BundleReader {
   std::unique_ptr<TarReader> tar_;
   Manifest manifest_;
   std::string manifest_bytes_, signature_, key_used_, index_, dictionary_;
+  std::shared_ptr<const ChunkIndex> windowed_index_;
   uint64_t head_end_ = 0;
   std::unique_ptr<Reader> current_;
   size_t next_boot_ = 0;
@@ -86,6 +90,12 @@ class BundleReader {
   std::unique_ptr<PendingMember> pending_;
   friend struct BundleOpener;
 };
+
+// The image member (`raw`, from Image(); not owned) decoded as its manifest says: one
+// stream of the manifest's compression (with the dictionary, format 3), or frame by frame
+// with the index (format 4). `threads`: xz decoder threads (0 = all CPUs).
+Expected<std::unique_ptr<Reader>> MakeImageDecoder(const BundleReader& b, Reader& raw,
+                                                   unsigned threads);
 
 // Writes bundles. Low level on purpose: tests use it to forge malformed bundles signed with
 // a real key (a manifest that lies about sizes, members out of order, ...).
@@ -124,6 +134,9 @@ struct CreateOptions {
   uint32_t chunk_avg = 0;  // average chunk size (a power of two); 0: ChunkSizes' default
   // With chunks: the zstd dictionary's size at most (0: none), trained from the image.
   size_t dictionary_size = kDefaultDictionarySize;
+  // With chunks: image bytes before a chunk that its frame may refer to (format 4); 0 keeps
+  // independent frames (format 2, for devices whose os-update reads formats up to 3).
+  uint32_t chunk_window = kDefaultChunkWindow;
 };
 Result CreateBundle(const CreateOptions& options);
 

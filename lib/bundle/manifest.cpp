@@ -10,7 +10,7 @@
 //   image: {name: "rootfs.img.xz", compression: xz, size: 1073741824, sha256: "<64 hex>"}
 //   boot_files:
 //     - {name: "vmlinuz", size: 123, sha256: "<64 hex>"}
-//   index: {name: "rootfs.img.zst.index", size: 4096, sha256: "<64 hex>"}   (format 2 and 3)
+//   index: {name: "rootfs.img.zst.index", size: 4096, sha256: "<64 hex>"}   (format 2 to 4)
 //   dictionary: {name: "rootfs.img.zst.dict", size: 1048576, sha256: "<64 hex>"}   (format 3)
 //
 // ParseManifest accepts any YAML with these keys (block or flow style), and nothing else:
@@ -141,12 +141,13 @@ Expected<Manifest> Parse(const YAML::Node& root) {
   auto format = Unsigned(root, "format", "format");
   if (!format) return format.error();
   if (*format < static_cast<uint64_t>(kManifestFormat) ||
-      *format > static_cast<uint64_t>(kManifestFormatDictionary)) {
+      *format > static_cast<uint64_t>(kManifestFormatWindow)) {
     return Bad("unsupported format " + std::to_string(*format) + " (this os-update reads formats " +
                std::to_string(kManifestFormat) + " to " +
-               std::to_string(kManifestFormatDictionary) + ")");
+               std::to_string(kManifestFormatWindow) + ")");
   }
   m.format = static_cast<int>(*format);
+  m.windowed = m.format == kManifestFormatWindow;
 
   auto compatible = String(root, "compatible", "compatible");
   if (!compatible) return compatible.error();
@@ -190,7 +191,7 @@ Expected<Manifest> Parse(const YAML::Node& root) {
 
   const bool has_index = root["index"].IsDefined() && !root["index"].IsNull();
   if (has_index != (m.format >= kManifestFormatIndexed))
-    return Bad(has_index ? "index needs format 2 or 3" : "formats 2 and 3 need an index");
+    return Bad(has_index ? "index needs format 2, 3 or 4" : "formats 2 to 4 need an index");
   const bool has_dictionary = root["dictionary"].IsDefined() && !root["dictionary"].IsNull();
   if (has_dictionary != (m.format == kManifestFormatDictionary))
     return Bad(has_dictionary ? "dictionary needs format 3" : "format 3 needs a dictionary");
@@ -221,8 +222,9 @@ Expected<Manifest> ParseManifest(const std::string& yaml) {
 std::string SerializeManifest(const Manifest& m) {
   std::string s;
   const int format = m.dictionary ? kManifestFormatDictionary
-                     : m.index    ? kManifestFormatIndexed
-                                  : kManifestFormat;
+                     : m.windowed   ? kManifestFormatWindow
+                     : m.index      ? kManifestFormatIndexed
+                                    : kManifestFormat;
   s += "format: " + std::to_string(format) + "\n";
   s += "compatible: " + Quote(m.compatible) + "\n";
   s += "version: " + Quote(m.version) + "\n";

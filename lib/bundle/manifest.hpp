@@ -27,13 +27,20 @@ struct Manifest {
   // Format 3: the zstd dictionary every chunk frame was made with (right after the index);
   // the full path decodes the image with it too.
   std::optional<FileEntry> dictionary;
+  // Format 4: the index's frames refer to the image bytes before their chunk (index version
+  // 3, its `window` > 0), so the image member is no longer one plain zstd stream; it is
+  // decoded frame by frame with the index. No dictionary: the two do not combine.
+  bool windowed = false;
 };
 
 // The format written: 1 without an index (devices before partial fetch read those), 2 with,
-// 3 with an index and a dictionary (devices that read only 2 refuse it: its frames need it).
+// 3 with an index and a dictionary (devices that read only 2 refuse it: its frames need it),
+// 4 with an index whose frames refer to the image before them (devices that read only 1-3
+// refuse it by its number: they would decode it as one zstd stream and fail).
 inline constexpr int kManifestFormat = 1;
 inline constexpr int kManifestFormatIndexed = 2;
 inline constexpr int kManifestFormatDictionary = 3;
+inline constexpr int kManifestFormatWindow = 4;
 inline constexpr const char* kManifestMember = "manifest.yaml";
 inline constexpr const char* kSignatureMember = "manifest.sig";
 

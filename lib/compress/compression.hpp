@@ -57,12 +57,17 @@ Expected<std::string> ZstdTrainDictionary(const std::string& samples,
 
 // One chunk of a partial-fetch bundle as one zstd frame. Level -1 = 12: on a 96 MiB ext4 of
 // /usr/share/doc, 19 made a 0.6% smaller bundle in 8 times the time (41 s against 5 s).
-// `out` is replaced. With a dictionary, its level is used.
+// `out` is replaced. With a dictionary, its level is used. `prefix`: bytes the frame may refer
+// to as if they preceded it (ZSTD_CCtx_refPrefix; format 4 gives each chunk the image bytes
+// before it); a frame made with a prefix decodes only with the same one. Not with a dictionary.
 Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out,
-                         const ZstdDictionary* dictionary = nullptr);
+                         const ZstdDictionary* dictionary = nullptr,
+                         std::span<const uint8_t> prefix = {});
 // Decodes exactly one zstd frame into `out`, which must be exactly its size: a frame that
-// decodes to any other length, or corrupt input, is a Verification error.
+// decodes to any other length, or corrupt input, is a Verification error. `prefix`: the one
+// the frame was made with (a wrong one decodes to other bytes or fails).
 Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out,
-                           const ZstdDictionary* dictionary = nullptr);
+                           const ZstdDictionary* dictionary = nullptr,
+                           std::span<const uint8_t> prefix = {});
 
 }  // namespace osu

@@ -10,9 +10,14 @@
 // ext4 (issue 11). The chunking and the index here are ~300 lines and reuse libzstd.
 //
 // Binary layout, little-endian:
-//   "OSUCHIDX" | u32 version (2) | u32 min | u32 avg | u32 max | u64 image size
-//   | u64 chunk count | per chunk: u32 size, u32 compressed size, 16 bytes digest: the first
-//   half of the sha256 of the uncompressed chunk.
+//   "OSUCHIDX" | u32 version (2 or 3) | u32 min | u32 avg | u32 max | (version 3: u32 window)
+//   | u64 image size | u64 chunk count | per chunk: u32 size, u32 compressed size, 16 bytes
+//   digest: the first half of the sha256 of the uncompressed chunk.
+// Version 3 (bundle format 4) adds `window`: each chunk's frame was made with the up to
+// `window` image bytes before the chunk as its zstd prefix, so the frames are no longer one
+// plain zstd stream; a decoder keeps the last `window` bytes of output (DecodeWindow below).
+// Version 2 is still written when the window is 0, so such bundles stay readable by devices
+// that read versions 1-2 only.
 // Version 1 (written until 2026-12) stored the whole sha256 (40 bytes a chunk, not 24); it is
 // still read, its digests cut to 16 bytes. Why 16 are enough (zchunk cuts SHA-512 to 128 bits
 // the same way): a chunk digest only finds reusable chunks and catches a wrong piece early;
@@ -25,12 +30,14 @@
 #pragma once
 
 #include <array>
+#include <span>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "common/error.hpp"
 #include "delta/chunker.hpp"
+#include "io/stream.hpp"
 
 namespace osu {
 
@@ -44,8 +51,16 @@ struct ChunkEntry {
   Digest digest{};
 };
 
+// Bounds a device trusts: the window it keeps (2 x window of memory) and a frame's size.
+inline constexpr uint32_t kMaxChunkWindow = 8u << 20;
+// 2 MiB at level 6: 109.6% of the xz full bundle on a 256 MiB ext4 (lib/delta/README.md).
+inline constexpr uint32_t kDefaultChunkWindow = 2u << 20;
+// The largest frame a chunk of `size` bytes may have: above zstd's ZSTD_compressBound.
+constexpr uint64_t MaxFrameSize(uint64_t size) { return size + (size >> 7) + 1024; }
+
 struct ChunkIndex {
   ChunkSizes sizes;
+  uint32_t window = 0;  // version 3: image bytes before a chunk its frame refers to
   uint64_t image_size = 0;
   uint64_t compressed_size = 0;  // the image member's size
   std::vector<ChunkEntry> chunks;
@@ -58,6 +73,46 @@ Expected<ChunkIndex> ParseChunkIndex(const std::string& bytes, const std::string
 
 // The index member's name for an image member.
 std::string ChunkIndexName(const std::string& image_member);
+
+// The decoded image's last `window` bytes and the chunk after them, in one buffer that
+// slides (memmove) when full: what a chunk's frame needs as its prefix. Memory: about
+// 2 x window + the largest chunk.
+class DecodeWindow {
+ public:
+  explicit DecodeWindow(uint32_t window) : window_(window) {}
+  // Room for the next chunk (`size` bytes) right after the image bytes before it.
+  std::span<uint8_t> Next(size_t size);
+  // The up to `window` image bytes before the chunk of the last Next() (empty at window 0).
+  std::span<const uint8_t> prefix() const;
+  std::span<const uint8_t> chunk() const { return {buf_.data() + start_, end_ - start_}; }
+
+ private:
+  uint32_t window_;
+  std::vector<uint8_t> buf_;
+  size_t start_ = 0, end_ = 0;
+};
+
+// An image handed out chunk by chunk in index order, each chunk made by Fill into the window
+// (the full path's frame decoder, the partial path's assembly): the bytes before a chunk are
+// its prefix, whichever way they came.
+class ChunkStream : public Reader {
+ public:
+  explicit ChunkStream(const ChunkIndex& index) : chunks_(index.chunks), window_(index.window) {}
+  Expected<size_t> Read(std::span<uint8_t> out) final;
+
+ protected:
+  // Chunk `i`'s bytes into `into` (its size); window().prefix() is the image before it.
+  virtual Result Fill(size_t i, std::span<uint8_t> into) = 0;
+  // After the last chunk (a Verification error when the source has more).
+  virtual Result End() { return {}; }
+  const DecodeWindow& window() const { return window_; }
+
+ private:
+  const std::vector<ChunkEntry>& chunks_;
+  DecodeWindow window_;
+  std::span<const uint8_t> chunk_;
+  size_t pos_ = 0, next_ = 0;
+};
 
 // The chunk digest of `data` (the first 16 bytes of its sha256).
 Digest DigestOf(std::span<const uint8_t> data);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -47,8 +48,16 @@ Expected<std::string> TrainDictionary(const ChunksOf& chunks_of, uint64_t length
 }  // namespace
 
 Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
-                                         const EncodeOptions& options, const ChunkSizes& sizes,
-                                         size_t dictionary_size) {
+                                         const EncodeOptions& base_options, const ChunkSizes& sizes,
+                                         size_t dictionary_size, uint32_t window) {
+  if (window > kMaxChunkWindow)
+    return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow));
+  if (window > 0 && dictionary_size > 0)
+    return UsageError("a dictionary and a chunk window do not combine (use --chunk-window 0)");
+  const EncodeOptions options =
+      window > 0 && base_options.level < 0
+          ? EncodeOptions{base_options.threads, kWindowedChunkLevel, base_options.xz_block_size}
+          : base_options;
   auto in = Fd::Open(image, O_RDONLY);
   if (!in) return UsageError(in.error().message());
   const off_t end = ::lseek(in->get(), 0, SEEK_END);
@@ -81,7 +90,11 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
                                : options.threads;
   ChunkIndex& index = result.index;
   index.sizes = sizes;
-  std::vector<std::vector<uint8_t>> batch;
+  index.window = window;
+  // The batch's chunks back to back after the `window` image bytes before the first of them:
+  // every frame's prefix is in `data`, and frames are compressed independently on all cores.
+  std::vector<uint8_t> data;
+  std::vector<size_t> batch;  // where each chunk of the batch starts in `data`
   std::vector<std::string> frames;
   uint64_t compressed = 0;
   const ZstdDictionary* dict = dictionary ? &*dictionary : nullptr;
@@ -92,7 +105,12 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
     std::atomic<size_t> next{0};
     auto work = [&](unsigned t) {
       for (size_t i; (i = next++) < batch.size();) {
-        if (auto r = ZstdCompressFrame(batch[i], options.level, frames[i], dict); !r) {
+        const size_t start = batch[i], stop = i + 1 < batch.size() ? batch[i + 1] : data.size();
+        const size_t from = start - std::min<size_t>(window, start);
+        const std::span<const uint8_t> all(data);
+        if (auto r = ZstdCompressFrame(all.subspan(start, stop - start), options.level, frames[i],
+                                       dict, all.subspan(from, start - from));
+            !r) {
           results[t] = r;
           return;
         }
@@ -112,16 +130,19 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
       if (auto r = WriteAll(out->get(), AsBytes(frames[i]), InQuotes(output)); !r) return r;
     }
     batch.clear();
+    const size_t keep = std::min<size_t>(window, data.size());
+    data.erase(data.begin(), data.end() - static_cast<ptrdiff_t>(keep));
     return {};
   };
 
-  auto r = chunks_of([&](uint64_t offset, std::span<const uint8_t> data) -> Result {
+  auto r = chunks_of([&](uint64_t offset, std::span<const uint8_t> chunk) -> Result {
     ChunkEntry e;
     e.offset = offset;
-    e.size = static_cast<uint32_t>(data.size());
-    e.digest = DigestOf(data);
+    e.size = static_cast<uint32_t>(chunk.size());
+    e.digest = DigestOf(chunk);
     index.chunks.push_back(e);
-    batch.emplace_back(data.begin(), data.end());
+    batch.push_back(data.size());
+    data.insert(data.end(), chunk.begin(), chunk.end());
     return batch.size() == kBatch ? flush() : Result{};
   });
   if (!r) return r.error();
@@ -130,6 +151,56 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
   index.image_size = length;
   index.compressed_size = compressed;
   return result;
+}
+
+namespace {
+
+class WindowedImageDecoder final : public ChunkStream {
+ public:
+  WindowedImageDecoder(Reader& frames, std::shared_ptr<const ChunkIndex> index)
+      : ChunkStream(*index), frames_(frames), index_(std::move(index)) {}
+
+ private:
+  Result Fill(size_t i, std::span<uint8_t> into) override {
+    const ChunkEntry& c = index_->chunks[i];
+    const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
+                             std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
+    frame_.resize(c.compressed_size);
+    for (size_t got = 0; got < frame_.size();) {
+      auto n = frames_.Read(std::span<uint8_t>(frame_).subspan(got));
+      if (!n) return n.error();
+      if (*n == 0)
+        return VerificationError("image member is truncated: " + what + "'s frame ends after " +
+                                 std::to_string(got) + " of " + std::to_string(frame_.size()) +
+                                 " bytes");
+      got += *n;
+    }
+    if (auto r = ZstdDecompressFrame(frame_, into, nullptr, window().prefix()); !r)
+      return r.error().Context(what);
+    return {};
+  }
+
+  // After the last frame the member must end: bytes the index does not describe are refused.
+  Result End() override {
+    uint8_t extra;
+    auto n = frames_.Read(std::span<uint8_t>(&extra, 1));
+    if (!n) return n.error();
+    if (*n != 0)
+      return VerificationError("image member is longer than its " +
+                               std::to_string(index_->compressed_size) + " bytes of frames");
+    return {};
+  }
+
+  Reader& frames_;
+  std::shared_ptr<const ChunkIndex> index_;  // ChunkStream refers to its chunks
+  std::vector<uint8_t> frame_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reader> MakeWindowedImageDecoder(Reader& frames,
+                                                 std::shared_ptr<const ChunkIndex> index) {
+  return std::make_unique<WindowedImageDecoder>(frames, std::move(index));
 }
 
 }  // namespace osu

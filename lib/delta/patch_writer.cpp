@@ -261,7 +261,7 @@ Expected<Fd> ExtractImage(const std::string& bundle, const std::string& dir,
   auto raw = (*b)->Image();
   if (!raw) return raw.error();
   const Manifest& m = (*b)->manifest();
-  auto decoder = MakeDecoder(m.compression, **raw, 0);
+  auto decoder = MakeImageDecoder(**b, **raw, 0);
   if (!decoder) return decoder.error();
   const std::string what = InQuotes(bundle) + ": image " + InQuotes(m.image.name);
   auto checked = MakeCheckedReader(**decoder, m.image.size, m.image.sha256, what);

@@ -171,37 +171,25 @@ DeltaPlan PlanDelta(const ChunkIndex& index, const std::vector<LocalImage>& loca
 
 namespace {
 
-class PlannedImage final : public Reader {
+class PlannedImage final : public ChunkStream {
  public:
   PlannedImage(const ChunkIndex& index, const DeltaPlan& plan,
                const std::vector<LocalImage>& locals, RangeSource& bundle, uint64_t member_offset,
                const ZstdDictionary* dictionary, DeltaCounters* counters)
-      : index_(index), plan_(plan), locals_(locals), bundle_(bundle),
+      : ChunkStream(index), index_(index), plan_(plan), locals_(locals), bundle_(bundle),
         member_offset_(member_offset), dictionary_(dictionary), counters_(counters) {}
 
-  Expected<size_t> Read(std::span<uint8_t> out) override {
-    if (pos_ == chunk_.size()) {
-      if (next_ == index_.chunks.size()) return size_t{0};
-      if (auto r = Fill(next_); !r) return r.error();
-      ++next_;
-      pos_ = 0;
-    }
-    const size_t n = std::min(out.size(), chunk_.size() - pos_);
-    std::memcpy(out.data(), chunk_.data() + pos_, n);
-    pos_ += n;
-    return n;
-  }
-
  private:
-  Result Fill(size_t i) {
+  // Every chunk goes through the window, local ones too: a fetched frame's prefix is the
+  // image assembled before it, whichever way its bytes came.
+  Result Fill(size_t i, std::span<uint8_t> chunk) override {
     const ChunkEntry& c = index_.chunks[i];
     const DeltaPlan::Source& s = plan_.sources[i];
-    chunk_.resize(c.size);
     const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
                              std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
     switch (s.from) {
       case DeltaPlan::From::Zero:
-        std::fill(chunk_.begin(), chunk_.end(), 0);
+        std::fill(chunk.begin(), chunk.end(), uint8_t{0});
         break;
       case DeltaPlan::From::Local: {
         const LocalImage& li = locals_[s.local];
@@ -211,8 +199,8 @@ class PlannedImage final : public Reader {
           if (!opened) return opened.error();
           fd = std::make_unique<Fd>(std::move(opened).value());
         }
-        if (auto r = PReadExact(fd->get(), chunk_, li.offset + s.offset, li.name); !r) return r;
-        if (DigestOf(chunk_) != c.digest) {
+        if (auto r = PReadExact(fd->get(), chunk, li.offset + s.offset, li.name); !r) return r;
+        if (DigestOf(chunk) != c.digest) {
           if (li.known && counters_) counters_->stale_list = true;
           return VerificationError(what + ": " + li.name + " no longer holds it at byte " +
                                    std::to_string(s.offset) + " (the slot changed)");
@@ -220,7 +208,7 @@ class PlannedImage final : public Reader {
         break;
       }
       case DeltaPlan::From::Fetch: {
-        if (auto r = Frame(c, what); !r) return r;
+        if (auto r = Frame(c, chunk, what); !r) return r;
         break;
       }
     }
@@ -233,7 +221,7 @@ class PlannedImage final : public Reader {
 
   // The chunk's frame from the range that holds it: ranges come from the fetcher thread, in
   // plan order, while this thread copies and checks the chunks between them.
-  Result Frame(const ChunkEntry& c, const std::string& what) {
+  Result Frame(const ChunkEntry& c, std::span<uint8_t> chunk, const std::string& what) {
     while (!range_ || c.compressed_offset + c.compressed_size > range_->offset + range_->length) {
       if (next_range_ == plan_.ranges.size())
         return VerificationError(what + ": not in the planned ranges");
@@ -245,8 +233,9 @@ class PlannedImage final : public Reader {
     }
     const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
                                          c.compressed_size);
-    if (auto r = ZstdDecompressFrame(frame, chunk_, dictionary_); !r) return r.error().Context(what);
-    if (DigestOf(chunk_) != c.digest)
+    if (auto r = ZstdDecompressFrame(frame, chunk, dictionary_, window().prefix()); !r)
+      return r.error().Context(what);
+    if (DigestOf(chunk) != c.digest)
       return VerificationError(what + ": the fetched bytes do not match the signed index");
     return {};
   }
@@ -317,8 +306,8 @@ class PlannedImage final : public Reader {
   uint64_t member_offset_;
   const ZstdDictionary* dictionary_;
   DeltaCounters* counters_;
-  std::vector<uint8_t> chunk_, buf_;
-  size_t pos_ = 0, next_ = 0, next_range_ = 0;
+  std::vector<uint8_t> buf_;
+  size_t next_range_ = 0;
   const DeltaPlan::Range* range_ = nullptr;
   std::unordered_map<uint8_t, std::unique_ptr<Fd>> fds_;
   uint64_t fetched_ = 0;

@@ -186,7 +186,7 @@ class StreamedContent final : public SlotContent {
   Expected<Reader*> Image() override {
     auto image = b_.Image();
     if (!image) return image.error();
-    auto decoder = MakeDecoder(b_.manifest().compression, **image, threads_, AsBytes(b_.dictionary_bytes()));
+    auto decoder = MakeImageDecoder(b_, **image, threads_);
     if (!decoder) return decoder.error();
     decoder_ = std::move(decoder).value();
     return decoder_.get();

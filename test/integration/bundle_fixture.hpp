@@ -49,9 +49,11 @@ struct Fixture {
             "--boot-file", initrd, "--cmdline", "console=ttyS0 quiet", "--compatible",
             "eos-x86_64-kvm", "--version", "2.0.0", "--min-version", "1.0.0", "--output", out};
   }
-  std::string Create(const std::string& name, const std::string& compression = "xz") {
+  std::string Create(const std::string& name, const std::string& compression = "xz",
+                     const std::vector<std::string>& extra = {}) {
     auto args = CreateArgs(dir / name, compression);
     args.insert(args.end(), {"--key", key});
+    args.insert(args.end(), extra.begin(), extra.end());
     auto r = RunBundle(args);
     INFO(r.err);
     REQUIRE(r.code == 0);

@@ -78,13 +78,73 @@ TEST_CASE("bundle: every compression verifies, and the image member decodes with
            {"gzip", "rootfs.img.gz", "gzip -dc"},
            {"none", "rootfs.img", "cat"}}) {
     CAPTURE(compression);
-    const std::string bundle = f.Create("b-" + compression, compression);
+    // zstd's chunks with --chunk-window 0 (format 2): one plain zstd stream of frames.
+    const std::string bundle =
+        f.Create("b-" + compression, compression,
+                 compression == "zstd" ? std::vector<std::string>{"--chunk-window", "0"}
+                                       : std::vector<std::string>{});
+    if (compression == "zstd") CHECK(ManifestOf(bundle).rfind("format: 2\n", 0) == 0);
     auto r = Verify(bundle, f.pub);
     INFO(r.err);
     CHECK(r.code == 0);
     CHECK(r.out.find("valid bundle") != std::string::npos);
     MustRun("tar -xOf " + bundle + " " + member + " | " + tool + " | cmp - " + f.rootfs);
   }
+}
+
+// The image member read back the way every reader of bundles does (install, verify, delta).
+std::string DecodedImage(const std::string& bundle, const std::string& pub) {
+  auto fd = osu::Fd::Open(bundle, O_RDONLY);
+  REQUIRE(fd.ok());
+  auto source = osu::MakeFdReader(fd->Release(), true, bundle);
+  auto b = osu::BundleReader::Open(*source, bundle, {pub});
+  INFO((b.ok() ? "" : b.error().message()));
+  REQUIRE(b.ok());
+  auto image = (*b)->Image();
+  REQUIRE(image.ok());
+  auto decoder = osu::MakeImageDecoder(**b, **image, 0);
+  REQUIRE(decoder.ok());
+  std::string out;
+  std::vector<uint8_t> buf(100000);  // not a multiple of anything: reads cross chunk ends
+  for (;;) {
+    auto n = (*decoder)->Read(buf);
+    INFO((n.ok() ? "" : n.error().message()));
+    REQUIRE(n.ok());
+    if (*n == 0) break;
+    out.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  CHECK((*b)->Finish().ok());
+  return out;
+}
+
+TEST_CASE("bundle: format 4 (the default for zstd) decodes frame by frame with its index") {
+  osu::test::RequireTool("zstd");
+  Fixture f;
+  // Text-like, so that frames lean on the window: 3 MiB of numbered records.
+  std::string text;
+  for (unsigned n = 0; text.size() < (3u << 20); ++n)
+    text += "record " + std::to_string(n) + " value " + std::to_string(n * 7919 % 10007) + "\n";
+  WriteFile(f.rootfs, text);
+  const std::string four = f.Create("b4", "zstd");
+  const std::string two = f.Create("b2", "zstd", {"--chunk-window", "0"});
+  CHECK(ManifestOf(four).rfind("format: 4\n", 0) == 0);
+  auto r = Verify(four, f.pub);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(DecodedImage(four, f.pub) == text);
+  CHECK(DecodedImage(two, f.pub) == text);
+  // The frames need the image before them: no longer one plain zstd stream (what the format
+  // number tells older devices), and smaller than independent frames.
+  CHECK(osu::test::Run("tar -xOf " + four + " rootfs.img.zst | zstd -dc >/dev/null").exit_code != 0);
+  CHECK(osu::test::Run("tar -xOf " + two + " rootfs.img.zst | zstd -dc | cmp -s - " + f.rootfs).exit_code == 0);
+  CHECK(ReadFile(four).size() < ReadFile(two).size());
+  // --dictionary-size needs --chunk-window 0: the two do not combine.
+  auto both = RunBundle({"create", "--image", f.rootfs, "--compression", "zstd", "--compatible",
+                         "x", "--version", "1", "--unsigned", "--output", f.dir / "b3",
+                         "--dictionary-size", "4096"});
+  CHECK(both.code == 1);
+  CHECK_THAT(both.err, Catch::Contains("--dictionary-size needs --chunk-window 0"));
+  CHECK_FALSE(osu::test::FileExists(f.dir / "b3"));
 }
 
 TEST_CASE("bundle: signed with plain openssl (create --unsigned, manifest, sign --signature)") {

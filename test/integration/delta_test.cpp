@@ -5,8 +5,13 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
+#include <sstream>
 
+#include "bundle/bundle.hpp"
+#include "bundle/manifest.hpp"
+#include "crypto/signature.hpp"
 #include "delta/chunk_index.hpp"
 #include "delta/patch_format.hpp"
 #include "integration/block_images.hpp"
@@ -43,6 +48,21 @@ void RunningV1InB(FakeDevice& d, const std::string& v1_bundle) {
   REQUIRE(r.code == 0);
   d.SetCmdline("console=ttyS0 ro quiet root=PARTLABEL=p.lxrootclone1 osu.slot=B");
   REQUIRE(d.EnvVar("OSU_ORDER") == "B A");
+}
+
+// Where a bundle's chunk index member starts, and the member (version 2: a 40-byte header,
+// version 3 of format 4: 44, then 24 bytes a chunk).
+size_t IndexAt(const std::string& bundle) {
+  const size_t at = bundle.find("OSUCHIDX");
+  REQUIRE(at != std::string::npos);
+  return at;
+}
+std::string IndexOf(const std::string& bundle) {
+  const size_t at = IndexAt(bundle);
+  const size_t header = bundle[at + 8] >= 3 ? 44 : 40;
+  uint64_t count = 0;
+  std::memcpy(&count, bundle.data() + at + header - 8, sizeof count);
+  return bundle.substr(at, header + count * 24);
 }
 
 std::string RecordA(FakeDevice& d) { return ReadFile(d.boot() + "/osu/A/record.yml"); }
@@ -147,11 +167,7 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
   }
   SECTION("B's chunk list out of date (v2's, B holds v1): a warning, the slots read, A verified") {
     const std::string bytes = ReadFile(f.b2);
-    const size_t at = bytes.find("OSUCHIDX");
-    REQUIRE(at != std::string::npos);
-    uint64_t count = 0;  // the index's own length: 40 bytes of header, 24 a chunk
-    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
-    WriteFile(d.boot() + "/osu/B/chunks.idx", bytes.substr(at, 40 + count * 24));
+    WriteFile(d.boot() + "/osu/B/chunks.idx", IndexOf(bytes));
     auto r = Update(d, {"--apply", f.b2, "--no-activate", "--json"});
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
@@ -195,11 +211,7 @@ TEST_CASE("partial fetch from a file: only what slot B lacks, slot A verified", 
   SECTION("a tampered chunk: the full download finds it too, A not verified, B untouched") {
     std::string bytes = ReadFile(f.b2);
     // A frame the device must fetch: the chunk of v2's image bytes rewritten at 3,500,000.
-    const size_t at = bytes.find("OSUCHIDX");
-    REQUIRE(at != std::string::npos);
-    uint64_t count = 0;
-    std::memcpy(&count, bytes.data() + at + 32, sizeof count);
-    auto index = osu::ParseChunkIndex(bytes.substr(at, 40 + count * 24), "v2");
+    auto index = osu::ParseChunkIndex(IndexOf(bytes), "v2");
     REQUIRE(index);
     const size_t image = bytes.find(std::string("v2.img.zst") + '\0') + 512;
     REQUIRE(image % 512 == 0);
@@ -443,11 +455,7 @@ TEST_CASE("patch: a device that takes the patch never downloads the bundle's chu
   const std::string patch = MakePatch(d, b1, v1, b2);
   // Where v2's index ends in the bundle: past the first range, or the test proves nothing.
   const std::string bundle = ReadFile(b2);
-  const size_t at = bundle.find("OSUCHIDX");
-  REQUIRE(at != std::string::npos);
-  uint64_t count = 0;
-  std::memcpy(&count, bundle.data() + at + 32, sizeof count);
-  const uint64_t index_end = at + 40 + count * 24;
+  const uint64_t index_end = IndexAt(bundle) + IndexOf(bundle).size();
   REQUIRE(index_end > (64u << 10) + 1);
   NginxServer nginx;
   std::filesystem::copy_file(b2, nginx.root() + "/v2.osu");
@@ -516,7 +524,8 @@ TEST_CASE("partial fetch with a zstd dictionary (format 3)", "[delta]") {
   for (uint64_t at : {500000u, 2500000u}) text.replace(at, 30000, ReadFile(TextImage(d, "n.img", 9, 30000)));
   const std::string v2 = d.path("v2.img");
   WriteFile(v2, text);
-  const std::vector<std::string> dict{"--dictionary-size", "32768"};
+  // A dictionary and a window do not combine: format 3 is made with --chunk-window 0.
+  const std::vector<std::string> dict{"--dictionary-size", "32768", "--chunk-window", "0"};
   const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", dict);
   const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", dict);
   RunningV1InB(d, b1);
@@ -563,5 +572,135 @@ TEST_CASE("partial fetch with a zstd dictionary (format 3)", "[delta]") {
     CHECK(r.code == 2);
     CHECK_THAT(r.err, Catch::Contains("expected zstd dictionary 'v2.img.zst.dict'"));
     CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
+  }
+}
+
+// Format 4 (the default): each chunk's frame refers to the image bytes before it, so both
+// ways decode with the image they have assembled so far: the full path frame by frame with
+// the index, the partial path with the slot's own chunks and the fetched ones in order.
+namespace {
+
+// `bundle` rewritten with its chunk index edited by `edit`, the manifest updated to the new
+// index's size and sha256 and signed again with the device's trusted key.
+std::string ForgeIndex(FakeDevice& d, const std::string& bundle, const std::string& name,
+                       const std::function<void(std::string&)>& edit) {
+  const std::string dir = d.path(name + ".d");
+  std::filesystem::create_directories(dir);
+  MustRun("tar -xf " + bundle + " -C " + dir);
+  std::vector<std::string> members;
+  std::istringstream list(MustRun("tar -tf " + bundle));
+  for (std::string line; std::getline(list, line);) members.push_back(line);
+  auto manifest = osu::ParseManifest(ReadFile(dir + "/manifest.yaml"));
+  REQUIRE(manifest);
+  REQUIRE(manifest->index);
+  std::string index = ReadFile(dir + "/" + manifest->index->name);
+  edit(index);
+  WriteFile(dir + "/" + manifest->index->name, index);
+  manifest->index->size = index.size();
+  manifest->index->sha256 = Sha256OfFile(dir + "/" + manifest->index->name);
+  const std::string text = osu::SerializeManifest(*manifest);
+  auto sig = osu::Sign(text, d.private_key());
+  REQUIRE(sig);
+  WriteFile(dir + "/manifest.yaml", text);
+  WriteFile(dir + "/manifest.sig", *sig);
+  const std::string out = d.path(name);
+  auto w = osu::BundleWriter::Create(out);
+  REQUIRE(w);
+  for (const auto& m : members) REQUIRE((*w)->AddFile(m, dir + "/" + m));
+  REQUIRE((*w)->Close());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("partial fetch in format 4: frames made with the image before them", "[delta]") {
+  FakeDevice d;
+  // 64 KiB pieces, each one of 8 random blocks: a chunk alone does not compress, with the
+  // image before it as its prefix it does (as an ext4's repeated blocks).
+  std::mt19937_64 rng(5);
+  std::vector<std::string> blocks(8, std::string(64u << 10, '\0'));
+  for (auto& b : blocks)
+    for (auto& c : b) c = static_cast<char>(rng());
+  std::string text;
+  while (text.size() < kSize) text += blocks[rng() % blocks.size()];
+  const std::string v1 = d.path("v1.img");
+  WriteFile(v1, text);
+  // v2: three stretches edited every 64th byte (new chunks whose frames refer to the bytes
+  // before them) and 5000 bytes inserted.
+  for (uint64_t at : {700000u, 1900000u, 2900000u})
+    for (uint64_t i = 0; i < 30000; i += 64) text[at + i] = static_cast<char>(~text[at + i]);
+  text.insert(1500000, std::string(5000, 'x'));
+  text.resize(kSize);
+  const std::string v2 = d.path("v2.img");
+  WriteFile(v2, text);
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd");
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd");
+  RunningV1InB(d, b1);
+  REQUIRE(ReadFile(b2).find("format: 4\n") != std::string::npos);
+  const std::string slot_b = d.Fingerprint(d.SlotB());
+
+  SECTION("by chunks: only what B lacks is fetched, A byte-identical and verified") {
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(b2) / 2);
+    CHECK(JsonNumber(r.out, "reused_bytes") > kSize / 2);
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+  }
+  SECTION("the full path decodes frame by frame with the index") {
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--no-delta", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"full\""));
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+  }
+  SECTION("--chunk-window 0 (format 2, for older devices) still applies by chunks") {
+    const std::string two = d.MakeBundle("v2-f2.osu", v2, "2.0", "zstd", {"--chunk-window", "0"});
+    REQUIRE(ReadFile(two).find("format: 2\n") != std::string::npos);
+    CHECK(std::filesystem::file_size(two) > std::filesystem::file_size(b2));
+    auto r = Update(d, {"--apply", two, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
+    CHECK(VerifiedA(d));
+  }
+  SECTION("a signed index whose window is not the frames' one: both ways fail, A not verified") {
+    // 4 KiB instead of 2 MiB: frames that refer further back (most here) no longer decode.
+    const std::string forged = ForgeIndex(d, b2, "forged.osu", [](std::string& index) {
+      REQUIRE(index[8] == 3);
+      const uint32_t window = 4096;
+      std::memcpy(index.data() + 24, &window, sizeof window);
+    });
+    const std::string before = RecordA(d);
+    auto r = Update(d, {"--apply", forged, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.out, Catch::Contains("warning:"));  // the chunks failed: the whole bundle next
+    CHECK_THAT(r.err, Catch::Contains("chunk ") && Catch::Contains("zstd frame"));
+    CHECK(!VerifiedA(d));
+    CHECK(d.EnvVar("OSU_ORDER") == "B A");
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+    auto verify = RunBundle({"verify", forged, "--key", d.public_key()});
+    CHECK(verify.code == 2);
+  }
+  SECTION("a signed index without a window under format 4: refused before a byte is written") {
+    const std::string forged = ForgeIndex(d, b2, "nowindow.osu", [](std::string& index) {
+      REQUIRE(index[8] == 3);
+      index.erase(24, 4);
+      index[8] = 2;
+    });
+    const std::string before = RecordA(d) + d.Fingerprint(d.SlotA());
+    for (const char* way : {"--json", "--no-delta"}) {
+      auto r = Update(d, {"--apply", forged, "--no-activate", way});
+      INFO(way << r.out << r.err);
+      CHECK(r.code == 2);
+      CHECK_THAT(r.err, Catch::Contains("format 4 needs a"));
+      CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
+    }
   }
 }

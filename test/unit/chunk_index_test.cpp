@@ -1,7 +1,8 @@
-// The chunk index's two versions: 2 (written: 16-byte digests) and 1 (read: whole sha256s,
-// cut to 16 bytes), and the layout checks a forged index meets. Digests against sha256sum's.
+// The chunk index's versions: 2 and 3 (written: 16-byte digests; 3 with a window) and 1
+// (read: whole sha256s, cut to 16 bytes), and the layout checks a forged index meets. Digests against sha256sum's.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -98,9 +99,9 @@ TEST_CASE("chunk index: forged layouts are refused with what is wrong") {
     CHECK(r.error().message().find("chunk index of 'x.osu'") != std::string::npos);
     CHECK(r.error().message().find(why) != std::string::npos);
   };
-  std::string v3 = good;
-  v3[8] = 3;
-  refused(v3, "unsupported version 3");
+  std::string v4 = good;
+  v4[8] = 4;
+  refused(v4, "unsupported version 4");
   refused(good.substr(0, good.size() - 1), "does not match");
   std::string size = good;
   size[24] = 1;  // image size no longer the sum of the chunks
@@ -110,4 +111,66 @@ TEST_CASE("chunk index: forged layouts are refused with what is wrong") {
   zero[42] = zero[43] = 0;
   refused(zero, "chunk 0 has an impossible size");
   refused("OSUCHIDY" + good.substr(8), "not an os-update chunk index");
+}
+
+TEST_CASE("chunk index: version 3 carries the window, version 2 is written without one") {
+  osu::ChunkIndex idx = Sample();
+  CHECK(osu::SerializeChunkIndex(idx)[8] == 2);  // window 0: devices reading 1-2 read it
+  idx.window = 2u << 20;
+  const std::string bytes = osu::SerializeChunkIndex(idx);
+  CHECK(bytes[8] == 3);
+  CHECK(bytes.size() == 44 + 2 * 24);
+  auto back = osu::ParseChunkIndex(bytes, "t");
+  REQUIRE(back);
+  CHECK(back->window == (2u << 20));
+  CHECK(back->image_size == 12000);
+  REQUIRE(back->chunks.size() == 2);
+  CHECK(back->chunks[1].offset == 5000);
+  CHECK(back->chunks[1].compressed_offset == 20);
+  CHECK(back->chunks[1].digest == idx.chunks[1].digest);
+  CHECK(osu::SerializeChunkIndex(*back) == bytes);
+
+  auto refused = [](std::string b, const std::string& why) {
+    auto r = osu::ParseChunkIndex(b, "x.osu");
+    REQUIRE_FALSE(r);
+    INFO(r.error().message());
+    CHECK(r.error().message().find(why) != std::string::npos);
+  };
+  std::string zero = bytes;
+  zero[24] = zero[25] = zero[26] = zero[27] = 0;
+  refused(zero, "window 0 out of range 1-8388608");
+  std::string huge = bytes;
+  huge[27] = 1;  // 16 MiB + 2 MiB
+  refused(huge, "out of range");
+  refused(bytes.substr(0, 40), "truncated header");
+  // A frame larger than any zstd makes of its chunk: the device would trust its size.
+  osu::ChunkIndex fat = idx;
+  fat.chunks[0].compressed_size = 5000 + 5000 / 128 + 1025;
+  refused(osu::SerializeChunkIndex(fat), "chunk 0 has an impossible size");
+  fat.chunks[0].compressed_size = 5000 + 5000 / 128 + 1024;
+  CHECK(osu::ParseChunkIndex(osu::SerializeChunkIndex(fat), "t"));
+}
+
+TEST_CASE("decode window: each chunk's prefix is the image bytes before it, up to the window") {
+  // A 10-byte window over chunks of 4, 7, 3, 9 and 12 bytes: the buffer slides, the prefix
+  // stays the last 10 bytes of the "image" (byte i of the image is i).
+  osu::DecodeWindow w(10);
+  std::vector<uint8_t> image;
+  for (size_t size : {4u, 7u, 3u, 9u, 12u, 1u}) {
+    auto into = w.Next(size);
+    REQUIRE(into.size() == size);
+    const std::span<const uint8_t> prefix = w.prefix();
+    const size_t want = std::min<size_t>(10, image.size());
+    REQUIRE(prefix.size() == want);
+    CHECK(std::equal(prefix.begin(), prefix.end(), image.end() - static_cast<long>(want)));
+    for (auto& b : into) {
+      b = static_cast<uint8_t>(image.size());
+      image.push_back(b);
+    }
+    CHECK(std::equal(w.chunk().begin(), w.chunk().end(), image.end() - static_cast<long>(size)));
+  }
+  osu::DecodeWindow none(0);
+  none.Next(5);
+  none.Next(3);
+  CHECK(none.prefix().empty());
 }

@@ -82,6 +82,28 @@ TEST_CASE("manifest round-trips through parse and serialize") {
   CHECK(osu::SerializeManifest(*out) == osu::SerializeManifest(in));
 }
 
+TEST_CASE("manifest format 4: an index whose frames have a window, never with a dictionary") {
+  osu::Manifest in = Sample();
+  in.compression = osu::Compression::Zstd;
+  in.index = osu::FileEntry{"rootfs.img.zst.index", 24, kHexB};
+  in.windowed = true;
+  const std::string yaml = osu::SerializeManifest(in);
+  CHECK(yaml.rfind("format: 4\n", 0) == 0);
+  auto out = osu::ParseManifest(yaml);
+  REQUIRE(out.ok());
+  CHECK(out->format == 4);
+  CHECK(out->windowed);
+  REQUIRE(out->index.has_value());
+  CHECK(out->index->name == "rootfs.img.zst.index");
+  in.windowed = false;
+  auto two = osu::ParseManifest(osu::SerializeManifest(in));
+  REQUIRE(two.ok());
+  CHECK(two->format == 2);
+  CHECK_FALSE(two->windowed);
+  CHECK(ErrorOf(yaml + "dictionary: {name: \"d\", size: 1, sha256: \"" + kHexA + "\"}\n") ==
+        "manifest: dictionary needs format 3");
+}
+
 TEST_CASE("manifest: optional min_version is absent, never \"null\"") {
   osu::Manifest in = Sample();
   in.min_version.reset();
@@ -134,9 +156,10 @@ TEST_CASE("manifest: every missing required key is named") {
 }
 
 TEST_CASE("manifest: wrong types, values and formats are named") {
-  CHECK(ErrorOf(With("format:", "format: 4")) ==
-        "manifest: unsupported format 4 (this os-update reads formats 1 to 3)");
-  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: formats 2 and 3 need an index");
+  CHECK(ErrorOf(With("format:", "format: 5")) ==
+        "manifest: unsupported format 5 (this os-update reads formats 1 to 4)");
+  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: formats 2 to 4 need an index");
+  CHECK(ErrorOf(With("format:", "format: 4")) == "manifest: formats 2 to 4 need an index");
   CHECK(ErrorOf(With("format:", "format: one")) ==
         "manifest: format is not an unsigned integer: 'one'");
   CHECK(ErrorOf(With("version:", "version: [1, 2]")) == "manifest: version is not a string");

@@ -154,31 +154,52 @@ Expected<std::string> ZstdTrainDictionary(const std::string& samples,
 }
 
 Result ZstdCompressFrame(std::span<const uint8_t> data, int level, std::string& out,
-                         const ZstdDictionary* dictionary) {
+                         const ZstdDictionary* dictionary, std::span<const uint8_t> prefix) {
+  if (dictionary && !prefix.empty())
+    return UsageError("a zstd frame is made with a dictionary or a prefix, not both");
   // One context per thread: chunks are compressed on all cores, each context reused.
   thread_local std::unique_ptr<ZSTD_CCtx, codec::CCtxFree> cctx(ZSTD_createCCtx());
   if (!cctx) return DeviceError("Failed to start the zstd encoder: out of memory");
   out.resize(ZSTD_compressBound(data.size()));
-  const size_t n =
-      dictionary ? ZSTD_compress_usingCDict(
-                       cctx.get(), out.data(), out.size(), data.data(), data.size(),
-                       static_cast<const ZSTD_CDict*>(dictionary->compress_handle()))
-                 : ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
-                                     level < 0 ? 12 : level);
+  size_t n;
+  if (dictionary) {
+    n = ZSTD_compress_usingCDict(cctx.get(), out.data(), out.size(), data.data(), data.size(),
+                                 static_cast<const ZSTD_CDict*>(dictionary->compress_handle()));
+  } else if (!prefix.empty()) {
+    // The prefix holds for this frame only (zstd drops it after one), parameters are reset.
+    n = ZSTD_CCtx_reset(cctx.get(), ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(n))
+      n = ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level < 0 ? 12 : level);
+    if (!ZSTD_isError(n)) n = ZSTD_CCtx_refPrefix(cctx.get(), prefix.data(), prefix.size());
+    if (!ZSTD_isError(n)) n = ZSTD_compress2(cctx.get(), out.data(), out.size(), data.data(), data.size());
+  } else {
+    n = ZSTD_compressCCtx(cctx.get(), out.data(), out.size(), data.data(), data.size(),
+                          level < 0 ? 12 : level);
+  }
   if (ZSTD_isError(n)) return DeviceError(std::string("zstd encoder failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return {};
 }
 
 Result ZstdDecompressFrame(std::span<const uint8_t> frame, std::span<uint8_t> out,
-                           const ZstdDictionary* dictionary) {
+                           const ZstdDictionary* dictionary, std::span<const uint8_t> prefix) {
+  if (dictionary && !prefix.empty())
+    return UsageError("a zstd frame is decoded with a dictionary or a prefix, not both");
   thread_local std::unique_ptr<ZSTD_DCtx, codec::DCtxFree> dctx(ZSTD_createDCtx());
   if (!dctx) return DeviceError("Failed to start the zstd decoder: out of memory");
-  const size_t n =
-      dictionary ? ZSTD_decompress_usingDDict(
-                       dctx.get(), out.data(), out.size(), frame.data(), frame.size(),
-                       static_cast<const ZSTD_DDict*>(dictionary->decode_handle()))
-                 : ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
+  size_t n;
+  if (dictionary) {
+    n = ZSTD_decompress_usingDDict(dctx.get(), out.data(), out.size(), frame.data(), frame.size(),
+                                   static_cast<const ZSTD_DDict*>(dictionary->decode_handle()));
+  } else {
+    // Single-shot: the output buffer is the window and the prefix is read in place (by
+    // reference, for this frame only), so decoding allocates nothing per frame.
+    n = ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(n) && !prefix.empty())
+      n = ZSTD_DCtx_refPrefix(dctx.get(), prefix.data(), prefix.size());
+    if (!ZSTD_isError(n))
+      n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), frame.data(), frame.size());
+  }
   if (ZSTD_isError(n)) return VerificationError(std::string("corrupt zstd frame: ") + ZSTD_getErrorName(n));
   if (n != out.size())
     return VerificationError("zstd frame decodes to " + std::to_string(n) + " bytes, expected " +
