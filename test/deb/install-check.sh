@@ -12,22 +12,25 @@ if dpkg -s os-update >/dev/null 2>&1; then
   echo "install-check: os-update is already installed here; not touching it"; exit 1
 fi
 fail() { echo "install-check: FAIL: $*"; exit 1; }
+# Match a command's output only once it has all been read: `cmd | grep -q` under pipefail fails
+# whenever grep exits before cmd's last write (SIGPIPE), as it did once --help passed 4 KiB.
+has() { local pattern=$1 out; shift; out=$("$@") || return 1; grep -q -- "$pattern" <<<"$out"; }
 purge() { DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq os-update >/dev/null; }
 start=$(date +%s)
 
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "./${deb#./}" >/dev/null
 trap 'purge || true' EXIT
-dpkg -s os-update | grep -qx 'Status: install ok installed' || fail "dpkg -s: not installed"
+has '^Status: install ok installed$' dpkg -s os-update || fail "dpkg -s: not installed"
 echo "installed: $(dpkg-query -W -f '${Package} ${Version} ${Architecture}, depends: ${Depends}' os-update)"
 # Runtime dependencies come from ${shlibs:Depends}: the libraries the binaries link.
 for lib in libblkid1 libfdisk1 libarchive13 liblzma5 libssl3 libyaml-cpp0.7 libzstd1 libcurl4 libubootenv0.1; do
-  dpkg-query -W -f '${Depends}' os-update | grep -q "$lib" || fail "Depends lacks $lib"
+  has "$lib" dpkg-query -W -f '${Depends}' os-update || fail "Depends lacks $lib"
 done
 
-/usr/bin/os-update --help | grep -q '^Usage: /usr/bin/os-update' || fail "os-update --help"
+has '^Usage: /usr/bin/os-update' /usr/bin/os-update --help || fail "os-update --help"
 [ "$(/usr/bin/os-update --version)" = "os-update $(dpkg-query -W -f '${Version}' os-update)" ] ||
   fail "os-update --version is not the package's version"
-/usr/bin/os-update-bundle --help | grep -q '^Subcommands:' || fail "os-update-bundle --help"
+has '^Subcommands:' /usr/bin/os-update-bundle --help || fail "os-update-bundle --help"
 for f in /lib/systemd/system/os-update-commit.service /lib/systemd/system/os-update-trial-timeout.service \
          /lib/systemd/system/os-update-trial-timeout.timer \
          /usr/lib/systemd/system.conf.d/os-update-watchdog.conf \
@@ -53,7 +56,7 @@ done
 rc=0; out=$(/usr/bin/os-update --status 2>&1) || rc=$?
 [ "$rc" -ne 1 ] || fail "os-update --status with the shipped /etc/os-update.yml: $out"
 if command -v man >/dev/null; then
-  MANWIDTH=80 man os-update.yml 2>/dev/null | grep -q 'update.compatible' || fail "man os-update.yml"
+  has 'update.compatible' env MANWIDTH=80 man os-update.yml 2>/dev/null || fail "man os-update.yml"
 fi
 echo "install-check: binaries, units (enabled, not started), scripts, layouts, conffile, man pages, completion"
 
