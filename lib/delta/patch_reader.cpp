@@ -16,6 +16,7 @@
 #include "delta/patch.hpp"
 #include "delta/patch_codec.hpp"
 #include "delta/patch_format.hpp"
+#include "io/read_ahead.hpp"
 
 namespace osu {
 
@@ -26,6 +27,8 @@ std::string PatchFileName(const std::string& bundle_name, const std::string& bas
 }
 
 namespace {
+
+constexpr size_t kReadAhead = size_t{8} << 20;
 
 // Reads exactly out.size() bytes; fewer (end of stream) is a truncated patch.
 Result ReadExactInto(Reader& in, std::span<uint8_t> out, const std::string& what) {
@@ -323,8 +326,11 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
     if (!c) return c.error();
     compressors.push_back(std::move(c).value());
   }
+  // The frames are downloaded up to 8 MiB ahead while the worker decodes: over a slow link
+  // the decoding hides behind the download instead of adding to it.
   return std::unique_ptr<Reader>(std::make_unique<PatchedImageReader>(
-      std::move(base).value(), std::move(patch), std::move(header).value(),
+      std::move(base).value(), MakeReadAhead(std::move(patch), kReadAhead),
+      std::move(header).value(),
       std::move(decoder).value(), std::move(compressors), where));
 }
 

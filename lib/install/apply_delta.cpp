@@ -61,6 +61,14 @@ class DeltaContent final : public SlotContent {
 
   bool patched() const { return patched_; }
   uint64_t patch_size() const { return patch_size_; }
+  // Ends the patch's reading (its download runs ahead on a thread of its own) so that the
+  // counters below hold still.
+  void StopPatch() {
+    if (!patched_) return;
+    failing_.reset();
+    image_.reset();
+    patch_.reset();
+  }
   uint64_t patch_bytes() const { return patch_ranges_ ? patch_ranges_->bytes() : 0; }
   uint64_t patch_requests() const { return patch_ranges_ ? patch_ranges_->requests() : 0; }
 
@@ -352,6 +360,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     DeltaContent content(state, b, load_index, ranges, boot_offsets, image_offset, uri, options,
                          try_patch, stored_lists);
     auto result = InstallContent(state, env, b, content, request, reporter);
+    content.StopPatch();
     patch_fetched += content.patch_bytes();
     patch_requests += content.patch_requests();
     if (!result) {
