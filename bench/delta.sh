@@ -21,7 +21,9 @@
 # and zchunk (zck_delta_size's "Would download" bytes between zck files of v1 and v2); and
 # files-zstd: the changed files alone as a tar at zstd -19, for scale (what shipping the
 # changed files whole would cost).
-# Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench).
+# Environment: OSU_BUILD (default <repo>/build), BENCH_DIR (default /var/tmp/osu-delta-bench),
+# DELTA_WAYS (default "full chunks patch peers": the rows to measure; chunks includes
+# chunks+list, patch includes patch-bytes, peers are casync, zchunk and files-zstd).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +31,8 @@ WORK=${BENCH_DIR:-/var/tmp/osu-delta-bench}
 MIB=${DELTA_MIB:-1024}
 CHANGES=${DELTA_CHANGES:-"0 1 5 20"}
 FSES=${DELTA_FS:-"ext4 squashfs"}
+WAYS=" ${DELTA_WAYS:-full chunks patch peers} "
+want() { [[ $WAYS == *" $1 "* ]]; }
 . "$HERE/delta-images.sh"
 bench_start delta-bench nginx /usr/bin/time zstd tar
 
@@ -110,19 +114,22 @@ for fs in $FSES; do
     full=$(stat -c %s www/v2.osu)
     [[ -f v1.$fs.osu ]] || "$BUNDLE" create --image "v1.$fs" --boot-file boot.vmlinuz \
       --compatible bench --version 1.0 --key keys/private.pem --output "v1.$fs.osu"
-    for way in full chunks; do measure_way "$way"; done
-    measure_way chunks list
-    # The patch against v1 (os-update-bundle delta), under its default name beside the bundle,
-    # where the device looks first; fetched = the patch and the bundle's head.
-    rm -f www/v2.osu.delta-*
-    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem >/dev/null
-    measure_way patch
-    # The same in format 1 (--no-blocks: a squashfs's zstd blocks patched as bytes, none
-    # compressed again on the device), when format 2 made another patch.
-    mv www/v2.osu.delta-* patch-blocks.tmp
-    "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --no-blocks >/dev/null
-    cmp -s patch-blocks.tmp www/v2.osu.delta-* || measure_way patch "" patch-bytes
-    rm -f www/v2.osu.delta-* patch-blocks.tmp
+    want full && measure_way full
+    if want chunks; then measure_way chunks; measure_way chunks list; fi
+    if want patch; then
+      # The patch against v1 (os-update-bundle delta), under its default name beside the bundle,
+      # where the device looks first; fetched = the patch and the bundle's head.
+      rm -f www/v2.osu.delta-*
+      "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem >/dev/null
+      measure_way patch
+      # The same in format 1 (--no-blocks: a squashfs's zstd blocks patched as bytes, none
+      # compressed again on the device), when format 2 made another patch.
+      mv www/v2.osu.delta-* patch-blocks.tmp
+      "$BUNDLE" delta --from "v1.$fs.osu" --to www/v2.osu --key keys/private.pem --no-blocks >/dev/null
+      cmp -s patch-blocks.tmp www/v2.osu.delta-* || measure_way patch "" patch-bytes
+      rm -f www/v2.osu.delta-* patch-blocks.tmp
+    fi
+    want peers || continue
     if command -v casync >/dev/null; then
       # casync's fetch: the v2 store's chunk files that the v1 store (the seed's) lacks.
       rm -rf cs1 cs2
