@@ -116,10 +116,16 @@ int RunApply(const SystemState& st, const Context& c) {
     Json plan = Json::MakeObject().Set("slot", std::string(1, letter)).Set("dry_run", true);
     if (d) plan.Set("way", d->way).Set("download_bytes", d->planned).Set("ranges", d->ranges);
     else plan.Set("way", "full");
+    if (d && d->recompress_bytes) plan.Set("recompress_bytes", d->recompress_bytes);
     return Done(s, opt.json, "apply",
                 "Dry run: would install " + result->manifest.version + " into slot " + letter +
                     (d && d->way == "patch" ? " from a patch against the booted slot, downloading " +
-                                                 std::to_string(d->planned) + " bytes"
+                                                 std::to_string(d->planned) + " bytes" +
+                                                 (d->recompress_bytes
+                                                      ? " and compressing " +
+                                                            std::to_string(d->recompress_bytes) +
+                                                            " bytes of zstd blocks again"
+                                                      : std::string())
                      : d ? " by partial fetch, downloading " + std::to_string(d->planned) +
                                " bytes of the image in " + std::to_string(d->ranges) + " ranges"
                          : std::string(" by a full download")) +
@@ -140,6 +146,7 @@ int RunApply(const SystemState& st, const Context& c) {
                      .Set("seconds", result->seconds)
                      .Set("way", d ? d->way : "full");
   if (d) details.Set("fetched_bytes", d->fetched).Set("reused_bytes", d->reused).Set("requests", d->requests);
+  if (d && d->recompress_bytes) details.Set("recompress_bytes", d->recompress_bytes);
   std::string message = "Installed " + result->manifest.version + " into slot " + letter + " (" +
                         std::to_string(result->copy.bytes) + " bytes, sha256 " +
                         result->copy.sha256 + ", " + rate + "). Slot " + letter + " is verified.";

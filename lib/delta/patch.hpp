@@ -56,10 +56,15 @@ struct PatchBase {
 // slot shorter than the base image: State error.
 // A segment's bytes are handed out only after its sha256 matched the signed header, so a
 // bad patch or a base slot that changed never yields a wrong byte.
+// What the header says the decoding costs, for the plan a dry run prints.
+struct PatchFacts {
+  uint64_t recompress_bytes = 0;  // format 2: zstd block content this device compresses again
+};
 Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base,
                                                    std::unique_ptr<Reader> patch,
                                                    const PatchExpectation& expect,
-                                                   const std::string& where);
+                                                   const std::string& where,
+                                                   PatchFacts* facts = nullptr);
 
 // Build side. Writes `output` (temp file, fsync, rename) turning image file `base` into image
 // file `target`, header signed with the PEM private key.

@@ -301,7 +301,8 @@ class PatchedImageReader final : public Reader {
 Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
                                                    std::unique_ptr<Reader> patch,
                                                    const PatchExpectation& expect,
-                                                   const std::string& where) {
+                                                   const std::string& where,
+                                                   PatchFacts* facts) {
   auto header = ReadHeader(*patch, expect);
   if (!header) {
     const Error& e = header.error();
@@ -315,6 +316,11 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
                       " bytes, smaller than the base image's " + std::to_string(expect.base_size));
   }
   const bool blocks = header->format == delta::kFormatBlocks;
+  if (facts) {
+    facts->recompress_bytes = 0;
+    for (const auto& e : header->segments)
+      for (const auto& b : e.blocks) facts->recompress_bytes += b.content_size;
+  }
   auto base = delta::Mapping::Create(base_slot.fd, base_slot.offset, expect.base_size, what,
                                      blocks ? delta::kMaxBasePrefix : 0);
   if (!base) return base.error();

@@ -52,6 +52,7 @@ struct DeltaSummary {
   uint64_t requests = 0;  // range requests, retries included
   uint64_t reused = 0;    // image and boot file bytes the device already held
   uint64_t ranges = 0;
+  uint64_t recompress_bytes = 0;  // a format 2 patch: zstd block content compressed again here
 };
 
 struct ApplyResult {

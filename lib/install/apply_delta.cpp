@@ -61,6 +61,7 @@ class DeltaContent final : public SlotContent {
 
   bool patched() const { return patched_; }
   uint64_t patch_size() const { return patch_size_; }
+  uint64_t recompress_bytes() const { return recompress_bytes_; }
   // Ends the patch's reading (its download runs ahead on a thread of its own) so that the
   // counters below hold still.
   void StopPatch() {
@@ -215,15 +216,20 @@ class DeltaContent final : public SlotContent {
                               "slot " + SlotName(state_.booted)};
     PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
                             b_.manifest().image.size, state_.config.keys};
+    PatchFacts facts;
     auto reader = OpenPatchedImage(
-        base_slot, FrontReader(*patch_ranges_, *size), expect, where);
+        base_slot, FrontReader(*patch_ranges_, *size), expect, where, &facts);
     if (!reader) return not_used(reader.error());
     patch_ = std::move(reader).value();
     patched_ = true;
     patch_size_ = *size;
+    recompress_bytes_ = facts.recompress_bytes;
     reporter.Info("Patch " + where + " against slot " + SlotName(state_.booted) + " (" +
                   rec->version + "): " + std::to_string(*size) + " bytes (" + HumanBytes(*size) +
-                  ") to download");
+                  ") to download" +
+                  (recompress_bytes_ ? ", " + HumanBytes(recompress_bytes_) +
+                                           " of zstd blocks to compress again here"
+                                     : std::string()));
     return true;
   }
 
@@ -267,7 +273,7 @@ class DeltaContent final : public SlotContent {
   std::unique_ptr<Reader> image_, failing_, patch_;
   std::string uri_;
   SourceOptions options_;
-  uint64_t boot_fetched_ = 0, boot_reused_ = 0, patch_size_ = 0;
+  uint64_t boot_fetched_ = 0, boot_reused_ = 0, patch_size_ = 0, recompress_bytes_ = 0;
   bool try_patch_, stored_lists_, failed_ = false, patched_ = false;
 };
 
@@ -391,6 +397,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     d.requests = ranges.requests() + patch_requests;
     d.reused = content.counters().reused + content.boot_reused();
     d.ranges = content.patched() ? 1 : content.plan().ranges.size();
+    d.recompress_bytes = content.patched() ? content.recompress_bytes() : 0;
     result->delta = d;
     if (!request.dry_run)
       reporter.Info("Fetched " + HumanBytes(d.fetched) + " in " + std::to_string(d.requests) +

@@ -398,11 +398,25 @@ TEST_CASE("patch format 2: changed zstd blocks (a squashfs's) compressed again o
     CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(b2));
   };
 
+  // The content of the blocks the header lists to compress again: the device's CPU cost.
+  uint64_t recompress = 0;
+  for (const auto& e : osu::test::blocks::Parse(ReadFile(patch)).h.segments)
+    for (const auto& b : e.blocks) recompress += b.content_size;
+  REQUIRE(recompress > 0);
+
   SECTION("the patch: slot A holds v2, verified") {
+    auto plan = Update(d, {"--apply", b2, "--dry-run", "--json"});
+    INFO(plan.out << plan.err);
+    REQUIRE(plan.code == 0);
+    CHECK(JsonNumber(plan.out, "recompress_bytes") == recompress);
+    auto said = Update(d, {"--apply", b2, "--dry-run"});
+    CHECK_THAT(said.out, Catch::Contains("and compressing " + std::to_string(recompress) +
+                                         " bytes of zstd blocks again"));
     auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
     INFO(r.out << r.err);
     REQUIRE(r.code == 0);
     CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    CHECK(JsonNumber(r.out, "recompress_bytes") == recompress);
     CHECK_THAT(r.out + r.err, !Catch::Contains("warning:"));
     CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(patch) + kFront);
     check_v2(r);
