@@ -48,8 +48,8 @@ struct PatchBase {
 // breaks later segments (caught by their hashes, but the patch is then wasted). The reader
 // yields the target image's expect.target_size bytes; it decodes the next segment on a thread
 // of its own while the caller takes this one (started by the first Read). Memory: two segments
-// and a frame (at most 32 MiB each); format 2 adds a segment's decoded form and its decoded
-// base blocks (16 MiB).
+// and a frame (at most 32 MiB each) and 8 MiB of `patch` read ahead on a thread of its own;
+// format 2 adds a segment's decoded form and its decoded base blocks (16 MiB).
 // Errors: a patch for another base or target, a bad signature, a malformed, truncated or
 // tampered header or segment, trailing bytes: Verification error naming `where` (the caller
 // falls back to the next way); errors of `patch` itself (network, 404) keep their kind; a

@@ -74,6 +74,21 @@ uint64_t JsonNumber(const std::string& out, const std::string& key) {
   return std::stoull(out.substr(p + key.size() + 3));
 }
 
+// Applies `bundle` into slot A (--no-activate --json and `extra`) and checks what the user
+// would: the way taken, slot A byte for byte `image`'s kSize bytes, its record verified.
+osu::test::MainResult AppliedTo(FakeDevice& d, const std::string& bundle, const std::string& way,
+                                const std::string& image, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--apply", bundle, "--no-activate", "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = Update(d, args);
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("\"way\":\"" + way + "\""));
+  CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(image));
+  CHECK(VerifiedA(d));
+  return r;
+}
+
 struct Fixture {
   FakeDevice d;
   std::string v1 = d.MakeImage("v1.img", kSize, 7);
@@ -548,21 +563,11 @@ TEST_CASE("partial fetch with a zstd dictionary (format 3)", "[delta]") {
   const size_t dict_header = MemberHeader(bytes, "v2.img.zst.dict");
 
   SECTION("by chunks, each frame decoded with the dictionary") {
-    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
-    INFO(r.out << r.err);
-    REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    auto r = AppliedTo(d, b2, "chunks", v2);
     CHECK(JsonNumber(r.out, "fetched_bytes") < bytes.size() / 2);
-    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
-    CHECK(VerifiedA(d));
   }
   SECTION("the full path decodes the whole stream with it") {
-    auto r = Update(d, {"--apply", b2, "--no-activate", "--no-delta", "--json"});
-    INFO(r.out << r.err);
-    REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("\"way\":\"full\""));
-    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
-    CHECK(VerifiedA(d));
+    AppliedTo(d, b2, "full", v2, {"--no-delta"});
   }
   SECTION("a tampered dictionary: refused before a byte is written, either way") {
     bytes[dict_header + 512 + 100] ^= 0x01;
@@ -654,34 +659,19 @@ TEST_CASE("partial fetch in format 4: frames made with the image before them", "
   const std::string slot_b = d.Fingerprint(d.SlotB());
 
   SECTION("by chunks: only what B lacks is fetched, A byte-identical and verified") {
-    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
-    INFO(r.out << r.err);
-    REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
+    auto r = AppliedTo(d, b2, "chunks", v2);
     CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(b2) / 2);
     CHECK(JsonNumber(r.out, "reused_bytes") > kSize / 2);
-    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
-    CHECK(VerifiedA(d));
     CHECK(d.Fingerprint(d.SlotB()) == slot_b);
   }
   SECTION("the full path decodes frame by frame with the index") {
-    auto r = Update(d, {"--apply", b2, "--no-activate", "--no-delta", "--json"});
-    INFO(r.out << r.err);
-    REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("\"way\":\"full\""));
-    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
-    CHECK(VerifiedA(d));
+    AppliedTo(d, b2, "full", v2, {"--no-delta"});
   }
   SECTION("--chunk-window 0 (format 2, for older devices) still applies by chunks") {
     const std::string two = d.MakeBundle("v2-f2.osu", v2, "2.0", "zstd", {"--chunk-window", "0"});
     REQUIRE(ReadFile(two).find("format: 2\n") != std::string::npos);
     CHECK(std::filesystem::file_size(two) > std::filesystem::file_size(b2));
-    auto r = Update(d, {"--apply", two, "--no-activate", "--json"});
-    INFO(r.out << r.err);
-    REQUIRE(r.code == 0);
-    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\""));
-    CHECK(d.RegionSha256(d.SlotA(), kSize) == Sha256OfFile(v2));
-    CHECK(VerifiedA(d));
+    AppliedTo(d, two, "chunks", v2);
   }
   SECTION("a signed index whose window is not the frames' one: both ways fail, A not verified") {
     // 4 KiB instead of 2 MiB: frames that refer further back (most here) no longer decode.
