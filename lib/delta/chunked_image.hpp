@@ -16,9 +16,10 @@ struct ChunkedImage {
   std::string dictionary;  // empty: frames made without one
 };
 
-// Level 6 at the default window: 109.6% of the xz full bundle on a 256 MiB ext4 in 63 s on
-// one core, where level 12 at 1 MiB made 110.6% in 112 s (lib/delta/README.md, format 4).
-inline constexpr int kWindowedChunkLevel = 6;
+// Level 9 at the default window: on the 1 GiB ext4 of bench/delta.sh, 114.8% of the xz full
+// bundle in 182 s on 2 cores (xz: 177 s), where level 6 made 117.9% in 109 s and level 12
+// 114.2% in 353 s (lib/delta/README.md, format 4).
+inline constexpr int kWindowedChunkLevel = 9;
 
 // Cuts `image` into content-defined chunks, compresses each into its own zstd frame (on
 // `options.threads` cores, in batches so that memory stays bounded) and writes the frames
