@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "delta/chunk_index.hpp"
 #include "fuzz_check.hpp"
@@ -13,14 +14,16 @@ namespace {
 
 bool Same(const osu::ChunkIndex& a, const osu::ChunkIndex& b) {
   if (a.sizes.min != b.sizes.min || a.sizes.avg != b.sizes.avg || a.sizes.max != b.sizes.max ||
-      a.image_size != b.image_size || a.window != b.window || a.compressed_size != b.compressed_size ||
+      a.image_size != b.image_size || a.window != b.window || a.refs != b.refs ||
+      a.compressed_size != b.compressed_size ||
       a.chunks.size() != b.chunks.size())
     return false;
   for (size_t i = 0; i < a.chunks.size(); ++i) {
     const osu::ChunkEntry& x = a.chunks[i];
     const osu::ChunkEntry& y = b.chunks[i];
     if (x.offset != y.offset || x.compressed_offset != y.compressed_offset || x.size != y.size ||
-        x.compressed_size != y.compressed_size || x.digest != y.digest)
+        x.compressed_size != y.compressed_size || x.digest != y.digest ||
+        x.ref_count != y.ref_count || x.refs != y.refs || x.last_use != y.last_use)
       return false;
   }
   return true;
@@ -47,6 +50,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   osu::fuzz::Check(offset == index->image_size, "chunks do not add up to the image size");
   osu::fuzz::Check(compressed == index->compressed_size, "compressed sizes do not add up");
+  // What a decoder trusts of the references: earlier chunks, within the memory bound.
+  for (size_t i = 0; i < index->chunks.size(); ++i) {
+    const osu::ChunkEntry& c = index->chunks[i];
+    osu::fuzz::Check(c.ref_count <= index->refs, "more references than the header allows");
+    for (uint32_t k = 0; k < c.ref_count; ++k)
+      osu::fuzz::Check(c.refs[k] < i && index->chunks[c.refs[k]].last_use >= i,
+                       "a reference to a chunk not held until then");
+  }
+  std::vector<osu::ChunkEntry> chunks = index->chunks;
+  osu::fuzz::Check(osu::ReferencedBytes(chunks) <= osu::kMaxReferenceBytes,
+                   "references hold more than the bound");
 
   const std::string serialized = osu::SerializeChunkIndex(*index);
   auto again = osu::ParseChunkIndex(serialized, "serialized");

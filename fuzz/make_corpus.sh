@@ -39,7 +39,14 @@ done
 seq 1 8000 >"$tmp/lines.img"
 "$bundle_tool" create --image "$tmp/lines.img" --compression zstd --chunk-size 4096 \
   --boot-file "$tmp/vmlinuz" --compatible eos-x86_64-kvm --version 2.0.0 \
-  --key "$here/keys/fuzz-test.key" --output "$corpus/fuzz_bundle/signed-zstd-window.osu" >/dev/null
+  --chunk-refs 0 --key "$here/keys/fuzz-test.key" \
+  --output "$corpus/fuzz_bundle/signed-zstd-window.osu" >/dev/null
+# Format 5: the lines twice, a 4 KiB window: the second time's frames refer to the first's
+# chunks (beyond the window) as well.
+{ seq 1 3000; seq 1 3000; } >"$tmp/twice.img"
+"$bundle_tool" create --image "$tmp/twice.img" --compression zstd --chunk-size 1024 \
+  --chunk-window 4096 --boot-file "$tmp/vmlinuz" --compatible eos-x86_64-kvm --version 2.0.0 \
+  --key "$here/keys/fuzz-test.key" --output "$corpus/fuzz_bundle/signed-zstd-refs.osu" >/dev/null
 "$bundle_tool" create --image "$tmp/rootfs.img" --compression none --compatible eos-rpi5 \
   --version 1.0 --unsigned --output "$corpus/fuzz_bundle/unsigned-none.osu" >/dev/null
 fi
@@ -218,14 +225,23 @@ fi
 if want chunk_index; then
 seq 1 30000 >"$tmp/seq.img"
 for avg in 1024 4096 16384; do
-  # Version 2 (--chunk-window 0, format 2) and version 3 (a window, format 4).
+  # Version 2 (--chunk-window 0, format 2) and version 3 (a window, format 4: --chunk-refs 0).
   "$bundle_tool" create --image "$tmp/seq.img" --compression zstd --chunk-size $avg \
     --chunk-window 0 --compatible eos-x86_64-kvm --version 2.0 --unsigned \
     --output "$tmp/chunks.osu" >/dev/null
   tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/avg-$avg.index"
   "$bundle_tool" create --image "$tmp/seq.img" --compression zstd --chunk-size $avg \
-    --compatible eos-x86_64-kvm --version 2.0 --unsigned --output "$tmp/chunks.osu" >/dev/null
+    --chunk-refs 0 --compatible eos-x86_64-kvm --version 2.0 --unsigned \
+    --output "$tmp/chunks.osu" >/dev/null
   tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/v3-avg-$avg.index"
+done
+# Version 4 (format 5): the lines twice, a 16 KiB window: references to the first time's chunks.
+{ seq 1 20000; seq 1 20000; } >"$tmp/twice.img"
+for avg in 1024 4096; do
+  "$bundle_tool" create --image "$tmp/twice.img" --compression zstd --chunk-size $avg \
+    --chunk-window 16384 --compatible eos-x86_64-kvm --version 2.0 --unsigned \
+    --output "$tmp/chunks.osu" >/dev/null
+  tar -xOf "$tmp/chunks.osu" --wildcards '*.index' >"$corpus/fuzz_chunk_index/v4-avg-$avg.index"
 done
 printf 'one chunk\n' >"$tmp/small.img"
 "$bundle_tool" create --image "$tmp/small.img" --compression zstd --chunk-window 0 \

@@ -260,9 +260,8 @@ struct BundleOpener {
       if (b.manifest_.windowed) {
         auto parsed = ParseChunkIndex(b.index_, b.where_);
         if (!parsed) return parsed.error();
-        if (parsed->window == 0)
-          return VerificationError(Q(b.where_) + ": format 4 needs a chunk index with a window; " +
-                                   Q(index->name) + " has none");
+        if (auto why = IndexFormatMismatch(b.manifest_, *parsed); !why.empty())
+          return VerificationError(Q(b.where_) + ": " + Q(index->name) + ": " + why);
         if (parsed->image_size != b.manifest_.image.size)
           return VerificationError(Q(b.where_) + ": the chunk index describes an image of " +
                                    std::to_string(parsed->image_size) + " bytes, the manifest one of " +
@@ -405,6 +404,18 @@ Result BundleReader::Finish() {
   return {};
 }
 
+std::string IndexFormatMismatch(const Manifest& m, const ChunkIndex& index) {
+  const std::string format = "the manifest says format " + std::to_string(m.format);
+  if ((index.window > 0) != m.windowed)
+    return m.windowed ? "format " + std::to_string(m.format) + " needs a window, the index has none"
+                      : "a window of " + std::to_string(index.window) +
+                            " bytes needs format 4 or 5, " + format;
+  if ((index.refs > 0) != m.referenced)
+    return m.referenced ? "format 5 needs references between chunks, the index has none"
+                        : "references between chunks need format 5, " + format;
+  return {};
+}
+
 Expected<std::unique_ptr<Reader>> MakeImageDecoder(const BundleReader& b, Reader& raw,
                                                    unsigned threads) {
   if (auto index = b.windowed_index()) return MakeWindowedImageDecoder(raw, std::move(index));
@@ -442,6 +453,8 @@ Result CreateBundle(const CreateOptions& o) {
   if (o.chunk_avg && (o.chunk_avg < 1024 || o.chunk_avg > (1u << 20) ||
                       (o.chunk_avg & (o.chunk_avg - 1)) != 0))
     return UsageError("--chunk-size must be a power of two from 1024 to 1048576");
+  if (o.chunk_refs > kMaxChunkRefs)
+    return UsageError("--chunk-refs must be at most " + std::to_string(kMaxChunkRefs));
   if (o.chunk_window > kMaxChunkWindow)
     return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow) + " bytes");
   if (o.chunks && o.compression == Compression::Zstd && o.chunk_window > 0 && o.dictionary_size > 0)
@@ -492,10 +505,11 @@ Result CreateBundle(const CreateOptions& o) {
       ChunkSizes sizes;
       if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
       auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size,
-                                     o.chunk_window);
+                                     o.chunk_window, o.chunk_window > 0 ? o.chunk_refs : 0);
       if (built) {
         index_bytes = SerializeChunkIndex(built->index);
         m.windowed = built->index.window > 0;
+        m.referenced = built->index.refs > 0;
         dictionary_bytes = std::move(built->dictionary);
       } else {
         r = built.error();

@@ -91,6 +91,10 @@ class BundleReader {
   friend struct BundleOpener;
 };
 
+// Why `index` does not fit the format `m` states (a window for formats 4-5 only, references
+// for format 5 only), empty when it does.
+std::string IndexFormatMismatch(const Manifest& m, const ChunkIndex& index);
+
 // The image member (`raw`, from Image(); not owned) decoded as its manifest says: one
 // stream of the manifest's compression (with the dictionary, format 3), or frame by frame
 // with the index (format 4). `threads`: xz decoder threads (0 = all CPUs).
@@ -137,6 +141,9 @@ struct CreateOptions {
   // With chunks: image bytes before a chunk that its frame may refer to (format 4); 0 keeps
   // independent frames (format 2, for devices whose os-update reads formats up to 3).
   uint32_t chunk_window = kDefaultChunkWindow;
+  // With a window: earlier chunks a frame may refer to besides it (format 5); 0 keeps format 4
+  // for devices whose os-update reads formats up to 4.
+  uint32_t chunk_refs = kMaxChunkRefs;
 };
 Result CreateBundle(const CreateOptions& options);
 

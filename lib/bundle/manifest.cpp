@@ -141,13 +141,14 @@ Expected<Manifest> Parse(const YAML::Node& root) {
   auto format = Unsigned(root, "format", "format");
   if (!format) return format.error();
   if (*format < static_cast<uint64_t>(kManifestFormat) ||
-      *format > static_cast<uint64_t>(kManifestFormatWindow)) {
+      *format > static_cast<uint64_t>(kManifestFormatRefs)) {
     return Bad("unsupported format " + std::to_string(*format) + " (this os-update reads formats " +
                std::to_string(kManifestFormat) + " to " +
-               std::to_string(kManifestFormatWindow) + ")");
+               std::to_string(kManifestFormatRefs) + ")");
   }
   m.format = static_cast<int>(*format);
-  m.windowed = m.format == kManifestFormatWindow;
+  m.windowed = m.format == kManifestFormatWindow || m.format == kManifestFormatRefs;
+  m.referenced = m.format == kManifestFormatRefs;
 
   auto compatible = String(root, "compatible", "compatible");
   if (!compatible) return compatible.error();
@@ -191,7 +192,7 @@ Expected<Manifest> Parse(const YAML::Node& root) {
 
   const bool has_index = root["index"].IsDefined() && !root["index"].IsNull();
   if (has_index != (m.format >= kManifestFormatIndexed))
-    return Bad(has_index ? "index needs format 2, 3 or 4" : "formats 2 to 4 need an index");
+    return Bad(has_index ? "index needs format 2 to 5" : "formats 2 to 5 need an index");
   const bool has_dictionary = root["dictionary"].IsDefined() && !root["dictionary"].IsNull();
   if (has_dictionary != (m.format == kManifestFormatDictionary))
     return Bad(has_dictionary ? "dictionary needs format 3" : "format 3 needs a dictionary");
@@ -222,6 +223,7 @@ Expected<Manifest> ParseManifest(const std::string& yaml) {
 std::string SerializeManifest(const Manifest& m) {
   std::string s;
   const int format = m.dictionary ? kManifestFormatDictionary
+                     : m.referenced ? kManifestFormatRefs
                      : m.windowed   ? kManifestFormatWindow
                      : m.index      ? kManifestFormatIndexed
                                     : kManifestFormat;

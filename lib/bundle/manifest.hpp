@@ -31,16 +31,21 @@ struct Manifest {
   // 3, its `window` > 0), so the image member is no longer one plain zstd stream; it is
   // decoded frame by frame with the index. No dictionary: the two do not combine.
   bool windowed = false;
+  // Format 5: windowed, and the index's frames may also refer to earlier chunks (index
+  // version 4), which a decoder keeps for them: devices that read formats up to 4 refuse it.
+  bool referenced = false;
 };
 
 // The format written: 1 without an index (devices before partial fetch read those), 2 with,
 // 3 with an index and a dictionary (devices that read only 2 refuse it: its frames need it),
 // 4 with an index whose frames refer to the image before them (devices that read only 1-3
-// refuse it by its number: they would decode it as one zstd stream and fail).
+// refuse it by its number: they would decode it as one zstd stream and fail), 5 with frames
+// that refer to earlier chunks too (devices that read only 1-4 refuse it by its number).
 inline constexpr int kManifestFormat = 1;
 inline constexpr int kManifestFormatIndexed = 2;
 inline constexpr int kManifestFormatDictionary = 3;
 inline constexpr int kManifestFormatWindow = 4;
+inline constexpr int kManifestFormatRefs = 5;
 inline constexpr const char* kManifestMember = "manifest.yaml";
 inline constexpr const char* kSignatureMember = "manifest.sig";
 

@@ -331,6 +331,11 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
                 "0 = independent frames (format 2) for devices whose os-update reads formats "
                 "1-3 only; needed for --dictionary-size. At most 8388608")
       ->capture_default_str();
+  c->add_option("--chunk-refs", create.options.chunk_refs,
+                "With a chunk window: earlier chunks (found by content) that a frame may refer "
+                "to besides the window, 0-2 (format 5: 10% smaller on a 1 GiB ext4); 0 = format "
+                "4 for devices whose os-update reads formats 1-4 only")
+      ->capture_default_str();
   c->callback([&] { action = [&] { return RunCreate(create); }; });
 
   std::string file;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "delta/anchors.hpp"
 #include "delta/patch_codec.hpp"
 
 namespace osu::delta {
@@ -15,27 +16,6 @@ namespace {
 
 std::string_view View(std::span<const uint8_t> data, uint64_t offset, uint32_t size) {
   return {reinterpret_cast<const char*>(data.data() + offset), size};
-}
-
-uint64_t Load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-// Content anchors: positions whose 8 bytes hash to a value with a zero top byte (1 in 256,
-// found again wherever the same bytes are), keyed by a hash of the 32 bytes there. After an
-// anchor the next 32 bytes are skipped, so a run of one byte value gives few.
-template <typename F>
-void ForEachAnchor(std::span<const uint8_t> data, F&& f) {
-  constexpr uint64_t k1 = 0x9e3779b97f4a7c15ull, k2 = 0xc2b2ae3d27d4eb4full,
-                     k3 = 0x165667b19e3779f9ull, k4 = 0xd6e8feb86659fd93ull;
-  for (size_t p = 0; p + 32 <= data.size(); ++p) {
-    const uint8_t* at = data.data() + p;
-    if (((Load64(at) * k1) >> 56) != 0) continue;
-    f((Load64(at) * k1) ^ (Load64(at + 8) * k2) ^ (Load64(at + 16) * k3) ^ (Load64(at + 24) * k4));
-    p += 31;
-  }
 }
 
 // Anchor key -> the base block it was first seen in, sorted by key.
@@ -65,16 +45,7 @@ std::vector<uint32_t> Resembling(const AnchorIndex& index, std::span<const uint8
     auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
     if (it != index.end() && it->first == key) ++votes[it->second];
   });
-  std::vector<std::pair<uint32_t, uint32_t>> ranked;  // votes, block
-  for (const auto& [block, n] : votes) {
-    if (n >= 2) ranked.emplace_back(n, block);
-  }
-  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
-  std::vector<uint32_t> out;
-  for (size_t i = 0; i < ranked.size() && i < 2; ++i) out.push_back(ranked[i].second);
-  return out;
+  return MostVoted(votes, 2);
 }
 
 // Levels to try, most likely first: mksquashfs's default (15), then the others.

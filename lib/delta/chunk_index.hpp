@@ -16,6 +16,12 @@
 // Version 3 (bundle format 4) adds `window`: each chunk's frame was made with the up to
 // `window` image bytes before the chunk as its zstd prefix, so the frames are no longer one
 // plain zstd stream; a decoder keeps the last `window` bytes of output (DecodeWindow below).
+// Version 4 (bundle format 5) adds `refs` (u32, 1-2) after the window, and after the chunk
+// records a u64 count of references and per reference u32 chunk, u32 referenced chunk (in
+// chunk order, the referenced one earlier): such a chunk's prefix is the referenced chunks
+// (in that order) and then the window. A decoder keeps each referenced chunk from its own turn
+// to its last use; the index is refused when those chunks would ever hold more than
+// kMaxReferenceBytes at once, so a device's memory for them is bounded whatever it is sent.
 // Version 2 is still written when the window is 0, so such bundles stay readable by devices
 // that read versions 1-2 only.
 // Version 1 (written until 2026-12) stored the whole sha256 (40 bytes a chunk, not 24); it is
@@ -33,6 +39,7 @@
 #include <span>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/error.hpp"
@@ -43,12 +50,24 @@ namespace osu {
 
 using Digest = std::array<uint8_t, 16>;  // first half of a sha256
 
+// Version 4: earlier chunks a chunk's frame may refer to besides the window, and the bytes a
+// decoder keeps for that at most (16 MiB; the 1 GiB ext4 of bench/delta.sh needs 12 MiB with
+// no bound at all).
+inline constexpr uint32_t kMaxChunkRefs = 2;
+inline constexpr uint64_t kMaxReferenceBytes = 16u << 20;
+
 struct ChunkEntry {
   uint64_t offset = 0;             // in the uncompressed image
   uint64_t compressed_offset = 0;  // in the image member
   uint32_t size = 0;
   uint32_t compressed_size = 0;
   Digest digest{};
+  // Version 4: the earlier chunks put before the window in this chunk's prefix, in order.
+  std::array<uint32_t, kMaxChunkRefs> refs{};
+  uint32_t ref_count = 0;
+  // The last chunk that refers to this one (0: none; always after it when set). Derived: the
+  // parser and the builder fill it in, it is not stored.
+  uint32_t last_use = 0;
 };
 
 // Bounds a device trusts: the window it keeps (2 x window of memory) and a frame's size.
@@ -62,6 +81,7 @@ constexpr uint64_t MaxFrameSize(uint64_t size) { return size + (size >> 7) + 102
 struct ChunkIndex {
   ChunkSizes sizes;
   uint32_t window = 0;  // version 3: image bytes before a chunk its frame refers to
+  uint32_t refs = 0;    // version 4: earlier chunks a frame may refer to (1-2); needs a window
   uint64_t image_size = 0;
   uint64_t compressed_size = 0;  // the image member's size
   std::vector<ChunkEntry> chunks;
@@ -69,26 +89,35 @@ struct ChunkIndex {
 
 std::string SerializeChunkIndex(const ChunkIndex& index);
 // Checks the layout (magic, version, sizes that add up to image_size, chunk sizes within the
-// chunker's limits): a Verification error naming `where` otherwise. Offsets are recomputed.
+// chunker's limits, references to earlier chunks that never hold more than kMaxReferenceBytes
+// at once): a Verification error naming `where` otherwise. Offsets and last uses are derived.
 Expected<ChunkIndex> ParseChunkIndex(const std::string& bytes, const std::string& where);
+
+// Fills in each chunk's `last_use` from the references and returns the most bytes of
+// referenced chunks a decoder holds at once (kept from their own turn to their last use).
+uint64_t ReferencedBytes(std::vector<ChunkEntry>& chunks);
 
 // The index member's name for an image member.
 std::string ChunkIndexName(const std::string& image_member);
 
 // The decoded image's last `window` bytes and the chunk after them, in one buffer that
-// slides (memmove) when full: what a chunk's frame needs as its prefix. Memory: about
-// 2 x window + the largest chunk.
+// slides (memmove) when full: what a chunk's frame needs as its prefix. `room` bytes are kept
+// free before the window for the referenced chunks of version 4, so that they and the window
+// are one prefix without copying the window. Memory: about 2 x window + room + the largest
+// chunk.
 class DecodeWindow {
  public:
-  explicit DecodeWindow(uint32_t window) : window_(window) {}
+  explicit DecodeWindow(uint32_t window, size_t room = 0) : window_(window), room_(room) {}
   // Room for the next chunk (`size` bytes) right after the image bytes before it.
   std::span<uint8_t> Next(size_t size);
-  // The up to `window` image bytes before the chunk of the last Next() (empty at window 0).
-  std::span<const uint8_t> prefix() const;
+  // The up to `window` image bytes before the chunk of the last Next() (empty at window 0),
+  // after `before` (at most `room` bytes in all), copied in front of them.
+  std::span<const uint8_t> prefix(std::span<const std::span<const uint8_t>> before = {});
   std::span<const uint8_t> chunk() const { return {buf_.data() + start_, end_ - start_}; }
 
  private:
   uint32_t window_;
+  size_t room_;
   std::vector<uint8_t> buf_;
   size_t start_ = 0, end_ = 0;
 };
@@ -96,21 +125,23 @@ class DecodeWindow {
 // An image handed out chunk by chunk in index order, each chunk made by Fill into the window
 // (the full path's frame decoder, the partial path's assembly): the bytes before a chunk are
 // its prefix, whichever way they came.
+// Chunks that later chunks refer to (version 4) are kept from their turn to their last use.
 class ChunkStream : public Reader {
  public:
-  explicit ChunkStream(const ChunkIndex& index) : chunks_(index.chunks), window_(index.window) {}
+  explicit ChunkStream(const ChunkIndex& index);
   Expected<size_t> Read(std::span<uint8_t> out) final;
 
  protected:
-  // Chunk `i`'s bytes into `into` (its size); window().prefix() is the image before it.
-  virtual Result Fill(size_t i, std::span<uint8_t> into) = 0;
+  // Chunk `i`'s bytes into `into` (its size); `prefix` is what its frame was made with: the
+  // chunks it refers to and the image before it.
+  virtual Result Fill(size_t i, std::span<uint8_t> into, std::span<const uint8_t> prefix) = 0;
   // After the last chunk (a Verification error when the source has more).
   virtual Result End() { return {}; }
-  const DecodeWindow& window() const { return window_; }
 
  private:
   const std::vector<ChunkEntry>& chunks_;
   DecodeWindow window_;
+  std::unordered_map<uint32_t, std::vector<uint8_t>> kept_;  // referenced chunks, by index
   std::span<const uint8_t> chunk_;
   size_t pos_ = 0, next_ = 0;
 };

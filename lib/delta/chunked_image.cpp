@@ -7,12 +7,15 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <optional>
+#include <unordered_map>
 #include <thread>
 #include <vector>
 
 #include "common/fd.hpp"
 #include "common/text.hpp"
+#include "delta/anchors.hpp"
 
 namespace osu {
 namespace {
@@ -45,11 +48,67 @@ Expected<std::string> TrainDictionary(const ChunksOf& chunks_of, uint64_t length
   return dict;
 }
 
+// Version 4's references, chosen as chunks are cut: the earlier chunks (outside the window)
+// sharing the most content anchors with a chunk are its candidates; a frame made with them is
+// kept if it is smaller by more than its references cost in the index and the bytes a decoder
+// holds for them stay within kMaxReferenceBytes at every point (`held`, per chunk).
+class References {
+ public:
+  explicit References(uint32_t window) : window_(window) {}
+
+  // The candidates of the chunk just appended to `chunks` (its bytes: `data`), best last.
+  std::vector<uint32_t> Candidates(const std::vector<ChunkEntry>& chunks,
+                                   std::span<const uint8_t> data, uint32_t k) {
+    const uint32_t self = static_cast<uint32_t>(chunks.size() - 1);
+    const uint64_t far = chunks.back().offset - std::min<uint64_t>(window_, chunks.back().offset);
+    std::map<uint32_t, uint32_t> votes;
+    keys_.clear();
+    delta::ForEachAnchor(data, [&](uint64_t key) {
+      keys_.push_back(key);
+      auto it = first_.find(key);
+      if (it != first_.end() && chunks[it->second].offset + chunks[it->second].size <= far)
+        ++votes[it->second];
+    });
+    for (uint64_t key : keys_) first_.emplace(key, self);
+    held_.push_back(0);
+    auto best = delta::MostVoted(votes, k);
+    std::reverse(best.begin(), best.end());
+    return best;
+  }
+
+  // Whether chunk `i` may refer to `refs` (kept from their turn to chunk i's); if so, the
+  // bytes are counted and their last use set.
+  bool Admit(std::vector<ChunkEntry>& chunks, uint32_t i, std::span<const uint32_t> refs) {
+    uint32_t from = i;
+    for (uint32_t j : refs) from = std::min(from, std::max(j, chunks[j].last_use));
+    for (uint32_t p = from; p < i; ++p) {
+      uint64_t more = held_[p];
+      for (uint32_t j : refs)
+        if (p >= std::max(j, chunks[j].last_use)) more += chunks[j].size;
+      if (more > kMaxReferenceBytes) return false;
+    }
+    for (uint32_t j : refs) {
+      for (uint32_t p = std::max(j, chunks[j].last_use); p < i; ++p) held_[p] += chunks[j].size;
+      chunks[j].last_use = i;
+    }
+    return true;
+  }
+
+ private:
+  uint32_t window_;
+  std::unordered_map<uint64_t, uint32_t> first_;  // anchor -> the first chunk holding it
+  std::vector<uint64_t> keys_;
+  std::vector<uint64_t> held_;  // referenced bytes a decoder holds after each chunk's turn
+};
+
 }  // namespace
 
 Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
                                          const EncodeOptions& base_options, const ChunkSizes& sizes,
-                                         size_t dictionary_size, uint32_t window) {
+                                         size_t dictionary_size, uint32_t window, uint32_t refs) {
+  if (refs > kMaxChunkRefs)
+    return UsageError("--chunk-refs must be at most " + std::to_string(kMaxChunkRefs));
+  if (refs > 0 && window == 0) return UsageError("--chunk-refs needs a --chunk-window");
   if (window > kMaxChunkWindow)
     return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow));
   if (window > 0 && dictionary_size > 0)
@@ -91,26 +150,44 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
   ChunkIndex& index = result.index;
   index.sizes = sizes;
   index.window = window;
+  index.refs = refs;
+  References references(window);
   // The batch's chunks back to back after the `window` image bytes before the first of them:
   // every frame's prefix is in `data`, and frames are compressed independently on all cores.
   std::vector<uint8_t> data;
   std::vector<size_t> batch;  // where each chunk of the batch starts in `data`
-  std::vector<std::string> frames;
+  std::vector<std::vector<uint32_t>> candidates;  // per chunk of the batch (version 4)
+  std::vector<std::string> frames, referring;     // without and with the candidates
   uint64_t compressed = 0;
   const ZstdDictionary* dict = dictionary ? &*dictionary : nullptr;
 
   auto flush = [&]() -> Result {
     frames.assign(batch.size(), {});
+    referring.assign(batch.size(), {});
+    const size_t first = index.chunks.size() - batch.size();
     std::vector<Result> results(threads);
     std::atomic<size_t> next{0};
     auto work = [&](unsigned t) {
+      std::vector<uint8_t> prefix;  // the candidates, then the window
       for (size_t i; (i = next++) < batch.size();) {
         const size_t start = batch[i], stop = i + 1 < batch.size() ? batch[i + 1] : data.size();
         const size_t from = start - std::min<size_t>(window, start);
         const std::span<const uint8_t> all(data);
-        if (auto r = ZstdCompressFrame(all.subspan(start, stop - start), options.level, frames[i],
-                                       dict, all.subspan(from, start - from));
-            !r) {
+        const auto chunk = all.subspan(start, stop - start), before = all.subspan(from, start - from);
+        Result r = ZstdCompressFrame(chunk, options.level, frames[i], dict, before);
+        if (r && !candidates[i].empty()) {
+          prefix.clear();
+          for (uint32_t j : candidates[i]) {
+            const ChunkEntry& c = index.chunks[j];
+            const size_t at = prefix.size();
+            prefix.resize(at + c.size);
+            r = PReadExact(in->get(), std::span(prefix).subspan(at), c.offset, InQuotes(image));
+            if (!r) break;
+          }
+          prefix.insert(prefix.end(), before.begin(), before.end());
+          if (r) r = ZstdCompressFrame(chunk, options.level, referring[i], nullptr, prefix);
+        }
+        if (!r) {
           results[t] = r;
           return;
         }
@@ -123,13 +200,22 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
     for (auto& r : results)
       if (!r) return r;
     for (size_t i = 0; i < batch.size(); ++i) {
-      ChunkEntry& e = index.chunks[index.chunks.size() - batch.size() + i];
+      const uint32_t at = static_cast<uint32_t>(first + i);
+      ChunkEntry& e = index.chunks[at];
+      const auto& like = candidates[i];
+      if (!like.empty() && referring[i].size() + 8 * like.size() < frames[i].size() &&
+          references.Admit(index.chunks, at, like)) {
+        std::copy(like.begin(), like.end(), e.refs.begin());
+        e.ref_count = static_cast<uint32_t>(like.size());
+        frames[i] = std::move(referring[i]);
+      }
       e.compressed_size = static_cast<uint32_t>(frames[i].size());
       e.compressed_offset = compressed;
       compressed += frames[i].size();
       if (auto r = WriteAll(out->get(), AsBytes(frames[i]), InQuotes(output)); !r) return r;
     }
     batch.clear();
+    candidates.clear();
     const size_t keep = std::min<size_t>(window, data.size());
     data.erase(data.begin(), data.end() - static_cast<ptrdiff_t>(keep));
     return {};
@@ -141,6 +227,8 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
     e.size = static_cast<uint32_t>(chunk.size());
     e.digest = DigestOf(chunk);
     index.chunks.push_back(e);
+    candidates.push_back(refs > 0 ? references.Candidates(index.chunks, chunk, refs)
+                                  : std::vector<uint32_t>{});
     batch.push_back(data.size());
     data.insert(data.end(), chunk.begin(), chunk.end());
     return batch.size() == kBatch ? flush() : Result{};
@@ -150,6 +238,9 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
   if (::fsync(out->get()) != 0) return ErrnoError("Failed to fsync " + InQuotes(output));
   index.image_size = length;
   index.compressed_size = compressed;
+  // What every device checks (ParseChunkIndex): never write an index they would refuse.
+  if (const uint64_t held = ReferencedBytes(index.chunks); held > kMaxReferenceBytes)
+    return StateError("internal: chunk references hold " + std::to_string(held) + " bytes at once");
   return result;
 }
 
@@ -161,7 +252,7 @@ class WindowedImageDecoder final : public ChunkStream {
       : ChunkStream(*index), frames_(frames), index_(std::move(index)) {}
 
  private:
-  Result Fill(size_t i, std::span<uint8_t> into) override {
+  Result Fill(size_t i, std::span<uint8_t> into, std::span<const uint8_t> prefix) override {
     const ChunkEntry& c = index_->chunks[i];
     const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
                              std::to_string(c.offset) + "+" + std::to_string(c.size) + ")";
@@ -175,7 +266,7 @@ class WindowedImageDecoder final : public ChunkStream {
                                  " bytes");
       got += *n;
     }
-    if (auto r = ZstdDecompressFrame(frame_, into, nullptr, window().prefix()); !r)
+    if (auto r = ZstdDecompressFrame(frame_, into, nullptr, prefix); !r)
       return r.error().Context(what);
     return {};
   }

@@ -29,9 +29,13 @@ inline constexpr int kWindowedChunkLevel = 9;
 // When zstd cannot train one (too little data), the frames are made without.
 // With `window` > 0 (format 4), each frame is made with the up to `window` image bytes before
 // its chunk as its zstd prefix (index version 3); not with a dictionary (a Usage error).
+// With `refs` > 0 (format 5, needs a window), a chunk's prefix may also start with up to
+// `refs` earlier chunks outside the window that share the most content anchors with it, where
+// that makes its frame smaller (index version 4; lib/delta/README.md, format 5).
 Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
                                          const EncodeOptions& options, const ChunkSizes& sizes = {},
-                                         size_t dictionary_size = 0, uint32_t window = 0);
+                                         size_t dictionary_size = 0, uint32_t window = 0,
+                                         uint32_t refs = 0);
 
 // The full path of a format-4 bundle: the image member (`frames`, not owned) decoded frame by
 // frame as `index` lays it out, each with the last `index->window` bytes of output as its

@@ -182,7 +182,7 @@ class PlannedImage final : public ChunkStream {
  private:
   // Every chunk goes through the window, local ones too: a fetched frame's prefix is the
   // image assembled before it, whichever way its bytes came.
-  Result Fill(size_t i, std::span<uint8_t> chunk) override {
+  Result Fill(size_t i, std::span<uint8_t> chunk, std::span<const uint8_t> prefix) override {
     const ChunkEntry& c = index_.chunks[i];
     const DeltaPlan::Source& s = plan_.sources[i];
     const std::string what = "chunk " + std::to_string(i) + " (image bytes " +
@@ -208,7 +208,7 @@ class PlannedImage final : public ChunkStream {
         break;
       }
       case DeltaPlan::From::Fetch: {
-        if (auto r = Frame(c, chunk, what); !r) return r;
+        if (auto r = Frame(c, chunk, prefix, what); !r) return r;
         break;
       }
     }
@@ -221,7 +221,8 @@ class PlannedImage final : public ChunkStream {
 
   // The chunk's frame from the range that holds it: ranges come from the fetcher thread, in
   // plan order, while this thread copies and checks the chunks between them.
-  Result Frame(const ChunkEntry& c, std::span<uint8_t> chunk, const std::string& what) {
+  Result Frame(const ChunkEntry& c, std::span<uint8_t> chunk, std::span<const uint8_t> prefix,
+               const std::string& what) {
     while (!range_ || c.compressed_offset + c.compressed_size > range_->offset + range_->length) {
       if (next_range_ == plan_.ranges.size())
         return VerificationError(what + ": not in the planned ranges");
@@ -233,7 +234,7 @@ class PlannedImage final : public ChunkStream {
     }
     const std::span<const uint8_t> frame(buf_.data() + (c.compressed_offset - range_->offset),
                                          c.compressed_size);
-    if (auto r = ZstdDecompressFrame(frame, chunk, dictionary_, window().prefix()); !r)
+    if (auto r = ZstdDecompressFrame(frame, chunk, dictionary_, prefix); !r)
       return r.error().Context(what);
     if (DigestOf(chunk) != c.digest)
       return VerificationError(what + ": the fetched bytes do not match the signed index");

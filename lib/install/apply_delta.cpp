@@ -339,12 +339,8 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
     auto parsed = ParseChunkIndex(b.index_bytes(), request.where);
     if (!parsed) return parsed.error();
     // Frames made with a window decode only with one, and the full path goes by the format.
-    if ((parsed->window > 0) != m.windowed)
-      return VerificationError("chunk index of " + InQuotes(request.where) + ": " +
-                               (m.windowed ? "format 4 needs a window, the index has none"
-                                           : "a window of " + std::to_string(parsed->window) +
-                                                 " bytes needs format 4, the manifest says " +
-                                                 std::to_string(m.format)));
+    if (auto why = IndexFormatMismatch(m, *parsed); !why.empty())
+      return VerificationError("chunk index of " + InQuotes(request.where) + ": " + why);
     if (parsed->image_size != m.image.size)
       return SourceError("the chunk index describes an image of " +
                          std::to_string(parsed->image_size) + " bytes, the manifest one of " +

@@ -117,7 +117,7 @@ std::string DecodedImage(const std::string& bundle, const std::string& pub) {
   return out;
 }
 
-TEST_CASE("bundle: format 4 (the default for zstd) decodes frame by frame with its index") {
+TEST_CASE("bundle: formats 4 and 5 (the default for zstd) decode frame by frame with their index") {
   osu::test::RequireTool("zstd");
   Fixture f;
   // Text-like, so that frames lean on the window: 3 MiB of numbered records.
@@ -125,13 +125,17 @@ TEST_CASE("bundle: format 4 (the default for zstd) decodes frame by frame with i
   for (unsigned n = 0; text.size() < (3u << 20); ++n)
     text += "record " + std::to_string(n) + " value " + std::to_string(n * 7919 % 10007) + "\n";
   WriteFile(f.rootfs, text);
-  const std::string four = f.Create("b4", "zstd");
+  const std::string five = f.Create("b5", "zstd");
+  const std::string four = f.Create("b4", "zstd", {"--chunk-refs", "0"});
   const std::string two = f.Create("b2", "zstd", {"--chunk-window", "0"});
+  CHECK(ManifestOf(five).rfind("format: 5\n", 0) == 0);
   CHECK(ManifestOf(four).rfind("format: 4\n", 0) == 0);
-  auto r = Verify(four, f.pub);
-  INFO(r.err);
-  CHECK(r.code == 0);
-  CHECK(DecodedImage(four, f.pub) == text);
+  for (const auto& b : {five, four}) {
+    auto r = Verify(b, f.pub);
+    INFO(b << r.err);
+    CHECK(r.code == 0);
+    CHECK(DecodedImage(b, f.pub) == text);
+  }
   CHECK(DecodedImage(two, f.pub) == text);
   // The frames need the image before them: no longer one plain zstd stream (what the format
   // number tells older devices), and smaller than independent frames.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -50,19 +51,16 @@ void RunningV1InB(FakeDevice& d, const std::string& v1_bundle) {
   REQUIRE(d.EnvVar("OSU_ORDER") == "B A");
 }
 
-// Where a bundle's chunk index member starts, and the member (version 2: a 40-byte header,
-// version 3 of format 4: 44, then 24 bytes a chunk).
+// Where a bundle's chunk index member starts, and the member (its size from its tar header).
 size_t IndexAt(const std::string& bundle) {
   const size_t at = bundle.find("OSUCHIDX");
   REQUIRE(at != std::string::npos);
+  REQUIRE(at % 512 == 0);
   return at;
 }
 std::string IndexOf(const std::string& bundle) {
   const size_t at = IndexAt(bundle);
-  const size_t header = bundle[at + 8] >= 3 ? 44 : 40;
-  uint64_t count = 0;
-  std::memcpy(&count, bundle.data() + at + header - 8, sizeof count);
-  return bundle.substr(at, header + count * 24);
+  return bundle.substr(at, std::stoull(bundle.substr(at - 512 + 124, 12), nullptr, 8));
 }
 
 std::string RecordA(FakeDevice& d) { return ReadFile(d.boot() + "/osu/A/record.yml"); }
@@ -652,8 +650,9 @@ TEST_CASE("partial fetch in format 4: frames made with the image before them", "
   text.resize(kSize);
   const std::string v2 = d.path("v2.img");
   WriteFile(v2, text);
-  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd");
-  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd");
+  // --chunk-refs 0: format 4 as devices that read formats up to 4 take it.
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", {"--chunk-refs", "0"});
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", {"--chunk-refs", "0"});
   RunningV1InB(d, b1);
   REQUIRE(ReadFile(b2).find("format: 4\n") != std::string::npos);
   const std::string slot_b = d.Fingerprint(d.SlotB());
@@ -704,6 +703,107 @@ TEST_CASE("partial fetch in format 4: frames made with the image before them", "
       INFO(way << r.out << r.err);
       CHECK(r.code == 2);
       CHECK_THAT(r.err, Catch::Contains("format 4 needs a"));
+      CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
+    }
+  }
+}
+
+TEST_CASE("partial fetch in format 5: frames that refer to earlier chunks like them", "[delta]") {
+  FakeDevice d;
+  // 1 MiB of 16 distinct random 64 KiB blocks, 2.5 MiB of other random bytes, then the 16
+  // blocks again in another order, each with a few bytes changed: the last MiB's chunks are
+  // like chunks 3.5 MiB back, outside any frame's 2 MiB window.
+  std::mt19937_64 rng(11);
+  auto random = [&](size_t n) {
+    std::string s(n, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    return s;
+  };
+  std::vector<std::string> blocks;
+  for (int i = 0; i < 16; ++i) blocks.push_back(random(64u << 10));
+  std::string text;
+  for (const auto& b : blocks) text += b;
+  text += random((5u << 20) / 2);
+  std::vector<size_t> order(blocks.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::shuffle(order.begin(), order.end(), rng);
+  for (size_t i : order) {
+    std::string b = blocks[i];
+    for (size_t at = 1000; at < b.size(); at += 9000) b[at] = static_cast<char>(~b[at]);
+    text += b;
+  }
+  text.resize(kSize, '\0');
+  const std::string v1 = d.path("v1.img");
+  WriteFile(v1, text);
+  // v2: a stretch of the repeated blocks rewritten (their chunks are fetched, and their
+  // frames need the first MiB's chunks) and one of the first ones (a referenced chunk is new).
+  for (uint64_t i = 0; i < 60000; i += 50) text[(7u << 19) + i] ^= 0x5a;
+  for (uint64_t i = 0; i < 3000; i += 30) text[200000 + i] ^= 0x33;
+  const std::string v2 = d.path("v2.img");
+  WriteFile(v2, text);
+  // Level 9, the default (the tests' level 1 hashes too little of a prefix to find the
+  // referenced chunks before the window: they would not pay, and the builder would drop them).
+  const std::string b1 = d.MakeBundle("v1.osu", v1, "1.0", "zstd", {"--level", "9"});
+  const std::string b2 = d.MakeBundle("v2.osu", v2, "2.0", "zstd", {"--level", "9"});
+  RunningV1InB(d, b1);
+  REQUIRE(ReadFile(b2).find("format: 5\n") != std::string::npos);
+  auto made = osu::ParseChunkIndex(IndexOf(ReadFile(b2)), "v2");
+  REQUIRE(made);
+  CHECK(made->refs == 2);
+  size_t referring = 0;
+  for (const auto& c : made->chunks) referring += c.ref_count > 0;
+  CHECK(referring > 20);  // the last half MiB's chunks, most of them
+  // Without the references those frames hold their blocks whole: 400 KiB more at least.
+  const std::string four =
+      d.MakeBundle("v2-f4.osu", v2, "2.0", "zstd", {"--level", "9", "--chunk-refs", "0"});
+  CHECK(std::filesystem::file_size(four) > std::filesystem::file_size(b2) + (400u << 10));
+  const std::string slot_b = d.Fingerprint(d.SlotB());
+
+  SECTION("by chunks: only what B lacks is fetched, A byte-identical and verified") {
+    auto r = AppliedTo(d, b2, "chunks", v2);
+    CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(b2) / 4);
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+  }
+  SECTION("the full path decodes with the chunks it keeps for later frames") {
+    AppliedTo(d, b2, "full", v2, {"--no-delta"});
+  }
+  SECTION("a signed index whose references point elsewhere: both ways fail, A not verified") {
+    const std::string forged = ForgeIndex(d, b2, "forged.osu", [](std::string& index) {
+      REQUIRE(index[8] == 4);
+      // Every reference to chunk r made one to chunk r+1 (still earlier than its chunk).
+      uint64_t count = 0;
+      auto parsed = osu::ParseChunkIndex(index, "x");
+      REQUIRE(parsed);
+      const size_t at = 48 + parsed->chunks.size() * 24;  // the header, the chunks
+      std::memcpy(&count, index.data() + at, sizeof count);
+      REQUIRE(count > 0);
+      for (uint64_t k = 0; k < count; ++k) {
+        uint32_t chunk, of;
+        std::memcpy(&chunk, index.data() + at + 8 + 8 * k, 4);
+        std::memcpy(&of, index.data() + at + 8 + 8 * k + 4, 4);
+        if (of + 1 < chunk) ++of;
+        std::memcpy(index.data() + at + 8 + 8 * k + 4, &of, 4);
+      }
+    });
+    auto r = Update(d, {"--apply", forged, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.out, Catch::Contains("warning:"));  // the chunks failed: the whole bundle next
+    CHECK(!VerifiedA(d));
+    CHECK(d.EnvVar("OSU_ORDER") == "B A");
+    CHECK(d.Fingerprint(d.SlotB()) == slot_b);
+    CHECK(RunBundle({"verify", forged, "--key", d.public_key()}).code == 2);
+  }
+  SECTION("a signed format 4 index under format 5, or the other way: refused before writing") {
+    const std::string four_index = IndexOf(ReadFile(four));
+    const std::string forged =
+        ForgeIndex(d, b2, "noref.osu", [&](std::string& index) { index = four_index; });
+    const std::string before = RecordA(d) + d.Fingerprint(d.SlotA());
+    for (const char* way : {"--json", "--no-delta"}) {
+      auto r = Update(d, {"--apply", forged, "--no-activate", way});
+      INFO(way << r.out << r.err);
+      CHECK(r.code == 2);
+      CHECK_THAT(r.err, Catch::Contains("format 5 needs references between chunks"));
       CHECK(RecordA(d) + d.Fingerprint(d.SlotA()) == before);
     }
   }

@@ -1,4 +1,5 @@
-// The chunk index's versions: 2 and 3 (written: 16-byte digests; 3 with a window) and 1
+// The chunk index's versions: 2, 3 and 4 (written: 16-byte digests; 3 with a window, 4 with
+// references to earlier chunks too) and 1
 // (read: whole sha256s, cut to 16 bytes), and the layout checks a forged index meets. Digests against sha256sum's.
 #include <catch2/catch.hpp>
 
@@ -99,9 +100,9 @@ TEST_CASE("chunk index: forged layouts are refused with what is wrong") {
     CHECK(r.error().message().find("chunk index of 'x.osu'") != std::string::npos);
     CHECK(r.error().message().find(why) != std::string::npos);
   };
-  std::string v4 = good;
-  v4[8] = 4;
-  refused(v4, "unsupported version 4");
+  std::string v5 = good;
+  v5[8] = 5;
+  refused(v5, "unsupported version 5");
   refused(good.substr(0, good.size() - 1), "does not match");
   std::string size = good;
   size[24] = 1;  // image size no longer the sum of the chunks
@@ -173,4 +174,138 @@ TEST_CASE("decode window: each chunk's prefix is the image bytes before it, up t
   none.Next(5);
   none.Next(3);
   CHECK(none.prefix().empty());
+}
+
+namespace {
+
+// `n` chunks of 64 KiB under version 4, with the references `refs` (chunk, referenced).
+osu::ChunkIndex WithRefs(size_t n, const std::vector<std::pair<uint32_t, uint32_t>>& refs) {
+  osu::ChunkIndex idx;
+  idx.sizes = osu::ChunkSizes{16384, 65536, 65536};
+  idx.window = 1u << 20;
+  idx.refs = 2;
+  idx.chunks.resize(n);
+  for (auto& c : idx.chunks) {
+    c.size = 65536;
+    c.compressed_size = 100;
+    idx.image_size += c.size;
+  }
+  for (auto [chunk, of] : refs) idx.chunks[chunk].refs[idx.chunks[chunk].ref_count++] = of;
+  return idx;
+}
+
+}  // namespace
+
+TEST_CASE("chunk index: version 4 carries references to earlier chunks, what they hold bounded") {
+  const osu::ChunkIndex idx = WithRefs(6, {{3, 0}, {3, 1}, {5, 0}});
+  const std::string bytes = osu::SerializeChunkIndex(idx);
+  CHECK(bytes[8] == 4);
+  CHECK(bytes.size() == 48 + 6 * 24 + 8 + 3 * 8);
+  auto back = osu::ParseChunkIndex(bytes, "t");
+  REQUIRE(back);
+  CHECK(back->refs == 2);
+  CHECK(back->chunks[3].ref_count == 2);
+  CHECK(back->chunks[3].refs[0] == 0);
+  CHECK(back->chunks[3].refs[1] == 1);
+  CHECK(back->chunks[5].ref_count == 1);
+  // Last uses: chunk 0 until chunk 5, chunk 1 until chunk 3; held at most 2 chunks at once.
+  CHECK(back->chunks[0].last_use == 5);
+  CHECK(back->chunks[1].last_use == 3);
+  CHECK(back->chunks[2].last_use == 0);
+  CHECK(osu::ReferencedBytes(back->chunks) == 2 * 65536);
+  CHECK(osu::SerializeChunkIndex(*back) == bytes);
+
+  auto refused = [](const osu::ChunkIndex& forged, const std::string& why) {
+    auto r = osu::ParseChunkIndex(osu::SerializeChunkIndex(forged), "x.osu");
+    INFO(why);
+    REQUIRE_FALSE(r);
+    INFO(r.error().message());
+    CHECK(r.error().message().find(why) != std::string::npos);
+  };
+  refused(WithRefs(6, {{3, 3}}), "reference 0 (chunk 3 to chunk 3): not to an earlier chunk");
+  refused(WithRefs(6, {{2, 4}}), "reference 0 (chunk 2 to chunk 4): not to an earlier chunk");
+  {
+    // The writer lists references in chunk order: swapped, the second goes back.
+    std::string swapped = osu::SerializeChunkIndex(WithRefs(6, {{2, 1}, {4, 0}}));
+    const size_t first = swapped.size() - 16;
+    swapped = swapped.substr(0, first) + swapped.substr(first + 8, 8) + swapped.substr(first, 8);
+    auto r = osu::ParseChunkIndex(swapped, "x.osu");
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message().find("reference 1 (chunk 2 to chunk 1): out of order") !=
+          std::string::npos);
+  }
+  osu::ChunkIndex three = WithRefs(6, {{4, 0}, {4, 1}});
+  three.refs = 1;  // the header allows one a chunk
+  refused(three, "reference 1 (chunk 4 to chunk 1): more than 1");
+  osu::ChunkIndex none = WithRefs(6, {});
+  none.refs = 3;
+  refused(none, "references per chunk 3 out of range 1-2");
+  std::string cut = bytes;
+  cut.resize(cut.size() - 8);  // the last reference gone, its count kept
+  auto r = osu::ParseChunkIndex(cut, "x.osu");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message().find("does not match its 6 chunks and 3 references") != std::string::npos);
+  // 260 chunks of 64 KiB each referred to by a chunk after all of them: 16.25 MiB held at once.
+  std::vector<std::pair<uint32_t, uint32_t>> late;
+  for (uint32_t j = 0; j < 260; ++j) late.emplace_back(260 + j / 2, j);
+  refused(WithRefs(400, late), "its referenced chunks need 17039360 bytes kept at once, at most 16777216");
+  late.resize(256);  // 16 MiB: the bound itself
+  CHECK(osu::ParseChunkIndex(osu::SerializeChunkIndex(WithRefs(400, late)), "t"));
+}
+
+TEST_CASE("chunk stream: a chunk's prefix is the chunks it refers to, then the window") {
+  // Chunk i is 1000 + i bytes of value i; a 3000-byte window, references as the index says.
+  osu::ChunkIndex idx;
+  idx.sizes = osu::ChunkSizes{256, 1024, 4096};
+  idx.window = 3000;
+  idx.refs = 2;
+  for (uint32_t i = 0; i < 12; ++i) {
+    osu::ChunkEntry c;
+    c.size = 1000 + i;
+    c.compressed_size = 1;
+    idx.chunks.push_back(c);
+  }
+  auto add = [&](uint32_t chunk, uint32_t of) {
+    idx.chunks[chunk].refs[idx.chunks[chunk].ref_count++] = of;
+  };
+  add(6, 0);
+  add(6, 2);
+  add(9, 2);
+  add(11, 1);
+  add(11, 9);
+  osu::ReferencedBytes(idx.chunks);
+  class Recorder final : public osu::ChunkStream {
+   public:
+    explicit Recorder(const osu::ChunkIndex& i) : ChunkStream(i) {}
+    std::vector<std::vector<uint8_t>> prefixes;
+
+   private:
+    osu::Result Fill(size_t i, std::span<uint8_t> into, std::span<const uint8_t> prefix) override {
+      prefixes.emplace_back(prefix.begin(), prefix.end());
+      std::fill(into.begin(), into.end(), static_cast<uint8_t>(i));
+      return {};
+    }
+  } stream(idx);
+  std::vector<uint8_t> image;
+  std::vector<uint8_t> buf(777);
+  for (;;) {
+    auto n = stream.Read(buf);
+    REQUIRE(n);
+    if (*n == 0) break;
+    image.insert(image.end(), buf.begin(), buf.begin() + static_cast<long>(*n));
+  }
+  REQUIRE(stream.prefixes.size() == 12);
+  size_t at = 0;
+  for (uint32_t i = 0; i < 12; ++i) {
+    std::vector<uint8_t> want;
+    for (uint32_t k = 0; k < idx.chunks[i].ref_count; ++k)
+      want.insert(want.end(), idx.chunks[idx.chunks[i].refs[k]].size,
+                  static_cast<uint8_t>(idx.chunks[i].refs[k]));
+    const size_t w = std::min<size_t>(at, 3000);
+    want.insert(want.end(), image.begin() + static_cast<long>(at - w), image.begin() + static_cast<long>(at));
+    INFO("chunk " << i);
+    CHECK(stream.prefixes[i] == want);
+    at += idx.chunks[i].size;
+  }
+  CHECK(image.size() == at);
 }

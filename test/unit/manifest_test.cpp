@@ -93,8 +93,17 @@ TEST_CASE("manifest format 4: an index whose frames have a window, never with a 
   REQUIRE(out.ok());
   CHECK(out->format == 4);
   CHECK(out->windowed);
+  CHECK_FALSE(out->referenced);
   REQUIRE(out->index.has_value());
   CHECK(out->index->name == "rootfs.img.zst.index");
+  // Format 5: windowed, and its frames refer to earlier chunks too.
+  in.referenced = true;
+  auto five = osu::ParseManifest(osu::SerializeManifest(in));
+  REQUIRE(five.ok());
+  CHECK(five->format == 5);
+  CHECK(five->windowed);
+  CHECK(five->referenced);
+  in.referenced = false;
   in.windowed = false;
   auto two = osu::ParseManifest(osu::SerializeManifest(in));
   REQUIRE(two.ok());
@@ -156,10 +165,10 @@ TEST_CASE("manifest: every missing required key is named") {
 }
 
 TEST_CASE("manifest: wrong types, values and formats are named") {
-  CHECK(ErrorOf(With("format:", "format: 5")) ==
-        "manifest: unsupported format 5 (this os-update reads formats 1 to 4)");
-  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: formats 2 to 4 need an index");
-  CHECK(ErrorOf(With("format:", "format: 4")) == "manifest: formats 2 to 4 need an index");
+  CHECK(ErrorOf(With("format:", "format: 6")) ==
+        "manifest: unsupported format 6 (this os-update reads formats 1 to 5)");
+  CHECK(ErrorOf(With("format:", "format: 2")) == "manifest: formats 2 to 5 need an index");
+  CHECK(ErrorOf(With("format:", "format: 5")) == "manifest: formats 2 to 5 need an index");
   CHECK(ErrorOf(With("format:", "format: one")) ==
         "manifest: format is not an unsigned integer: 'one'");
   CHECK(ErrorOf(With("version:", "version: [1, 2]")) == "manifest: version is not a string");
