@@ -396,8 +396,16 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
   del->add_flag("--no-blocks", no_blocks,
                 "Patch the image's zstd blocks (squashfs) as bytes, not by their content: "
                 "patch format 1, which os-update before 2026-12 reads (larger for squashfs)");
+  unsigned recompress = 75;
+  del->add_option("--recompress", recompress,
+                  "Format 2: at most this percentage of the changed zstd blocks' content is "
+                  "compressed again by the device (its CPU); the blocks cheapest to carry "
+                  "compressed go as they are (more bytes). 100: fewest bytes; 0: format 1")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
   del->callback([&] {
     delta.options.blocks = !no_blocks;
+    delta.options.recompress_share = recompress / 100.0;
     action = [&] { return RunDelta(delta, streams); };
   });
 

@@ -38,14 +38,58 @@ AnchorIndex IndexBase(std::span<const uint8_t> base, const std::vector<ImageBloc
   return index;
 }
 
-// The (at most two) base blocks sharing the most anchors with `content`, two at least.
-std::vector<uint32_t> Resembling(const AnchorIndex& index, std::span<const uint8_t> content) {
+// The (at most two) base blocks sharing the most anchors with `content`, two at least, and
+// the share of its anchors found in the base at all.
+struct Likeness {
+  std::vector<uint32_t> blocks;
+  double share = 0;
+};
+Likeness Resembling(const AnchorIndex& index, std::span<const uint8_t> content) {
   std::map<uint32_t, uint32_t> votes;
+  uint32_t anchors = 0, found = 0;
   ForEachAnchor(content, [&](uint64_t key) {
+    ++anchors;
     auto it = std::lower_bound(index.begin(), index.end(), std::make_pair(key, uint32_t{0}));
-    if (it != index.end() && it->first == key) ++votes[it->second];
+    if (it != index.end() && it->first == key) {
+      ++votes[it->second];
+      ++found;
+    }
   });
-  return MostVoted(votes, 2);
+  return {MostVoted(votes, 2), anchors ? double(found) / anchors : 0.0};
+}
+
+// Which changed blocks go uncompressed (the others stay as they are): those with base blocks
+// like them, but when more content than `share` of theirs would be compressed again on the
+// device, the blocks whose carrying costs the fewest patch bytes per byte of content (the
+// least like the base, the most compressible) stay compressed until it is not. The bytes a
+// block adds as it is: about its compressed size times the share of it the base has.
+std::vector<Likeness> ChooseUncompressed(const AnchorIndex& index, std::span<const uint8_t> target,
+                                         const std::vector<ImageBlock>& changed,
+                                         uint32_t segment_size, double share) {
+  std::vector<Likeness> out(changed.size());
+  std::vector<uint8_t> content;
+  uint64_t total = 0;
+  for (size_t i = 0; i < changed.size(); ++i) {
+    const ImageBlock& b = changed[i];
+    if (b.content_size > segment_size) continue;
+    content.resize(b.content_size);
+    if (!DecodeFrame(target.subspan(b.offset, b.size), content)) continue;
+    out[i] = Resembling(index, content);
+    if (!out[i].blocks.empty()) total += b.content_size;
+  }
+  if (share >= 1) return out;
+  auto cost = [&](size_t i) { return out[i].share * changed[i].size / changed[i].content_size; };
+  std::vector<size_t> order;
+  for (size_t i = 0; i < changed.size(); ++i)
+    if (!out[i].blocks.empty()) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return cost(a) < cost(b); });
+  const auto budget = static_cast<uint64_t>(share * static_cast<double>(total));
+  for (size_t i : order) {
+    if (total <= budget) break;
+    total -= changed[i].content_size;
+    out[i].blocks.clear();
+  }
+  return out;
 }
 
 // Levels to try, most likely first: mksquashfs's default (15), then the others.
@@ -129,8 +173,10 @@ std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
                                       const std::vector<ImageBlock>& base_blocks,
                                       std::span<const uint8_t> target,
                                       const std::vector<ImageBlock>& changed,
-                                      uint32_t segment_size) {
+                                      uint32_t segment_size, double recompress_share) {
   const AnchorIndex index = IndexBase(base, base_blocks);
+  const std::vector<Likeness> likeness =
+      ChooseUncompressed(index, target, changed, segment_size, recompress_share);
   std::vector<SegmentPlan> out;
   SegmentPlan cur;
   std::vector<uint32_t> chosen;  // base blocks of the current segment
@@ -147,7 +193,6 @@ std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
     chosen.clear();
     prefix = 0;
   };
-  std::vector<uint8_t> content;
   uint64_t pos = 0;
   size_t next = 0;
   while (pos < target.size()) {
@@ -156,12 +201,11 @@ std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
     if (next < changed.size() && changed[next].offset == pos &&
         changed[next].content_size <= segment_size) {
       const ImageBlock& b = changed[next];
-      content.resize(b.content_size);
-      std::vector<uint32_t> like;
-      if (DecodeFrame(target.subspan(b.offset, b.size), content)) like = Resembling(index, content);
+      const std::vector<uint32_t>& like = likeness[next].blocks;
       if (like.empty()) {
         // Nothing in the base to copy it from: its compressed bytes (made at the image's
-        // level) are smaller than the patch's own coding of its content would be.
+        // level) are smaller than the patch's own coding of its content would be. Or kept so
+        // by the share (ChooseUncompressed).
         ++next;
         continue;
       }

@@ -36,7 +36,10 @@ std::vector<ImageBlock> FindChangedBlocks(std::span<const uint8_t> target,
 // The target cut into segments that decode to at most `segment_size` bytes, at block
 // boundaries, each with the base blocks its changed blocks most resemble (found by sampled
 // content anchors), at most kMaxBasePrefix decoded bytes of them per segment. A changed block
-// that resembles none stays as it is (compressed), as do the bytes between blocks.
+// that resembles none stays as it is (compressed), as do the bytes between blocks. With
+// `recompress_share` < 1, at most that share of the content of the blocks that resemble some
+// is left for the device to compress again: the blocks cheapest to carry as they are (fewest
+// patch bytes per byte of content saved) stay compressed first.
 struct SegmentPlan {
   uint64_t offset = 0;  // in the target
   SegmentEntry entry;   // length, decoded_length, base_blocks, blocks (frame and hash unset)
@@ -45,7 +48,7 @@ std::vector<SegmentPlan> PlanSegments(std::span<const uint8_t> base,
                                       const std::vector<ImageBlock>& base_blocks,
                                       std::span<const uint8_t> target,
                                       const std::vector<ImageBlock>& changed,
-                                      uint32_t segment_size);
+                                      uint32_t segment_size, double recompress_share = 1.0);
 
 // Decodes segment `plan` of `target` (changed blocks uncompressed) into `out` (its
 // decoded_length bytes).

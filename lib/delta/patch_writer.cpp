@@ -160,7 +160,7 @@ Result CreatePatchFromFds(int base_fd, int target_fd, const std::string& private
         delta::FindChangedBlocks(target->bytes(), base_blocks, base->bytes(), threads);
     if (!changed.empty()) {
       plans = delta::PlanSegments(base->bytes(), base_blocks, target->bytes(), changed,
-                                  options.segment_size);
+                                  options.segment_size, options.recompress_share);
     }
     if (std::none_of(plans.begin(), plans.end(),
                      [](const auto& p) { return !p.entry.blocks.empty(); })) {

@@ -375,10 +375,11 @@ struct BlockImages {
     new_block = pair.new_block;
   }
 
-  std::string Patch(bool use_blocks, const std::string& name) {
+  std::string Patch(bool use_blocks, const std::string& name, double recompress_share = 1.0) {
     osu::PatchOptions options;
     options.segment_size = 1u << 20;
     options.blocks = use_blocks;
+    options.recompress_share = recompress_share;
     const std::string out = d / name;
     auto made = osu::CreatePatch(base, target, f.key, out, options);
     INFO((made ? "" : made.error().message()));
@@ -425,6 +426,33 @@ TEST_CASE("patch: zstd blocks that changed are carried uncompressed and compress
   REQUIRE(a.error.empty());
   CHECK(a.bytes == ReadFile(s.target));
   CHECK(Sha256OfFile(disk) == before);
+}
+
+TEST_CASE("patch: --recompress caps the block content the device compresses again") {
+  BlockImages s;
+  auto recompressed = [](const std::string& patch) {
+    uint64_t n = 0;
+    for (const auto& e : Parse(ReadFile(patch)).h.segments)
+      for (const auto& b : e.blocks) n += b.content_size;
+    return n;
+  };
+  const std::string all = s.Patch(true, "all.delta");
+  const uint64_t every = recompressed(all);
+  REQUIRE(every > 0);
+  for (double share : {0.7, 0.4, 0.0}) {
+    const std::string name = "share-" + std::to_string(share) + ".delta";
+    const std::string patch = s.Patch(true, name, share);
+    INFO("share " << share << ": " << recompressed(patch) << " of " << every << " bytes");
+    CHECK(static_cast<double>(recompressed(patch)) <= share * static_cast<double>(every));
+    CHECK(recompressed(patch) < every);
+    CHECK(SizeOf(patch) > SizeOf(all));  // what the device is spared costs bytes
+    // Nothing left to compress again: format 1, which every device reads.
+    CHECK((Parse(ReadFile(patch)).h.format == osu::delta::kFormat) == (share == 0.0));
+    Applied a = Apply(s.base, patch, Expect(s.base, s.target, s.f.pub));
+    INFO(a.error);
+    REQUIRE(a.error.empty());
+    CHECK(a.bytes == ReadFile(s.target));
+  }
 }
 
 TEST_CASE("patch: format 2 from a hostile builder or on another device: an error, no wrong byte") {
