@@ -113,7 +113,8 @@ int UpdateMain(const std::vector<std::string>& args, const Streams& s, const Pla
   app.add_flag("--no-activate", opt.no_activate,
                "--apply: stop after the slot is verified and recorded");
   app.add_flag("--no-delta", opt.no_delta,
-               "--apply: download the whole bundle, even where the device holds most of it");
+               "--apply: download the whole bundle, even where the device holds most of it "
+               "(else a patch or the chunks it lacks; update.delta_prefer: time or bytes)");
   app.set_version_flag("--version", std::string("os-update ") + OSU_VERSION);
 
   std::vector<const char*> argv;

@@ -19,6 +19,10 @@ enum class Bootloader { Grub, Uboot, PiFirmware };
 // reboot: set the bootloader's one-shot OSU_TRY and reboot (Raspberry Pi: kexec unreliable;
 // with the Pi firmware: tryboot.txt selects the slot, and the reboot carries "0 tryboot").
 enum class Activation { Kexec, Reboot };
+// Between the ways of a delta update (a patch, the chunks the device lacks): time = the one
+// that ends soonest at the link's rate (a patch whose zstd blocks the device compresses again
+// can lose to the chunks on a fast link), bytes = always the fewest bytes (a metered link).
+enum class DeltaPrefer { Time, Bytes };
 #if defined(__x86_64__)
 inline constexpr Bootloader kNativeBootloader = Bootloader::Grub;
 inline constexpr Activation kNativeActivation = Activation::Kexec;
@@ -46,6 +50,8 @@ struct Config {
   unsigned retries = 3;              // update.retries: resumed attempts per download (http)
   std::string known_hosts;           // update.known_hosts: ssh host keys; "" = ssh's defaults
   bool allow_unsigned_ssh = false;   // update.allow_unsigned_ssh: accept ssh's raw images
+  DeltaPrefer delta_prefer = DeltaPrefer::Time;  // update.delta_prefer: time | bytes
+  unsigned link_rate = 0;            // update.link_rate: bytes/s for that choice; 0 = measured
 
   // slots:
   std::string disk;                  // slots.disk: disk or image file; "" = scan all devices

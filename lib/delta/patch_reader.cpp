@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <cstring>
@@ -296,6 +297,41 @@ class PatchedImageReader final : public Reader {
   std::thread worker_;  // last: joined before the members it uses go
 };
 
+// Seconds this device takes to compress `bytes` of the header's blocks again on `cores`
+// cores, from compressing a sample of the base blocks it names (each is what a changed block
+// was patched against) at the blocks' level. 0: nothing to sample, or the base slot does not
+// decode (the segments will say so).
+double EstimateRecompressSeconds(std::span<const uint8_t> base, const PatchHeader& h,
+                                 delta::FrameCompressor& compressor, size_t cores,
+                                 uint64_t bytes) {
+  constexpr uint64_t kSample = 256u << 10;
+  std::vector<delta::BaseBlock> sample;
+  uint64_t content = 0;
+  int level = 0;
+  for (const auto& e : h.segments) {
+    if (level == 0 && !e.blocks.empty()) level = e.blocks.front().level;
+    for (const auto& b : e.base_blocks) {
+      if (content >= kSample) break;
+      sample.push_back(b);
+      content += b.content_size;
+    }
+  }
+  if (sample.empty() || level == 0 || content == 0) return 0;
+  std::vector<uint8_t> decoded(content), out;
+  if (!delta::DecodeBaseBlocks(base, sample, decoded)) return 0;
+  const auto start = std::chrono::steady_clock::now();
+  size_t at = 0;
+  for (const auto& b : sample) {
+    out.resize(delta::MaxFrameSize(b.content_size));
+    if (!compressor.Compress(std::span<const uint8_t>(decoded).subspan(at, b.content_size), level, out))
+      return 0;
+    at += b.content_size;
+  }
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  return took.count() * static_cast<double>(bytes) / static_cast<double>(content) /
+         static_cast<double>(std::max<size_t>(cores, 1));
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
@@ -318,6 +354,7 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
   const bool blocks = header->format == delta::kFormatBlocks;
   if (facts) {
     facts->recompress_bytes = 0;
+    facts->recompress_seconds = 0;
     for (const auto& e : header->segments)
       for (const auto& b : e.blocks) facts->recompress_bytes += b.content_size;
   }
@@ -332,6 +369,9 @@ Expected<std::unique_ptr<Reader>> OpenPatchedImage(const PatchBase& base_slot,
     if (!c) return c.error();
     compressors.push_back(std::move(c).value());
   }
+  if (facts && facts->recompress_bytes > 0)
+    facts->recompress_seconds = EstimateRecompressSeconds(
+        base->bytes(), *header, *compressors.front(), compressors.size(), facts->recompress_bytes);
   // The frames are downloaded up to 8 MiB ahead while the worker decodes: over a slow link
   // the decoding hides behind the download instead of adding to it.
   return std::unique_ptr<Reader>(std::make_unique<PatchedImageReader>(

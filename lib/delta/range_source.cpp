@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <vector>
 
 #include "common/fd.hpp"
@@ -50,10 +51,11 @@ class FileRanges final : public RangeSource {
 
 class RangeReader final : public Reader {
  public:
+  // `first`: the range's first bytes, already fetched.
   RangeReader(RangeSource& source, uint64_t offset, uint64_t length, size_t piece,
-              size_t max_piece, const uint64_t* cap)
-      : source_(source), next_(offset), end_(offset + length), piece_(piece),
-        max_piece_(std::max(piece, max_piece)), cap_(cap) {}
+              size_t max_piece, const uint64_t* cap, std::vector<uint8_t> first = {})
+      : source_(source), next_(offset + first.size()), end_(offset + length), piece_(piece),
+        max_piece_(std::max(piece, max_piece)), cap_(cap), buf_(std::move(first)) {}
   Expected<size_t> Read(std::span<uint8_t> out) override {
     if (pos_ == buf_.size()) {
       const uint64_t end = cap_ ? std::min(end_, *cap_) : end_;
@@ -99,6 +101,19 @@ Expected<std::unique_ptr<RangeSource>> OpenRangeSource(const std::string& uri,
 std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, uint64_t length,
                                         size_t piece, size_t max_piece, const uint64_t* cap) {
   return std::make_unique<RangeReader>(source, offset, length, piece, max_piece, cap);
+}
+
+Expected<ProbedRange> ProbeRange(RangeSource& source, uint64_t offset, uint64_t length,
+                                 size_t probe, size_t piece) {
+  std::vector<uint8_t> first(static_cast<size_t>(std::min<uint64_t>(length, probe)));
+  const auto start = std::chrono::steady_clock::now();
+  if (auto r = source.Read(offset, first); !r) return r.error();
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  ProbedRange probed;
+  probed.bytes_per_second = static_cast<double>(first.size()) / std::max(took.count(), 1e-6);
+  probed.reader = std::make_unique<RangeReader>(source, offset, length, piece, piece, nullptr,
+                                                std::move(first));
+  return probed;
 }
 
 }  // namespace osu

@@ -41,4 +41,14 @@ std::unique_ptr<Reader> MakeRangeReader(RangeSource& source, uint64_t offset, ui
                                         size_t piece, size_t max_piece = 0,
                                         const uint64_t* cap = nullptr);
 
+// The first min(length, probe) bytes of [offset, offset + length) in one request, timed, and
+// a reader of the whole range that starts with those bytes (none is fetched twice), then asks
+// for `piece` bytes at a time. The rate counts the request's latency, so it errs low.
+struct ProbedRange {
+  std::unique_ptr<Reader> reader;
+  double bytes_per_second = 0;
+};
+Expected<ProbedRange> ProbeRange(RangeSource& source, uint64_t offset, uint64_t length,
+                                 size_t probe, size_t piece);
+
 }  // namespace osu

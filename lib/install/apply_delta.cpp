@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -15,15 +17,36 @@
 #include "delta/chunk_index.hpp"
 #include "delta/patch.hpp"
 #include "delta/plan.hpp"
+#include "delta/range_source.hpp"
 
 namespace osu {
+
+std::string PatchSlowerThanWhole(uint64_t patch_bytes, double recompress_seconds,
+                                 uint64_t whole_bytes, double rate) {
+  if (recompress_seconds <= 0 || rate <= 0) return "";
+  const double patch = std::max(static_cast<double>(patch_bytes) / rate, recompress_seconds);
+  const double whole = static_cast<double>(whole_bytes) / rate;
+  if (patch <= whole) return "";
+  auto seconds = [](double s) {
+    char text[32];
+    if (s < 1) std::snprintf(text, sizeof text, "%.0f ms", s * 1e3);
+    else std::snprintf(text, sizeof text, "%.1f s", s);
+    return std::string(text);
+  };
+  char rate_text[32];
+  std::snprintf(rate_text, sizeof rate_text, "%.1f MB/s", rate / 1e6);
+  return "compressing its zstd blocks again takes ~" + seconds(recompress_seconds) +
+         " here, longer than the whole bundle's download at " + rate_text + " (~" +
+         seconds(whole) + ")";
+}
+
 namespace {
 
 // Every tar member before the image has a 512-byte ustar header (the bundle writer uses
 // short names and sizes below 8 GiB) and data padded to 512 bytes.
 uint64_t MemberSpan(uint64_t size) { return 512 + (size + 511) / 512 * 512; }
 
-// The front of the bundle (or a patch) in growing ranges, 64 KiB doubling up to 1 MiB: what is
+// The front of the bundle in growing ranges, 64 KiB doubling up to 1 MiB: what is
 // read past the index (and dictionary) is image bytes a partial fetch may not need, so the
 // last range stays small.
 std::unique_ptr<Reader> FrontReader(RangeSource& source, uint64_t size,
@@ -53,9 +76,10 @@ class DeltaContent final : public SlotContent {
  public:
   DeltaContent(const SystemState& state, const BundleReader& b, IndexLoader index,
                RangeSource& source, std::vector<uint64_t> boot_offsets, uint64_t image_offset,
-               std::string uri, SourceOptions options, bool try_patch, bool stored_lists)
+               std::string uri, SourceOptions options, bool try_patch, bool stored_lists,
+               uint64_t whole_size)
       : state_(state), b_(b), load_index_(std::move(index)), source_(source),
-        boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset),
+        boot_offsets_(std::move(boot_offsets)), image_offset_(image_offset), whole_size_(whole_size),
         uri_(std::move(uri)), options_(std::move(options)), try_patch_(try_patch),
         stored_lists_(stored_lists) {}
 
@@ -209,6 +233,10 @@ class DeltaContent final : public SlotContent {
     patch_ranges_ = std::move(ranges).value();
     auto size = patch_ranges_->Size();
     if (!size) return not_used(size.error());
+    // Its first MiB in one request, timed: the link's rate, for the choice below (the bytes
+    // are the patch's own, not fetched again).
+    auto probed = ProbeRange(*patch_ranges_, 0, *size, 1u << 20, 1u << 20);
+    if (!probed) return not_used(probed.error());
     auto base = Fd::Open(slot.WritePath(), O_RDONLY);
     if (!base) return not_used(base.error());
     base_ = std::make_unique<Fd>(std::move(base).value());
@@ -217,9 +245,17 @@ class DeltaContent final : public SlotContent {
     PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
                             b_.manifest().image.size, state_.config.keys};
     PatchFacts facts;
-    auto reader = OpenPatchedImage(
-        base_slot, FrontReader(*patch_ranges_, *size), expect, where, &facts);
+    auto reader = OpenPatchedImage(base_slot, std::move(probed->reader), expect, where, &facts);
     if (!reader) return not_used(reader.error());
+    if (state_.config.delta_prefer == DeltaPrefer::Time) {
+      const double rate = state_.config.link_rate ? state_.config.link_rate : probed->bytes_per_second;
+      if (auto why = PatchSlowerThanWhole(*size, facts.recompress_seconds, whole_size_, rate);
+          !why.empty()) {
+        reporter.Info("Patch " + where + " not used: " + why +
+                      " (update.delta_prefer: bytes takes it)");
+        return false;
+      }
+    }
     patch_ = std::move(reader).value();
     patched_ = true;
     patch_size_ = *size;
@@ -264,6 +300,7 @@ class DeltaContent final : public SlotContent {
   RangeSource& source_;
   std::vector<uint64_t> boot_offsets_;
   uint64_t image_offset_;
+  uint64_t whole_size_;  // the bundle's bytes: a full download
   std::vector<LocalImage> locals_;
   DeltaPlan plan_;
   std::optional<ZstdDictionary> dictionary_;
@@ -360,7 +397,7 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
   bool try_patch = true, stored_lists = true;
   for (;;) {
     DeltaContent content(state, b, load_index, ranges, boot_offsets, image_offset, uri, options,
-                         try_patch, stored_lists);
+                         try_patch, stored_lists, *size);
     auto result = InstallContent(state, env, b, content, request, reporter);
     content.StopPatch();
     patch_fetched += content.patch_bytes();

@@ -22,4 +22,13 @@ Expected<std::optional<ApplyResult>> ApplyDelta(const SystemState& state, BootEn
                                                 const ApplyRequest& request,
                                                 const Reporter& reporter);
 
+// With update.delta_prefer: time, why a patch of `patch_bytes` whose zstd blocks this device
+// compresses again in ~`recompress_seconds` would end later than the whole bundle
+// (`whole_bytes`) downloaded at `rate` bytes/s; "" when it would not. The patch's download and
+// the compressing overlap (its reader runs ahead), so it takes the longer of the two. The
+// whole bundle, not the chunks, is the measure (their cost is known only once the slots are
+// read): a patch is left only where even a full download ends sooner.
+std::string PatchSlowerThanWhole(uint64_t patch_bytes, double recompress_seconds,
+                                 uint64_t whole_bytes, double rate);
+
 }  // namespace osu

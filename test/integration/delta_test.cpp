@@ -15,6 +15,7 @@
 #include "crypto/signature.hpp"
 #include "delta/chunk_index.hpp"
 #include "delta/patch_format.hpp"
+#include "install/apply_delta.hpp"
 #include "integration/block_images.hpp"
 #include "support/device.hpp"
 #include "support/nginx.hpp"
@@ -391,6 +392,23 @@ TEST_CASE("patch: v1 booted in slot B, v2 through the patch from a file source",
   }
 }
 
+TEST_CASE("delta_prefer time: a patch is left only where the whole bundle would end sooner",
+          "[delta]") {
+  using osu::PatchSlowerThanWhole;
+  const uint64_t whole = 200'000'000, patch = 14'000'000;
+  // 10 MiB/s: 1.3 s for the patch's bytes, 3 s to compress, against 19 s for the whole.
+  CHECK(PatchSlowerThanWhole(patch, 3.0, whole, 10.0 * (1 << 20)).empty());
+  // 1 GB/s (loopback): 0.2 s for the whole bundle.
+  CHECK_THAT(PatchSlowerThanWhole(patch, 3.0, whole, 1e9),
+             Catch::Contains("~3.0 s here") && Catch::Contains("at 1000.0 MB/s (~200 ms)"));
+  // The download and the compressing overlap: the longer decides, not the sum.
+  CHECK(PatchSlowerThanWhole(patch, 0.9, whole, 1e8 * 2).empty());  // max(0.07, 0.9) < 1.0
+  CHECK_FALSE(PatchSlowerThanWhole(patch, 1.1, whole, 1e8 * 2).empty());
+  // Nothing to compress again, or no estimate: the patch (the fewest bytes).
+  CHECK(PatchSlowerThanWhole(patch, 0, whole, 1e9).empty());
+  CHECK(PatchSlowerThanWhole(patch, 3.0, whole, 0).empty());
+}
+
 TEST_CASE("patch format 2: changed zstd blocks (a squashfs's) compressed again on the device",
           "[delta]") {
   FakeDevice d;
@@ -418,6 +436,8 @@ TEST_CASE("patch format 2: changed zstd blocks (a squashfs's) compressed again o
   REQUIRE(recompress > 0);
 
   SECTION("the patch: slot A holds v2, verified") {
+    // A slow link (1 MB/s): the patch ends long before the whole bundle would.
+    d.WriteConfig("", "demo-x86_64", "  link_rate: 1000000\n");
     auto plan = Update(d, {"--apply", b2, "--dry-run", "--json"});
     INFO(plan.out << plan.err);
     REQUIRE(plan.code == 0);
@@ -434,7 +454,36 @@ TEST_CASE("patch format 2: changed zstd blocks (a squashfs's) compressed again o
     CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(patch) + kFront);
     check_v2(r);
   }
+  SECTION("a link faster than this device compresses: the chunks, and the reason said") {
+    // 4 GB/s: the whole bundle (a few MB) in a millisecond or two, against compressing three
+    // 128 KiB blocks at level 12 again.
+    d.WriteConfig("", "demo-x86_64", "  link_rate: 4000000000\n");
+    auto plan = Update(d, {"--apply", b2, "--dry-run"});
+    INFO(plan.out << plan.err);
+    REQUIRE(plan.code == 0);
+    CHECK_THAT(plan.out + plan.err, Catch::Contains("not used: compressing its zstd blocks again takes") &&
+                             Catch::Contains("by partial fetch"));
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"chunks\"") &&
+                          Catch::Contains("at 4000.0 MB/s") &&
+                          Catch::Contains("update.delta_prefer: bytes takes it"));
+    CHECK_THAT(r.out + r.err, !Catch::Contains("warning:"));
+    check_v2(r);
+    CHECK(JsonNumber(r.out, "fetched_bytes") > std::filesystem::file_size(patch));
+  }
+  SECTION("update.delta_prefer: bytes: the patch on that link too") {
+    d.WriteConfig("", "demo-x86_64", "  link_rate: 4000000000\n  delta_prefer: bytes\n");
+    auto r = Update(d, {"--apply", b2, "--no-activate", "--json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.out, Catch::Contains("\"way\":\"patch\""));
+    CHECK(JsonNumber(r.out, "fetched_bytes") < std::filesystem::file_size(patch) + kFront);
+    check_v2(r);
+  }
   SECTION("a device whose zstd compresses otherwise than the builder's: a warning, the chunks") {
+    d.WriteConfig("", "demo-x86_64", "  delta_prefer: bytes\n");
     // Signed by the builder's key: only the bytes this device makes differ (as another zstd
     // version's would).
     auto p = osu::test::blocks::Parse(ReadFile(patch));

@@ -23,6 +23,8 @@ TEST_CASE("config: EOS keys keep their meaning, missing keys are absent", "[conf
   CHECK(c->labels.b == "p.lxrootclone1");
   CHECK(c->boot_path == "/boot");
   CHECK(c->cmdline_path == "/proc/cmdline");
+  CHECK(c->delta_prefer == osu::DeltaPrefer::Time);  // the way that ends soonest
+  CHECK(c->link_rate == 0);                           // measured
 }
 
 TEST_CASE("config: null values leave defaults, never the string \"null\"", "[config]") {
@@ -38,6 +40,8 @@ TEST_CASE("config: every key", "[config]") {
   keys: [/k/a.pem, /k/b.pem]
   compatible: eos-rpi5
   ca_file: /etc/ssl/ca.pem
+  delta_prefer: bytes
+  link_rate: 1250000
 slots:
   disk: /dev/mmcblk0
   a: rootA
@@ -58,6 +62,8 @@ install:
   REQUIRE(c);
   CHECK(c->keys == std::vector<std::string>{"/k/a.pem", "/k/b.pem"});
   CHECK(c->compatible == "eos-rpi5");
+  CHECK(c->delta_prefer == osu::DeltaPrefer::Bytes);
+  CHECK(c->link_rate == 1250000);
   CHECK(c->disk == "/dev/mmcblk0");
   CHECK(c->labels.a == "rootA");
   CHECK(c->labels.b == "rootB");
@@ -81,6 +87,9 @@ TEST_CASE("config: errors name the file, the line and the key", "[config]") {
   CHECK_THAT(bad("updates:\n  server: x\n"), Catch::Contains("updates is not a known section"));
   CHECK_THAT(bad("install:\n  verify: maybe\n"), Catch::Contains("install.verify"));
   CHECK_THAT(bad("install:\n  threads: -1\n"), Catch::Contains("install.threads"));
+  CHECK_THAT(bad("update:\n  delta_prefer: fast\n"),
+             Catch::Contains("update.delta_prefer") && Catch::Contains("must be time or bytes"));
+  CHECK_THAT(bad("update:\n  link_rate: 10M\n"), Catch::Contains("update.link_rate"));
   CHECK_THAT(bad("slots:\n  a: same\n  b: same\n"), Catch::Contains("both 'same'"));
   CHECK_THAT(bad("- a\n- b\n"), Catch::Contains("mapping"));
   // yaml-cpp would answer with the first of two: the second must not be silently ignored.
