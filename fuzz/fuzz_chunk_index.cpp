@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                        "a reference to a chunk not held until then");
   }
   std::vector<osu::ChunkEntry> chunks = index->chunks;
-  osu::fuzz::Check(osu::ReferencedBytes(chunks) <= osu::kMaxReferenceBytes,
+  osu::fuzz::Check(osu::DeriveLastUses(chunks) <= osu::kMaxReferenceBytes,
                    "references hold more than the bound");
 
   const std::string serialized = osu::SerializeChunkIndex(*index);

@@ -453,13 +453,11 @@ Result CreateBundle(const CreateOptions& o) {
   if (o.chunk_avg && (o.chunk_avg < 1024 || o.chunk_avg > (1u << 20) ||
                       (o.chunk_avg & (o.chunk_avg - 1)) != 0))
     return UsageError("--chunk-size must be a power of two from 1024 to 1048576");
-  if (o.chunk_refs > kMaxChunkRefs)
-    return UsageError("--chunk-refs must be at most " + std::to_string(kMaxChunkRefs));
-  if (o.chunk_window > kMaxChunkWindow)
-    return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow) + " bytes");
-  if (o.chunks && o.compression == Compression::Zstd && o.chunk_window > 0 && o.dictionary_size > 0)
-    return UsageError("--dictionary-size needs --chunk-window 0: a dictionary and a window do "
-                      "not combine (format 3 or format 4)");
+  // Unset: as many as a frame may take beside a window, none without one.
+  const uint32_t chunk_refs = o.chunk_refs.value_or(o.chunk_window > 0 ? kMaxChunkRefs : 0);
+  const bool chunked = o.chunks && o.compression == Compression::Zstd;
+  if (auto r = CheckChunkOptions(o.chunk_window, chunk_refs, chunked ? o.dictionary_size : 0); !r)
+    return r.error();
 
   Manifest m;
   m.compatible = o.compatible;
@@ -494,7 +492,6 @@ Result CreateBundle(const CreateOptions& o) {
   // on two cores.
   TempFile compressed;
   std::string image_member_path = o.image;
-  const bool chunked = o.chunks && o.compression == Compression::Zstd;
   std::string index_bytes, dictionary_bytes;
   Expected<FileEntry> image = UsageError("not hashed");
   {
@@ -505,7 +502,7 @@ Result CreateBundle(const CreateOptions& o) {
       ChunkSizes sizes;
       if (o.chunk_avg) sizes = ChunkSizes{o.chunk_avg / 4, o.chunk_avg, o.chunk_avg * 4};
       auto built = WriteChunkedImage(o.image, compressed.path, o.encode, sizes, o.dictionary_size,
-                                     o.chunk_window, o.chunk_window > 0 ? o.chunk_refs : 0);
+                                     o.chunk_window, chunk_refs);
       if (built) {
         index_bytes = SerializeChunkIndex(built->index);
         m.windowed = built->index.window > 0;

@@ -142,8 +142,9 @@ struct CreateOptions {
   // independent frames (format 2, for devices whose os-update reads formats up to 3).
   uint32_t chunk_window = kDefaultChunkWindow;
   // With a window: earlier chunks a frame may refer to besides it (format 5); 0 keeps format 4
-  // for devices whose os-update reads formats up to 4.
-  uint32_t chunk_refs = kMaxChunkRefs;
+  // for devices whose os-update reads formats up to 4. Unset: kMaxChunkRefs with a window,
+  // 0 without; set above 0 without a window is a Usage error.
+  std::optional<uint32_t> chunk_refs;
 };
 Result CreateBundle(const CreateOptions& options);
 

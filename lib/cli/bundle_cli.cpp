@@ -333,9 +333,8 @@ int BundleMain(const std::vector<std::string>& args, const Streams& streams) {
       ->capture_default_str();
   c->add_option("--chunk-refs", create.options.chunk_refs,
                 "With a chunk window: earlier chunks (found by content) that a frame may refer "
-                "to besides the window, 0-2 (format 5: 10% smaller on a 1 GiB ext4); 0 = format "
-                "4 for devices whose os-update reads formats 1-4 only")
-      ->capture_default_str();
+                "to besides the window, 0-2, default 2 (format 5: 10% smaller on a 1 GiB "
+                "ext4); 0 = format 4 for devices whose os-update reads formats 1-4 only");
   c->callback([&] { action = [&] { return RunCreate(create); }; });
 
   std::string file;

@@ -41,7 +41,7 @@ Digest DigestOf(std::span<const uint8_t> data) {
   return d;
 }
 
-uint64_t ReferencedBytes(std::vector<ChunkEntry>& chunks) {
+uint64_t DeriveLastUses(std::vector<ChunkEntry>& chunks) {
   for (auto& c : chunks) c.last_use = 0;
   for (size_t i = 0; i < chunks.size(); ++i)
     for (uint32_t k = 0; k < chunks[i].ref_count; ++k)
@@ -165,7 +165,7 @@ Expected<ChunkIndex> ParseChunkIndex(const std::string& b, const std::string& wh
     if (c.ref_count == idx.refs) return bad(which + ": more than " + std::to_string(idx.refs));
     c.refs[c.ref_count++] = static_cast<uint32_t>(of);
   }
-  if (const uint64_t held = ReferencedBytes(idx.chunks); held > kMaxReferenceBytes)
+  if (const uint64_t held = DeriveLastUses(idx.chunks); held > kMaxReferenceBytes)
     return bad("its referenced chunks need " + std::to_string(held) + " bytes kept at once, at most " +
                std::to_string(kMaxReferenceBytes));
   return idx;

@@ -93,9 +93,10 @@ std::string SerializeChunkIndex(const ChunkIndex& index);
 // at once): a Verification error naming `where` otherwise. Offsets and last uses are derived.
 Expected<ChunkIndex> ParseChunkIndex(const std::string& bytes, const std::string& where);
 
-// Fills in each chunk's `last_use` from the references and returns the most bytes of
-// referenced chunks a decoder holds at once (kept from their own turn to their last use).
-uint64_t ReferencedBytes(std::vector<ChunkEntry>& chunks);
+// Fills in each chunk's `last_use` from the references (0: never referenced) and returns
+// what that implies: the most bytes of referenced chunks a decoder holds at once (each kept
+// from its own turn to its last use).
+uint64_t DeriveLastUses(std::vector<ChunkEntry>& chunks);
 
 // The index member's name for an image member.
 std::string ChunkIndexName(const std::string& image_member);

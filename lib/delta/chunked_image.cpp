@@ -105,16 +105,24 @@ class References {
 
 }  // namespace
 
+Result CheckChunkOptions(uint32_t window, uint32_t refs, size_t dictionary_size) {
+  if (window > kMaxChunkWindow)
+    return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow) + " bytes");
+  if (refs > kMaxChunkRefs)
+    return UsageError("--chunk-refs must be at most " + std::to_string(kMaxChunkRefs));
+  if (refs > 0 && window == 0)
+    return UsageError("--chunk-refs needs a --chunk-window: frames refer to earlier chunks only "
+                      "beside a window (format 5)");
+  if (window > 0 && dictionary_size > 0)
+    return UsageError("--dictionary-size needs --chunk-window 0: a dictionary and a window do "
+                      "not combine (format 3 or format 4)");
+  return {};
+}
+
 Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
                                          const EncodeOptions& base_options, const ChunkSizes& sizes,
                                          size_t dictionary_size, uint32_t window, uint32_t refs) {
-  if (refs > kMaxChunkRefs)
-    return UsageError("--chunk-refs must be at most " + std::to_string(kMaxChunkRefs));
-  if (refs > 0 && window == 0) return UsageError("--chunk-refs needs a --chunk-window");
-  if (window > kMaxChunkWindow)
-    return UsageError("--chunk-window must be at most " + std::to_string(kMaxChunkWindow));
-  if (window > 0 && dictionary_size > 0)
-    return UsageError("a dictionary and a chunk window do not combine (use --chunk-window 0)");
+  if (auto r = CheckChunkOptions(window, refs, dictionary_size); !r) return r.error();
   const EncodeOptions options =
       window > 0 && base_options.level < 0
           ? EncodeOptions{base_options.threads, kWindowedChunkLevel, base_options.xz_block_size}
@@ -238,7 +246,7 @@ Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::st
   index.image_size = length;
   index.compressed_size = compressed;
   // What every device checks (ParseChunkIndex): never write an index they would refuse.
-  if (const uint64_t held = ReferencedBytes(index.chunks); held > kMaxReferenceBytes)
+  if (const uint64_t held = DeriveLastUses(index.chunks); held > kMaxReferenceBytes)
     return StateError("internal: chunk references hold " + std::to_string(held) + " bytes at once");
   return result;
 }

@@ -21,6 +21,11 @@ struct ChunkedImage {
 // 114.2% in 353 s (lib/delta/README.md, format 4).
 inline constexpr int kWindowedChunkLevel = 9;
 
+// The rules of a chunked image's options, as Usage errors in the words of `os-update-bundle
+// create`: --chunk-window at most kMaxChunkWindow, --chunk-refs at most kMaxChunkRefs and only
+// with a window, --dictionary-size only without one.
+Result CheckChunkOptions(uint32_t window, uint32_t refs, size_t dictionary_size);
+
 // Cuts `image` into content-defined chunks, compresses each into its own zstd frame (on
 // `options.threads` cores, in batches so that memory stays bounded) and writes the frames
 // in order to `output`. With `dictionary_size` > 0, a zstd dictionary of at most that many
@@ -29,9 +34,10 @@ inline constexpr int kWindowedChunkLevel = 9;
 // When zstd cannot train one (too little data), the frames are made without.
 // With `window` > 0 (format 4), each frame is made with the up to `window` image bytes before
 // its chunk as its zstd prefix (index version 3); not with a dictionary (a Usage error).
-// With `refs` > 0 (format 5, needs a window), a chunk's prefix may also start with up to
-// `refs` earlier chunks outside the window that share the most content anchors with it, where
-// that makes its frame smaller (index version 4; lib/delta/README.md, format 5).
+// With `refs` > 0 (format 5, needs a window), a chunk's prefix also starts with up to `refs`
+// earlier chunks outside the window that share the most content anchors with it (index
+// version 4; lib/delta/README.md, format 5). Options that break CheckChunkOptions' rules are
+// Usage errors.
 Expected<ChunkedImage> WriteChunkedImage(const std::string& image, const std::string& output,
                                          const EncodeOptions& options, const ChunkSizes& sizes = {},
                                          size_t dictionary_size = 0, uint32_t window = 0,

@@ -95,13 +95,12 @@ Result EncodeSegments(size_t count, unsigned threads,
   return result;
 }
 
-// Format 1: the target in segments of segment_size bytes.
-std::vector<delta::SegmentPlan> FixedSegments(uint64_t target_size, uint32_t segment_size) {
-  std::vector<delta::SegmentPlan> plans(delta::SegmentCount(target_size, segment_size));
+// Format 1: the target in segments of h.segment_size bytes, as the header's reader cuts them.
+std::vector<delta::SegmentPlan> FixedSegments(const PatchHeader& h) {
+  std::vector<delta::SegmentPlan> plans(delta::SegmentCount(h.target_size, h.segment_size));
   for (size_t i = 0; i < plans.size(); ++i) {
-    plans[i].offset = uint64_t{segment_size} * i;
-    plans[i].entry.length = plans[i].entry.decoded_length =
-        static_cast<uint32_t>(std::min<uint64_t>(segment_size, target_size - plans[i].offset));
+    plans[i].offset = uint64_t{h.segment_size} * i;
+    plans[i].entry.length = plans[i].entry.decoded_length = h.SegmentLength(i);
   }
   return plans;
 }
@@ -169,7 +168,7 @@ Result CreatePatchFromFds(int base_fd, int target_fd, const std::string& private
       h.format = delta::kFormatBlocks;
     }
   }
-  if (plans.empty()) plans = FixedSegments(h.target_size, h.segment_size);
+  if (plans.empty()) plans = FixedSegments(h);
   for (auto& plan : plans) {
     plan.entry.sha256 = Sha256Hex(target->bytes().subspan(plan.offset, plan.entry.length));
     h.segments.push_back(plan.entry);

@@ -245,6 +245,7 @@ class DeltaContent final : public SlotContent {
     PatchExpectation expect{rec->sha256, rec->size, b_.manifest().image.sha256,
                             b_.manifest().image.size, state_.config.keys};
     PatchFacts facts;
+    facts.estimate = state_.config.delta_prefer == DeltaPrefer::Time;
     auto reader = OpenPatchedImage(base_slot, std::move(probed->reader), expect, where, &facts);
     if (!reader) return not_used(reader.error());
     if (state_.config.delta_prefer == DeltaPrefer::Time) {

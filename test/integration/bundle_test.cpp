@@ -149,6 +149,13 @@ TEST_CASE("bundle: formats 4 and 5 (the default for zstd) decode frame by frame 
   CHECK(both.code == 1);
   CHECK_THAT(both.err, Catch::Contains("--dictionary-size needs --chunk-window 0"));
   CHECK_FALSE(osu::test::FileExists(f.dir / "b3"));
+  // References beside no window: said, not silently dropped (--chunk-window 0 alone is format 2).
+  auto refs = RunBundle({"create", "--image", f.rootfs, "--compression", "zstd", "--compatible",
+                         "x", "--version", "1", "--unsigned", "--output", f.dir / "b6",
+                         "--chunk-window", "0", "--chunk-refs", "1"});
+  CHECK(refs.code == 1);
+  CHECK_THAT(refs.err, Catch::Contains("--chunk-refs needs a --chunk-window"));
+  CHECK_FALSE(osu::test::FileExists(f.dir / "b6"));
 }
 
 TEST_CASE("bundle: signed with plain openssl (create --unsigned, manifest, sign --signature)") {

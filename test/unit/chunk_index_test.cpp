@@ -212,7 +212,7 @@ TEST_CASE("chunk index: version 4 carries references to earlier chunks, what the
   CHECK(back->chunks[0].last_use == 5);
   CHECK(back->chunks[1].last_use == 3);
   CHECK(back->chunks[2].last_use == 0);
-  CHECK(osu::ReferencedBytes(back->chunks) == 2 * 65536);
+  CHECK(osu::DeriveLastUses(back->chunks) == 2 * 65536);
   CHECK(osu::SerializeChunkIndex(*back) == bytes);
 
   auto refused = [](const osu::ChunkIndex& forged, const std::string& why) {
@@ -273,7 +273,7 @@ TEST_CASE("chunk stream: a chunk's prefix is the chunks it refers to, then the w
   add(9, 2);
   add(11, 1);
   add(11, 9);
-  osu::ReferencedBytes(idx.chunks);
+  osu::DeriveLastUses(idx.chunks);
   class Recorder final : public osu::ChunkStream {
    public:
     explicit Recorder(const osu::ChunkIndex& i) : ChunkStream(i) {}
